@@ -1,0 +1,308 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// maxNodes bounds how many YAML nodes one config may expand to, so that an
+// alias bomb fails fast instead of exhausting memory.
+const maxNodes = 100_000
+
+// decoder turns a yaml.Node tree into the typed config, strictly: unknown
+// keys, wrong types and duplicate keys are errors, and every error is kept.
+type decoder struct {
+	file   string
+	lookup LookupFunc
+	errs   Errors
+	pos    map[string]Pos
+	nodes  int
+	halted bool
+}
+
+func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
+	e := &FieldError{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Col = n.Line, n.Column
+	}
+	d.errs = append(d.errs, e)
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if isNull(n) {
+			return "null"
+		}
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+func isNull(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// resolve follows aliases and charges the node budget.
+func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	d.nodes++
+	if d.nodes > maxNodes && !d.halted {
+		d.halted = true
+		d.errorf(n, path, "the document expands to more than %d nodes (too many aliases?); refusing to read further", maxNodes)
+	}
+	return n
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var envListType = reflect.TypeOf(EnvList(nil))
+
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool) {
+	n = d.resolve(n, path)
+	if d.halted || n == nil {
+		return
+	}
+	d.pos[path] = Pos{n.Line, n.Column}
+	t := v.Type()
+	if t == envListType {
+		d.decodeEnv(n, v, path)
+		return
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		if isNull(n) {
+			v.SetZero()
+			return
+		}
+		nv := reflect.New(t.Elem())
+		d.decode(n, nv.Elem(), path, keyed)
+		v.Set(nv)
+	case reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case reflect.Slice:
+		if keyed {
+			d.decodeKeyed(n, v, path)
+		} else {
+			d.decodeList(n, v, path)
+		}
+	case reflect.String:
+		if s, ok := d.scalar(n, path, "a string"); ok {
+			v.SetString(s)
+		}
+	case reflect.Int:
+		s, ok := d.scalar(n, path, "an integer")
+		if !ok {
+			return
+		}
+		i, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil {
+			d.errorf(n, path, "expected an integer, got %q", s)
+			return
+		}
+		v.SetInt(int64(i))
+	case reflect.Bool:
+		s, ok := d.scalar(n, path, "true or false")
+		if !ok {
+			return
+		}
+		switch strings.ToLower(strings.TrimSpace(s)) {
+		case "true", "yes", "on":
+			v.SetBool(true)
+		case "false", "no", "off":
+			v.SetBool(false)
+		default:
+			d.errorf(n, path, "expected true or false, got %q", s)
+		}
+	default:
+		panic("config: unsupported field type " + t.String()) // a bug in types.go, not in input
+	}
+}
+
+// scalar returns a scalar's value with configure-time variables expanded.
+// Null counts as empty.
+func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.errorf(n, path, "expected %s, got %s", want, kindName(n))
+		return "", false
+	}
+	if isNull(n) {
+		return "", true
+	}
+	s, err := interpolate(n.Value, d.lookup)
+	if err != nil {
+		d.errorf(n, path, "%v", err)
+		return "", false
+	}
+	return s, true
+}
+
+// fields lists a struct type's YAML keys in declaration order.
+func fields(t reflect.Type) (names []string, index []int, keyed []bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name := f.Tag.Get("yaml")
+		if name == "" || name == "-" {
+			continue
+		}
+		names = append(names, name)
+		index = append(index, i)
+		keyed = append(keyed, f.Tag.Get("key") != "")
+	}
+	return
+}
+
+func (d *decoder) mappingPairs(n *yaml.Node, path string) [][2]*yaml.Node {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.errorf(n, path, "expected a mapping, got %s", kindName(n))
+		return nil
+	}
+	var pairs [][2]*yaml.Node
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := d.resolve(n.Content[i], path), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.errorf(k, path, "keys must be plain strings, got %s", kindName(k))
+			continue
+		}
+		if k.Tag == "!!merge" {
+			d.errorf(k, path, "YAML merge keys (<<) are not supported; write the keys out")
+			continue
+		}
+		if seen[k.Value] {
+			d.errorf(k, join(path, k.Value), "duplicate key %q", k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		pairs = append(pairs, [2]*yaml.Node{k, val})
+	}
+	return pairs
+}
+
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	names, index, keyed := fields(v.Type())
+	for _, p := range d.mappingPairs(n, path) {
+		k, val := p[0], p[1]
+		found := -1
+		for i, name := range names {
+			if name == k.Value {
+				found = i
+			}
+		}
+		if found < 0 {
+			msg := fmt.Sprintf("unknown key %q", k.Value)
+			if s := suggest(k.Value, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				msg += fmt.Sprintf("; known keys: %s", strings.Join(names, ", "))
+			}
+			d.errorf(k, join(path, k.Value), "%s", msg)
+			continue
+		}
+		d.decode(val, v.Field(index[found]), join(path, k.Value), keyed[found])
+	}
+}
+
+// decodeKeyed reads a mapping of name -> struct into a slice of structs whose
+// Name field holds the key, keeping the order written.
+func (d *decoder) decodeKeyed(n *yaml.Node, v reflect.Value, path string) {
+	pairs := d.mappingPairs(n, path)
+	out := reflect.MakeSlice(v.Type(), 0, len(pairs))
+	for _, p := range pairs {
+		elem := reflect.New(v.Type().Elem()).Elem()
+		elem.FieldByName("Name").SetString(p[0].Value)
+		sub := join(path, p[0].Value)
+		d.pos[sub+".<key>"] = Pos{p[0].Line, p[0].Column}
+		val := d.resolve(p[1], sub)
+		if !isNull(val) {
+			d.decode(val, elem, sub, false)
+		} else {
+			d.pos[sub] = Pos{val.Line, val.Column}
+		}
+		out = reflect.Append(out, elem)
+	}
+	v.Set(out)
+}
+
+func (d *decoder) decodeList(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		v.SetZero()
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.errorf(n, path, "expected a list, got %s", kindName(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(item, out.Index(i), fmt.Sprintf("%s[%d]", path, i), false)
+	}
+	v.Set(out)
+}
+
+func (d *decoder) decodeEnv(n *yaml.Node, v reflect.Value, path string) {
+	var env EnvList
+	add := func(at *yaml.Node, p, name, value string) {
+		if !validVarName(name) {
+			d.errorf(at, p, "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", name)
+			return
+		}
+		for _, e := range env {
+			if e.Name == name {
+				d.errorf(at, p, "environment variable %s is set twice", name)
+				return
+			}
+		}
+		env = append(env, EnvVar{Name: name, Value: value})
+	}
+	switch {
+	case isNull(n):
+	case n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			item = d.resolve(item, p)
+			d.pos[p] = Pos{item.Line, item.Column}
+			s, ok := d.scalar(item, p, "a K=V string")
+			if !ok {
+				continue
+			}
+			name, value, found := strings.Cut(s, "=")
+			if !found {
+				d.errorf(item, p, "expected K=V, got %q", s)
+				continue
+			}
+			add(item, p, name, value)
+		}
+	case n.Kind == yaml.MappingNode:
+		for _, pair := range d.mappingPairs(n, path) {
+			p := join(path, pair[0].Value)
+			val := d.resolve(pair[1], p)
+			d.pos[p] = Pos{val.Line, val.Column}
+			s, ok := d.scalar(val, p, "a string")
+			if ok {
+				add(pair[0], p, pair[0].Value, s)
+			}
+		}
+	default:
+		d.errorf(n, path, "expected a list of K=V strings or a mapping, got %s", kindName(n))
+	}
+	v.Set(reflect.ValueOf(env))
+}

@@ -1,0 +1,105 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// LookupFunc returns the value of an environment variable. It is injected so
+// that loading a config never reads the process environment by itself.
+type LookupFunc func(name string) (string, bool)
+
+// interpolate expands configure-time variables in s:
+//
+//	${VAR}           the value of VAR, empty when unset
+//	${VAR:-default}  default when VAR is unset or empty
+//	${VAR-default}   default when VAR is unset
+//	${VAR:?message}  an error naming message when VAR is unset or empty
+//	$$               a literal $
+//	{{VAR}}          written through as ${VAR}, for Compose to resolve at run time
+func interpolate(s string, lookup LookupFunc) (string, error) {
+	if !strings.ContainsAny(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		switch {
+		case strings.HasPrefix(s[i:], "$$"):
+			b.WriteByte('$')
+			i += 2
+		case strings.HasPrefix(s[i:], "${"):
+			end := strings.IndexByte(s[i:], '}')
+			if end < 0 {
+				return "", fmt.Errorf("unclosed ${ in %q (write $$ for a literal $)", s)
+			}
+			v, err := expand(s[i+2:i+end], lookup)
+			if err != nil {
+				return "", err
+			}
+			b.WriteString(v)
+			i += end + 1
+		case strings.HasPrefix(s[i:], "{{"):
+			end := strings.Index(s[i:], "}}")
+			name := ""
+			if end >= 0 {
+				name = strings.TrimSpace(s[i+2 : i+end])
+			}
+			if end < 0 || !validVarName(name) {
+				b.WriteString("{{")
+				i += 2
+				continue
+			}
+			b.WriteString("${" + name + "}")
+			i += end + 2
+		default:
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String(), nil
+}
+
+func expand(expr string, lookup LookupFunc) (string, error) {
+	name, op, arg := expr, "", ""
+	for _, o := range []string{":-", ":?", "-", "?"} {
+		if k := strings.Index(expr, o); k > 0 {
+			name, op, arg = expr[:k], o, expr[k+len(o):]
+			break
+		}
+	}
+	if !validVarName(name) {
+		return "", fmt.Errorf("${%s}: %q is not a variable name", expr, name)
+	}
+	v, ok := lookup(name)
+	switch op {
+	case ":-":
+		if !ok || v == "" {
+			return arg, nil
+		}
+	case "-":
+		if !ok {
+			return arg, nil
+		}
+	case ":?", "?":
+		if !ok || (op == ":?" && v == "") {
+			if arg == "" {
+				arg = "is required"
+			}
+			return "", fmt.Errorf("variable %s: %s", name, arg)
+		}
+	}
+	return v, nil
+}
+
+func validVarName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, r := range s {
+		if r == '_' || (r >= 'A' && r <= 'Z') || (r >= 'a' && r <= 'z') || (i > 0 && r >= '0' && r <= '9') {
+			continue
+		}
+		return false
+	}
+	return true
+}

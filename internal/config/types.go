@@ -1,0 +1,141 @@
+package config
+
+// The types below mirror PeiDocker's user_config.yml. Struct tags drive the
+// strict decoder, the JSON Schema and the scaffolded reference config:
+//
+//	yaml:"name"   the key in user_config.yml
+//	doc:"..."     one line of documentation (schema description)
+//	enum:"a|b"    the allowed values of a string
+//
+// Pointers mark values whose absence matters (null inherits or defaults).
+
+// Config is a parsed, validated user_config.yml.
+type Config struct {
+	Stage1 Stage1  `yaml:"stage_1" doc:"The base image: system packages, SSH, proxy, apt and build hooks."`
+	Stage2 *Stage2 `yaml:"stage_2" doc:"The final image, built on stage-1: storage, mounts and more hooks."`
+
+	// File is the config's path as shown in messages.
+	File string `yaml:"-"`
+	// Positions maps a dotted field path (stage_1.ssh.users.me.password) to
+	// where it was written, for error messages and image labels.
+	Positions map[string]Pos `yaml:"-"`
+}
+
+// Pos is a place in the config file.
+type Pos struct {
+	Line, Col int
+}
+
+// Stage1 is the stage_1 section.
+type Stage1 struct {
+	Image       Image       `yaml:"image" doc:"Input and output image names."`
+	SSH         *SSH        `yaml:"ssh" doc:"OpenSSH server and login users."`
+	Proxy       *Proxy      `yaml:"proxy" doc:"HTTP proxy used during build and/or run."`
+	Apt         *Apt        `yaml:"apt" doc:"apt mirror and proxy settings."`
+	Environment EnvList     `yaml:"environment" doc:"Environment variables (a list of K=V or a mapping), set at build and run time and in SSH sessions."`
+	Ports       []string    `yaml:"ports" doc:"Extra port mappings, host:container (Compose syntax)."`
+	Device      *Device     `yaml:"device" doc:"cpu or gpu."`
+	Custom      *Custom     `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
+}
+
+// Stage2 is the stage_2 section.
+type Stage2 struct {
+	Image       Image       `yaml:"image" doc:"Input and output image names; a null base means stage-1's output."`
+	Environment EnvList     `yaml:"environment" doc:"Environment variables, added to stage-1's."`
+	Ports       []string    `yaml:"ports" doc:"Port mappings, appended to stage-1's."`
+	Device      *Device     `yaml:"device" doc:"Overrides stage-1's device."`
+	Proxy       *Proxy      `yaml:"proxy" doc:"Proxy settings; null fields inherit stage-1's."`
+	Storage     *Storage    `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
+	Mount       []Mount     `yaml:"mount" doc:"Extra mounts, keyed by a name."`
+	Custom      *Custom     `yaml:"custom" doc:"Hook scripts run after stage-1's."`
+}
+
+// Image names the base and output images of a stage.
+type Image struct {
+	Base   *string `yaml:"base" doc:"Base image (for stage_2, null means the stage-1 output)."`
+	Output string  `yaml:"output" doc:"Name:tag of the image this stage produces."`
+}
+
+// SSH configures the OpenSSH server.
+type SSH struct {
+	Enable   *bool  `yaml:"enable" doc:"Install and start an OpenSSH server (default true when the ssh section exists)."`
+	Port     *int   `yaml:"port" doc:"Port sshd listens on inside the container (default 22)."`
+	HostPort *int   `yaml:"host_port" doc:"Port published on the host for SSH (default: not published)."`
+	Users    []User `yaml:"users" key:"name" doc:"Login users keyed by name; 'root' configures the root account."`
+}
+
+// User is one SSH login user.
+type User struct {
+	Name        string `yaml:"-"`
+	Password    string `yaml:"password" doc:"Login password; stored in the image only as a SHA-512 crypt hash."`
+	PubkeyFile  string `yaml:"pubkey_file" doc:"Public key file (relative to installation/) added to authorized_keys."`
+	PubkeyText  string `yaml:"pubkey_text" doc:"Public key text added to authorized_keys."`
+	PrivkeyFile string `yaml:"privkey_file" doc:"Private key file (relative to installation/) installed as ~/.ssh/id_* (mode 600)."`
+	PrivkeyText string `yaml:"privkey_text" doc:"Private key text installed as ~/.ssh/id_* (mode 600)."`
+	UID         *int   `yaml:"uid" doc:"User id (default: the next free one)."`
+	GID         *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
+}
+
+// Proxy configures an HTTP proxy.
+type Proxy struct {
+	Address          *string `yaml:"address" doc:"Proxy host; host.docker.internal means the Docker host."`
+	Port             *int    `yaml:"port" doc:"Proxy port."`
+	EnableGlobally   *bool   `yaml:"enable_globally" doc:"Export http(s)_proxy for every build step and at run time."`
+	RemoveAfterBuild *bool   `yaml:"remove_after_build" doc:"Drop the global proxy from the image once built."`
+	UseHTTPS         *bool   `yaml:"use_https" doc:"Use https:// for the https_proxy URL."`
+}
+
+// Apt configures apt sources.
+type Apt struct {
+	RepoSource         string `yaml:"repo_source" doc:"A sources.list file (relative to installation/) or a mirror: tuna, aliyun, 163, ustc, cn; empty keeps the base image's."`
+	KeepRepoAfterBuild *bool  `yaml:"keep_repo_after_build" doc:"Keep the mirror in the final image (default true)."`
+	UseProxy           *bool  `yaml:"use_proxy" doc:"Send apt through the proxy during build."`
+	KeepProxyAfterBuild *bool `yaml:"keep_proxy_after_build" doc:"Keep apt's proxy setting in the image."`
+}
+
+// Device selects CPU or GPU.
+type Device struct {
+	Type string `yaml:"type" enum:"cpu|gpu" doc:"gpu reserves all NVIDIA GPUs through Compose."`
+}
+
+// Custom lists hook scripts. Each entry is "path [args...]", the path
+// relative to installation/.
+type Custom struct {
+	OnBuild     []string `yaml:"on_build" doc:"Run during the image build, one cached step each."`
+	OnFirstRun  []string `yaml:"on_first_run" doc:"Run once, when a container first starts."`
+	OnEveryRun  []string `yaml:"on_every_run" doc:"Run on every container start."`
+	OnUserLogin []string `yaml:"on_user_login" doc:"Run at every SSH login (interactive login shells)."`
+	OnEntry     []string `yaml:"on_entry" doc:"At most one: the container's main program (the command given to docker run overrides it)."`
+}
+
+// Storage configures the three /soft directories.
+type Storage struct {
+	App       *StorageItem `yaml:"app" doc:"/soft/app"`
+	Data      *StorageItem `yaml:"data" doc:"/soft/data"`
+	Workspace *StorageItem `yaml:"workspace" doc:"/soft/workspace"`
+}
+
+// StorageItem says where one /soft directory lives.
+type StorageItem struct {
+	Type       string `yaml:"type" enum:"auto-volume|manual-volume|host|image" doc:"auto-volume: a volume Compose creates; manual-volume: an existing volume; host: a host directory; image: inside the image."`
+	HostPath   string `yaml:"host_path" doc:"Host directory, for type host."`
+	VolumeName string `yaml:"volume_name" doc:"Volume name, for type manual-volume."`
+}
+
+// Mount is one extra mount of stage_2.
+type Mount struct {
+	Name       string `yaml:"-"`
+	Type       string `yaml:"type" enum:"auto-volume|manual-volume|host" doc:"Kind of mount."`
+	HostPath   string `yaml:"host_path" doc:"Host directory, for type host."`
+	VolumeName string `yaml:"volume_name" doc:"Volume name, for type manual-volume."`
+	DstPath    string `yaml:"dst_path" doc:"Absolute path inside the container."`
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Name, Value string
+}
+
+// EnvList keeps environment variables in the order written. YAML may give
+// it as a list of "K=V" strings or as a mapping.
+type EnvList []EnvVar

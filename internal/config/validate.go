@@ -1,0 +1,454 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/google/shlex"
+	"golang.org/x/crypto/ssh"
+)
+
+// AptMirrors are the repo_source names that stand for well-known mirrors.
+var AptMirrors = []string{"tuna", "aliyun", "163", "ustc", "cn"}
+
+// InstallDir is the project folder that hook paths are relative to; it is
+// copied into images as /pei-init.
+const InstallDir = "installation"
+
+type validator struct {
+	c          *Config
+	projectDir string
+	errs       Errors
+}
+
+// at returns the position of path, or of its nearest parent that has one.
+func (v *validator) at(path string) Pos {
+	for p := path; p != ""; {
+		if pos, ok := v.c.Positions[p]; ok {
+			return pos
+		}
+		if i := strings.LastIndexAny(p, ".["); i >= 0 {
+			p = p[:i]
+		} else {
+			break
+		}
+	}
+	return Pos{Line: 1, Col: 1}
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	p := v.at(path)
+	v.errs = append(v.errs, &FieldError{File: v.c.File, Line: p.Line, Col: p.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) run() {
+	s1 := &v.c.Stage1
+	if s1.Image.Base == nil || strings.TrimSpace(*s1.Image.Base) == "" {
+		v.errorf("stage_1.image.base", "a base image is required, e.g. base: debian:bookworm")
+	} else {
+		v.imageRef("stage_1.image.base", *s1.Image.Base)
+	}
+	v.imageRef("stage_1.image.output", s1.Image.Output)
+	if s1.SSH != nil {
+		v.ssh(s1.SSH)
+	}
+	v.proxy("stage_1.proxy", s1.Proxy, s1.Apt != nil && ptrTrue(s1.Apt.UseProxy))
+	if s1.Apt != nil {
+		v.apt(s1.Apt)
+	}
+	if s1.Device != nil {
+		v.enum("stage_1.device.type", s1.Device.Type, "cpu", "gpu")
+	}
+	v.custom("stage_1.custom", s1.Custom)
+
+	ports := &portSet{}
+	if s1.SSH != nil && s1.SSH.HostPort != nil && (s1.SSH.Enable == nil || *s1.SSH.Enable) {
+		ports.seen = append(ports.seen, portUse{key: "0.0.0.0:" + strconv.Itoa(*s1.SSH.HostPort) + "/tcp", path: "stage_1.ssh.host_port"})
+	}
+	v.ports("stage_1.ports", s1.Ports, ports)
+
+	if s2 := v.c.Stage2; s2 != nil {
+		if s2.Image.Base != nil {
+			v.imageRef("stage_2.image.base", *s2.Image.Base)
+		}
+		v.imageRef("stage_2.image.output", s2.Image.Output)
+		v.ports("stage_2.ports", s2.Ports, ports)
+		if s2.Device != nil {
+			v.enum("stage_2.device.type", s2.Device.Type, "cpu", "gpu")
+		}
+		v.proxy("stage_2.proxy", s2.Proxy, false)
+		if s2.Storage != nil {
+			for _, it := range []struct {
+				name string
+				item *StorageItem
+			}{{"app", s2.Storage.App}, {"data", s2.Storage.Data}, {"workspace", s2.Storage.Workspace}} {
+				if it.item != nil {
+					v.storage("stage_2.storage."+it.name, it.item.Type, it.item.HostPath, it.item.VolumeName, "auto-volume", "manual-volume", "host", "image")
+				}
+			}
+		}
+		dsts := map[string]string{}
+		for _, m := range s2.Mount {
+			p := "stage_2.mount." + m.Name
+			v.storage(p, m.Type, m.HostPath, m.VolumeName, "auto-volume", "manual-volume", "host")
+			switch {
+			case m.DstPath == "":
+				v.errorf(p+".dst_path", "dst_path is required: the absolute path inside the container")
+			case !strings.HasPrefix(m.DstPath, "/"):
+				v.errorf(p+".dst_path", "%q must be an absolute path inside the container", m.DstPath)
+			default:
+				clean := filepath.Clean(m.DstPath)
+				if prev, ok := dsts[clean]; ok {
+					v.errorf(p+".dst_path", "%s is already the target of mount %q", clean, prev)
+				}
+				dsts[clean] = m.Name
+			}
+			if !validName(m.Name) {
+				v.errorf(p, "mount name %q must use letters, digits, '_', '.' or '-'", m.Name)
+			}
+		}
+		v.custom("stage_2.custom", s2.Custom)
+	}
+}
+
+func ptrTrue(b *bool) bool { return b != nil && *b }
+
+var refRe = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`)
+
+func (v *validator) imageRef(path, ref string) {
+	if ref == "" {
+		return
+	}
+	if !refRe.MatchString(ref) {
+		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1)", ref)
+	}
+}
+
+func (v *validator) enum(path, val string, allowed ...string) bool {
+	for _, a := range allowed {
+		if val == a {
+			return true
+		}
+	}
+	if val == "" {
+		v.errorf(path, "a value is required: one of %s", strings.Join(allowed, ", "))
+		return false
+	}
+	msg := fmt.Sprintf("%q is not one of %s", val, strings.Join(allowed, ", "))
+	if s := suggest(val, allowed); s != "" {
+		msg += fmt.Sprintf(" (did you mean %q?)", s)
+	}
+	v.errorf(path, "%s", msg)
+	return false
+}
+
+var userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+
+func (v *validator) ssh(s *SSH) {
+	if s.Port != nil && (*s.Port < 1 || *s.Port > 65535) {
+		v.errorf("stage_1.ssh.port", "%d is not a port number (1-65535)", *s.Port)
+	}
+	if s.HostPort != nil && (*s.HostPort < 1 || *s.HostPort > 65535) {
+		v.errorf("stage_1.ssh.host_port", "%d is not a port number (1-65535)", *s.HostPort)
+	}
+	uids := map[int]string{}
+	for _, u := range s.Users {
+		p := "stage_1.ssh.users." + u.Name
+		if !userRe.MatchString(u.Name) {
+			v.errorf(p+".<key>", "%q is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)", u.Name)
+		}
+		for i, r := range u.Password {
+			if !unicode.IsPrint(r) && r != ' ' {
+				v.errorf(p+".password", "the password has a control character at position %d; passwords may hold any printable character, but no newline, tab or other control character", i+1)
+				break
+			}
+		}
+		if u.Name == "root" {
+			if u.UID != nil && *u.UID != 0 {
+				v.errorf(p+".uid", "root's uid is always 0; remove uid")
+			}
+			if u.GID != nil && *u.GID != 0 {
+				v.errorf(p+".gid", "root's gid is always 0; remove gid")
+			}
+		} else {
+			if u.UID != nil {
+				if *u.UID < 1 || *u.UID > 65533 {
+					v.errorf(p+".uid", "%d is not a usable uid (1-65533; 0 is root)", *u.UID)
+				} else if other, ok := uids[*u.UID]; ok {
+					v.errorf(p+".uid", "uid %d is already given to user %q", *u.UID, other)
+				} else {
+					uids[*u.UID] = u.Name
+				}
+			}
+			if u.GID != nil && (*u.GID < 1 || *u.GID > 65533) {
+				v.errorf(p+".gid", "%d is not a usable gid (1-65533; 0 is root)", *u.GID)
+			}
+		}
+		if u.PubkeyFile != "" && u.PubkeyText != "" {
+			v.errorf(p+".pubkey_text", "give pubkey_file or pubkey_text, not both")
+		}
+		if u.PrivkeyFile != "" && u.PrivkeyText != "" {
+			v.errorf(p+".privkey_text", "give privkey_file or privkey_text, not both")
+		}
+		if u.PubkeyFile != "" {
+			if data, ok := v.installFile(p+".pubkey_file", u.PubkeyFile); ok {
+				v.pubkey(p+".pubkey_file", data)
+			}
+		}
+		if u.PubkeyText != "" {
+			v.pubkey(p+".pubkey_text", []byte(u.PubkeyText))
+		}
+		if u.PrivkeyFile != "" {
+			if data, ok := v.installFile(p+".privkey_file", u.PrivkeyFile); ok {
+				v.privkey(p+".privkey_file", data)
+			}
+		}
+		if u.PrivkeyText != "" {
+			v.privkey(p+".privkey_text", []byte(u.PrivkeyText))
+		}
+	}
+}
+
+func (v *validator) pubkey(path string, data []byte) {
+	rest := data
+	n := 0
+	for len(strings.TrimSpace(string(rest))) > 0 {
+		_, _, _, r, err := ssh.ParseAuthorizedKey(rest)
+		if err != nil {
+			v.errorf(path, "not an OpenSSH public key (expected a line like 'ssh-ed25519 AAAA... comment'): %v", err)
+			return
+		}
+		rest = r
+		n++
+	}
+	if n == 0 {
+		v.errorf(path, "no public key found")
+	}
+}
+
+func (v *validator) privkey(path string, data []byte) {
+	_, err := ssh.ParseRawPrivateKey(data)
+	var pm *ssh.PassphraseMissingError
+	if err != nil && !errors.As(err, &pm) {
+		// The parser's message would not leak the key, but keep it generic anyway.
+		v.errorf(path, "not a private key in OpenSSH or PEM format")
+	}
+}
+
+func (v *validator) proxy(path string, p *Proxy, usedByApt bool) {
+	if p == nil {
+		return
+	}
+	if p.Port != nil && (*p.Port < 1 || *p.Port > 65535) {
+		v.errorf(path+".port", "%d is not a port number (1-65535)", *p.Port)
+	}
+	if p.Address != nil && strings.ContainsAny(*p.Address, " /@") {
+		v.errorf(path+".address", "%q is not a host name or address (give the host only; the port goes in port)", *p.Address)
+	}
+	if (ptrTrue(p.EnableGlobally) || usedByApt) && p.Port == nil && path == "stage_1.proxy" {
+		v.errorf(path+".port", "a proxy port is required when the proxy is used (enable_globally or apt.use_proxy)")
+	}
+}
+
+func (v *validator) apt(a *Apt) {
+	src := a.RepoSource
+	if src == "" {
+		return
+	}
+	for _, m := range AptMirrors {
+		if src == m {
+			return
+		}
+	}
+	if !strings.ContainsAny(src, "/.") {
+		msg := fmt.Sprintf("%q is neither a mirror name (%s) nor a file under installation/", src, strings.Join(AptMirrors, ", "))
+		if s := suggest(src, AptMirrors); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		}
+		v.errorf("stage_1.apt.repo_source", "%s", msg)
+		return
+	}
+	v.installFile("stage_1.apt.repo_source", src)
+}
+
+func (v *validator) custom(path string, c *Custom) {
+	if c == nil {
+		return
+	}
+	lists := []struct {
+		key     string
+		entries []string
+	}{
+		{"on_build", c.OnBuild}, {"on_first_run", c.OnFirstRun}, {"on_every_run", c.OnEveryRun},
+		{"on_user_login", c.OnUserLogin}, {"on_entry", c.OnEntry},
+	}
+	for _, l := range lists {
+		for i, e := range l.entries {
+			p := fmt.Sprintf("%s.%s[%d]", path, l.key, i)
+			script, _, err := SplitHook(e)
+			if err != nil {
+				v.errorf(p, "%v", err)
+				continue
+			}
+			v.installFile(p, script)
+		}
+	}
+	if len(c.OnEntry) > 1 {
+		v.errorf(path+".on_entry[1]", "on_entry takes at most one entry (the container's main program); found %d", len(c.OnEntry))
+	}
+}
+
+// SplitHook splits a hook entry "path [args...]" with shell quoting rules.
+func SplitHook(entry string) (script string, args []string, err error) {
+	words, err := shlex.Split(entry)
+	if err != nil {
+		return "", nil, fmt.Errorf("cannot split %q into a path and arguments: %v", entry, err)
+	}
+	if len(words) == 0 {
+		return "", nil, fmt.Errorf("empty entry; give a script path relative to installation/")
+	}
+	return words[0], words[1:], nil
+}
+
+// installFile checks that rel names a regular file inside installation/ and
+// returns its content.
+func (v *validator) installFile(path, rel string) ([]byte, bool) {
+	full, err := ResolveInstallPath(v.projectDir, rel)
+	if err != nil {
+		v.errorf(path, "%v", err)
+		return nil, false
+	}
+	if v.projectDir == "" {
+		return nil, false
+	}
+	data, err := os.ReadFile(full)
+	if err != nil {
+		if os.IsNotExist(err) {
+			v.errorf(path, "%s does not exist (paths are relative to %s/ in the project)", filepath.ToSlash(filepath.Join(InstallDir, filepath.FromSlash(rel))), InstallDir)
+		} else {
+			v.errorf(path, "cannot read %s: %v", rel, err)
+		}
+		return nil, false
+	}
+	return data, true
+}
+
+// ResolveInstallPath maps a path relative to installation/ to a file path,
+// refusing absolute paths and anything that leaves the project directory,
+// through '..' or through a symbolic link.
+func ResolveInstallPath(projectDir, rel string) (string, error) {
+	if rel == "" {
+		return "", fmt.Errorf("empty path")
+	}
+	if strings.HasPrefix(rel, "/") || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%q is absolute; paths are relative to %s/ in the project (e.g. stage-1/custom/setup.sh)", rel, InstallDir)
+	}
+	if !filepath.IsLocal(filepath.FromSlash(rel)) {
+		return "", fmt.Errorf("%q leaves the %s/ directory; keep files inside the project", rel, InstallDir)
+	}
+	if projectDir == "" {
+		return "", nil
+	}
+	full := filepath.Join(projectDir, InstallDir, filepath.FromSlash(rel))
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		return full, nil // existence is reported by the caller
+	}
+	root, err := filepath.EvalSymlinks(projectDir)
+	if err != nil {
+		return "", fmt.Errorf("project directory: %w", err)
+	}
+	if r, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(r) {
+		return "", fmt.Errorf("%q is a link to %s, outside the project; copy the file into %s/ instead", rel, real, InstallDir)
+	}
+	return full, nil
+}
+
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+func validName(s string) bool { return nameRe.MatchString(s) }
+
+func (v *validator) storage(path, typ, hostPath, volume string, allowed ...string) {
+	if !v.enum(path+".type", typ, allowed...) {
+		return
+	}
+	switch typ {
+	case "host":
+		if hostPath == "" {
+			v.errorf(path+".host_path", "host_path is required when type is host: the host directory to mount")
+		} else if !filepath.IsAbs(hostPath) && !strings.HasPrefix(hostPath, "${") && !filepath.IsLocal(filepath.FromSlash(hostPath)) {
+			v.errorf(path+".host_path", "%q leaves the project directory; use an absolute path to mount a directory elsewhere", hostPath)
+		}
+	case "manual-volume":
+		if volume == "" {
+			v.errorf(path+".volume_name", "volume_name is required when type is manual-volume: the name of an existing Docker volume")
+		} else if !validName(volume) && !strings.HasPrefix(volume, "${") {
+			v.errorf(path+".volume_name", "%q is not a valid volume name", volume)
+		}
+	}
+}
+
+type portUse struct{ key, path string }
+
+type portSet struct{ seen []portUse }
+
+var portRe = regexp.MustCompile(`^(?:(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+(?:-\d+)?):)?(\d+(?:-\d+)?)(?:/(tcp|udp|sctp))?$`)
+
+func (v *validator) ports(path string, ports []string, set *portSet) {
+	for i, p := range ports {
+		pp := fmt.Sprintf("%s[%d]", path, i)
+		if strings.Contains(p, "${") {
+			continue // resolved by Compose at run time
+		}
+		m := portRe.FindStringSubmatch(p)
+		if m == nil {
+			v.errorf(pp, "%q is not a port mapping; write HOST:CONTAINER, IP:HOST:CONTAINER or CONTAINER, optionally /udp", p)
+			continue
+		}
+		bad := false
+		for _, part := range []string{m[2], m[3]} {
+			for _, n := range strings.Split(part, "-") {
+				if n == "" {
+					continue
+				}
+				if x, _ := strconv.Atoi(n); x < 1 || x > 65535 {
+					v.errorf(pp, "%s in %q is not a port number (1-65535)", n, p)
+					bad = true
+				}
+			}
+		}
+		if bad || m[2] == "" {
+			continue
+		}
+		ip, proto := m[1], m[4]
+		if ip == "" {
+			ip = "0.0.0.0"
+		}
+		if proto == "" {
+			proto = "tcp"
+		}
+		key := ip + ":" + m[2] + "/" + proto
+		for _, s := range set.seen {
+			if portsClash(s.key, key) {
+				v.errorf(pp, "host port %s is already published by %s", m[2], s.path)
+			}
+		}
+		set.seen = append(set.seen, portUse{key: key, path: pp})
+	}
+}
+
+// portsClash says whether two ip:port/proto keys would bind the same port.
+func portsClash(a, b string) bool {
+	ipA, restA, _ := strings.Cut(a, ":")
+	ipB, restB, _ := strings.Cut(b, ":")
+	if restA != restB {
+		return false
+	}
+	return ipA == ipB || ipA == "0.0.0.0" || ipB == "0.0.0.0"
+}
