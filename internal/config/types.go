@@ -46,7 +46,7 @@ type Stage2 struct {
 	Device      *Device     `yaml:"device" doc:"Overrides stage-1's device."`
 	Proxy       *Proxy      `yaml:"proxy" doc:"Proxy settings; null fields inherit stage-1's."`
 	Storage     *Storage    `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
-	Mount       []Mount     `yaml:"mount" doc:"Extra mounts, keyed by a name."`
+	Mount       []Mount     `yaml:"mount" key:"name" doc:"Extra mounts, keyed by a name."`
 	Custom      *Custom     `yaml:"custom" doc:"Hook scripts run after stage-1's."`
 }
 

@@ -1,0 +1,549 @@
+package plan
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/shadow"
+)
+
+// Plan is everything needed to build and run a project's images.
+type Plan struct {
+	// Name is the Compose project name, from the project directory.
+	Name   string
+	Stages []Stage
+}
+
+// Stage is one image: stage-1 (system) or stage-2 (final).
+type Stage struct {
+	Index  int    // 1 or 2
+	Name   string // stage-1
+	Dir    string // project-relative source folder: installation/stage-1
+	Root   string // where Dir lives in the image: /pei-init/stage-1
+	Base   string
+	Output string
+	// BaseStage is the index of the stage whose output is Base, or 0.
+	BaseStage int
+
+	Steps  []Step
+	Script Script  // data for this stage's generated scripts
+	Run    Runtime // how Compose runs the stage's container
+	Build  BuildOptions
+}
+
+// Internals is the folder (under each stage's Dir) that pei configure owns.
+const Internals = "internals"
+
+// StepKind says what a step does.
+type StepKind string
+
+// Step kinds.
+const (
+	StepEnv  StepKind = "env"  // set environment variables
+	StepCopy StepKind = "copy" // copy a project path into the image
+	StepRun  StepKind = "run"  // run a command
+)
+
+// Step is one cached build step.
+type Step struct {
+	Kind StepKind
+	// Title says what the step is for; Origin is the config path that caused
+	// it (empty for steps every project has) and Pos where that path is.
+	Title  string
+	Origin string
+	Pos    config.Pos
+
+	Env     []config.EnvVar // StepEnv
+	Src     string          // StepCopy: project-relative path
+	Dst     string          // StepCopy: image path
+	Command []string        // StepRun: argv
+	Mounts  []Mount         // StepRun
+}
+
+// MountKind is the kind of a build-time mount.
+type MountKind string
+
+// Mount kinds: a project path bound for one step (its content keys the
+// step's cache, and nothing of it stays in a layer), a cache kept between
+// builds, or a secret.
+const (
+	MountBind   MountKind = "bind"
+	MountCache  MountKind = "cache"
+	MountSecret MountKind = "secret"
+)
+
+// Mount is a build-time mount of a run step.
+type Mount struct {
+	Kind   MountKind
+	Source string // bind: project-relative path; secret: the secret's id
+	Target string
+	// ReadWrite lets a step change a bound file; the change is discarded.
+	ReadWrite bool
+}
+
+// BuildOptions are image-build settings outside the steps.
+type BuildOptions struct {
+	// Args are build arguments; only Docker's predefined proxy arguments,
+	// which never reach the image history.
+	Args []config.EnvVar
+	// HostNetwork builds with the host's network (a proxy on the host).
+	HostNetwork bool
+	// Secrets are files passed as build secrets.
+	Secrets []Secret
+}
+
+// Secret is a build secret read from a project file.
+type Secret struct {
+	ID   string
+	File string // project-relative
+}
+
+// Runtime is how a stage's container runs.
+type Runtime struct {
+	Env      []config.EnvVar
+	Ports    []string
+	GPU      bool
+	Volumes  []Volume
+	HostGW   bool // map host.docker.internal to the host
+	Profiles []string
+}
+
+// VolumeKind says where a mount comes from.
+type VolumeKind string
+
+// Volume kinds, as in user_config.yml.
+const (
+	AutoVolume   VolumeKind = "auto-volume"
+	ManualVolume VolumeKind = "manual-volume"
+	HostDir      VolumeKind = "host"
+)
+
+// Volume is one run-time mount.
+type Volume struct {
+	Key    string // config name: app, data, workspace or a mount's name
+	Kind   VolumeKind
+	Source string // host path, external volume name, or the auto volume's key
+	Target string
+}
+
+// Script is what a stage's generated scripts are made from.
+type Script struct {
+	Stage    int
+	Root     string
+	System   *System // stage-1 only
+	Users    []User
+	Env      []config.EnvVar
+	EnvNames []string // every variable to pass to SSH sessions (this and earlier stages)
+	Hooks    Hooks
+	// Storage lists /soft directories (stage-2 only); Owner owns them.
+	Storage []string
+	Owner   string
+	// Cleanup is what the stage's last step undoes.
+	Cleanup Cleanup
+}
+
+// System is stage-1's apt, proxy and SSH setup.
+type System struct {
+	Mirror     string // tuna, aliyun, ...; empty for none or a file
+	RepoFile   string // image path of a sources.list to install
+	AptProxy   string // proxy URL for apt during build, or empty
+	SSH        bool
+	SSHPort    int
+	KeepRepo   bool
+	KeepAptPxy bool
+}
+
+// User is a login user as the generated script creates it.
+type User struct {
+	Name         string
+	PasswordHash string // SHA-512 crypt; empty for no password
+	UID, GID     int    // 0 = pick (ignored for root)
+	PubKeys      []string
+	PubKeyFile   string // image path where a public key file is bound
+	// PrivKeySecret is the id of the build secret that holds the user's
+	// private key, or empty.
+	PrivKeySecret string
+	PrivKeyName   string // file name under ~/.ssh
+}
+
+// Hook is one hook script call.
+type Hook struct {
+	Origin string   // config path, e.g. stage_1.custom.on_first_run[0]
+	Where  string   // user_config.yml:LINE
+	Script string   // image path
+	Args   []string // arguments
+}
+
+// Hooks lists a stage's run-time hooks.
+type Hooks struct {
+	FirstRun  []Hook
+	EveryRun  []Hook
+	UserLogin []Hook
+	Entry     *Hook
+}
+
+// Cleanup is undone at the end of a stage.
+type Cleanup struct {
+	RemoveAptProxy bool
+	RestoreRepo    bool
+}
+
+// SecretDir is the project folder, ignored by git and by the build context,
+// that holds key material given inline in the config (privkey_text), so it
+// can be passed as a build secret rather than written into any build file.
+const SecretDir = ".pei/secrets"
+
+var projectNameRe = regexp.MustCompile(`[^a-z0-9_-]+`)
+
+// ProjectName turns a directory name into a Compose project name.
+func ProjectName(dir string) string {
+	n := projectNameRe.ReplaceAllString(strings.ToLower(path.Base(strings.ReplaceAll(dir, "\\", "/"))), "-")
+	n = strings.Trim(n, "-_")
+	if n == "" {
+		return "pei"
+	}
+	return n
+}
+
+// New makes the plan of a config that has been through config.WithDefaults.
+// name is the project name (see ProjectName).
+func New(c config.Config, name string) (Plan, error) {
+	if c.Stage2 == nil || c.Stage1.SSH == nil {
+		return Plan{}, fmt.Errorf("plan: config has no defaults applied")
+	}
+	p := Plan{Name: name}
+	b := &builder{c: c, project: name}
+	p.Stages = []Stage{b.stage1(), b.stage2()}
+	return p, nil
+}
+
+type builder struct {
+	c       config.Config
+	project string
+}
+
+func (b *builder) pos(origin string) config.Pos {
+	for p := origin; p != ""; {
+		if pos, ok := b.c.Positions[p]; ok {
+			return pos
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return config.Pos{}
+}
+
+func (b *builder) where(origin string) string {
+	pos := b.pos(origin)
+	if pos.Line == 0 {
+		return path.Base(b.c.File)
+	}
+	return fmt.Sprintf("%s:%d", path.Base(b.c.File), pos.Line)
+}
+
+func newStage(i int, base, output string) Stage {
+	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base, Output: output}
+	s.Dir = config.InstallDir + "/" + s.Name
+	s.Root = "/pei-init/" + s.Name
+	s.Script.Stage = i
+	s.Script.Root = s.Root
+	return s
+}
+
+// internal returns the project path and image path of a generated file.
+func (s *Stage) internal(name string) (src, dst string) {
+	return s.Dir + "/" + Internals + "/" + name, s.Root + "/" + Internals + "/" + name
+}
+
+// aptCaches keep apt's lists and downloads out of every layer and warm
+// between builds.
+var aptCaches = []Mount{
+	{Kind: MountCache, Target: "/var/cache/apt"},
+	{Kind: MountCache, Target: "/var/lib/apt/lists"},
+}
+
+func (s *Stage) runInternal(title, origin string, pos config.Pos, script string, apt bool, extra ...Mount) {
+	src, dst := s.internal(script)
+	lib, libDst := s.internal("lib.sh")
+	mounts := []Mount{{Kind: MountBind, Source: lib, Target: libDst}, {Kind: MountBind, Source: src, Target: dst}}
+	if apt {
+		mounts = append(mounts, aptCaches...)
+	}
+	mounts = append(mounts, extra...)
+	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: title, Origin: origin, Pos: pos, Command: []string{"bash", dst}, Mounts: mounts})
+}
+
+func (b *builder) proxyURL(p *config.Proxy, buildTime bool) string {
+	if p.Port == nil || p.Address == nil {
+		return ""
+	}
+	host := *p.Address
+	if buildTime && host == config.DefaultProxyAddress {
+		// host-gateway cannot be used at build time on older engines; the
+		// build runs on the host's network instead, where the proxy is local.
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s:%d", host, *p.Port)
+}
+
+func proxyEnv(url string, https bool) []config.EnvVar {
+	hurl := url
+	if https {
+		hurl = "https" + strings.TrimPrefix(url, "http")
+	}
+	return []config.EnvVar{
+		{Name: "http_proxy", Value: url}, {Name: "https_proxy", Value: hurl},
+		{Name: "HTTP_PROXY", Value: url}, {Name: "HTTPS_PROXY", Value: hurl},
+	}
+}
+
+// proxy sets a stage's build arguments, image env and run-time env for its
+// proxy settings.
+func (b *builder) proxy(s *Stage, p *config.Proxy, aptProxy bool) (imageEnv []config.EnvVar) {
+	global := *p.EnableGlobally
+	if !global && !aptProxy {
+		return nil
+	}
+	if p.Address != nil && *p.Address == config.DefaultProxyAddress {
+		s.Build.HostNetwork = true
+		s.Run.HostGW = true
+	}
+	if !global {
+		return nil
+	}
+	https := p.UseHTTPS != nil && *p.UseHTTPS
+	// Docker's predefined proxy build arguments reach every RUN step but
+	// never the image's history or config.
+	s.Build.Args = proxyEnv(b.proxyURL(p, true), https)
+	if *p.RemoveAfterBuild {
+		return nil
+	}
+	env := proxyEnv(b.proxyURL(p, false), https)
+	s.Run.Env = append(s.Run.Env, env...)
+	return env
+}
+
+func (b *builder) stage1() Stage {
+	c := b.c.Stage1
+	s := newStage(1, *c.Image.Base, c.Image.Output)
+	s.Run.Profiles = []string{"stage-1"}
+	s.Run.GPU = c.Device.Type == "gpu"
+
+	aptProxy := *c.Apt.UseProxy && c.Proxy.Port != nil
+	proxyImageEnv := b.proxy(&s, c.Proxy, aptProxy)
+
+	sys := &System{SSH: *c.SSH.Enable, SSHPort: *c.SSH.Port, KeepRepo: *c.Apt.KeepRepoAfterBuild, KeepAptPxy: *c.Apt.KeepProxyAfterBuild}
+	var extra []Mount
+	switch src := c.Apt.RepoSource; {
+	case src == "":
+	case isMirror(src):
+		sys.Mirror = src
+	default:
+		sys.RepoFile = "/run/pei/sources.list"
+		extra = append(extra, Mount{Kind: MountBind, Source: config.InstallDir + "/" + src, Target: sys.RepoFile})
+	}
+	if aptProxy {
+		sys.AptProxy = b.proxyURL(c.Proxy, true)
+	}
+	s.Script.System = sys
+	s.Script.Cleanup = Cleanup{RemoveAptProxy: aptProxy && !sys.KeepAptPxy, RestoreRepo: c.Apt.RepoSource != "" && !sys.KeepRepo}
+	s.runInternal("apt sources, proxy and system packages", "stage_1.apt", b.pos("stage_1.apt"), "system.sh", true, extra...)
+
+	if len(c.SSH.Users) > 0 {
+		var secrets []Mount
+		for _, u := range c.SSH.Users {
+			pu := User{Name: u.Name}
+			if u.Password != "" {
+				pu.PasswordHash = shadow.Hash(u.Password, b.project+"/"+u.Name)
+			}
+			if u.UID != nil {
+				pu.UID = *u.UID
+			}
+			if u.GID != nil {
+				pu.GID = *u.GID
+			}
+			if u.PubkeyText != "" {
+				pu.PubKeys = append(pu.PubKeys, authorizedLines(u.PubkeyText)...)
+			}
+			if u.PubkeyFile != "" {
+				pu.PubKeyFile = "/run/pei/pubkeys/" + u.Name + ".pub"
+				secrets = append(secrets, Mount{Kind: MountBind, Source: config.InstallDir + "/" + u.PubkeyFile, Target: pu.PubKeyFile})
+			}
+			if u.PrivkeyFile != "" || u.PrivkeyText != "" {
+				pu.PrivKeySecret = "pei_privkey_" + u.Name
+				pu.PrivKeyName = privKeyName(u.PrivkeyFile)
+				file := SecretDir + "/privkey_" + u.Name
+				if u.PrivkeyFile != "" {
+					file = config.InstallDir + "/" + u.PrivkeyFile
+				}
+				s.Build.Secrets = append(s.Build.Secrets, Secret{ID: pu.PrivKeySecret, File: file})
+				secrets = append(secrets, Mount{Kind: MountSecret, Source: pu.PrivKeySecret, Target: "/run/secrets/" + pu.PrivKeySecret})
+			}
+			s.Script.Users = append(s.Script.Users, pu)
+		}
+		s.runInternal("SSH users", "stage_1.ssh.users", b.pos("stage_1.ssh.users"), "users.sh", false, secrets...)
+	}
+
+	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
+	s.Script.Env = c.Environment
+	s.Script.EnvNames = envNames(c.Environment)
+	s.Run.Env = append(s.Run.Env, c.Environment...)
+	b.hookSteps(&s, "stage_1", c.Custom, env)
+
+	ports := append([]string(nil), c.Ports...)
+	if *c.SSH.Enable && c.SSH.HostPort != nil {
+		ports = append([]string{fmt.Sprintf("%d:%d", *c.SSH.HostPort, *c.SSH.Port)}, ports...)
+	}
+	s.Run.Ports = ports
+	return s
+}
+
+func (b *builder) stage2() Stage {
+	c := *b.c.Stage2
+	s1 := b.c.Stage1
+	s := newStage(2, *c.Image.Base, c.Image.Output)
+	if *c.Image.Base == s1.Image.Output {
+		s.BaseStage = 1
+	}
+	s.Run.GPU = c.Device.Type == "gpu"
+	proxyImageEnv := b.proxy(&s, c.Proxy, false)
+
+	for _, u := range s1.SSH.Users {
+		if u.Name != "root" && s.Script.Owner == "" {
+			s.Script.Owner = u.Name
+		}
+	}
+	s.Script.Storage = []string{"app", "data", "workspace"}
+	items := []*config.StorageItem{c.Storage.App, c.Storage.Data, c.Storage.Workspace}
+	for i, key := range s.Script.Storage {
+		if v, ok := volume(key, items[i].Type, items[i].HostPath, items[i].VolumeName, "/hard/volume/"+key); ok {
+			s.Run.Volumes = append(s.Run.Volumes, v)
+		}
+	}
+	for _, m := range c.Mount {
+		if v, ok := volume(m.Name, m.Type, m.HostPath, m.VolumeName, m.DstPath); ok {
+			s.Run.Volumes = append(s.Run.Volumes, v)
+		}
+	}
+	s.runInternal("storage directories", "stage_2.storage", b.pos("stage_2.storage"), "storage.sh", false)
+
+	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
+	s.Script.Env = c.Environment
+	s.Script.EnvNames = append(envNames(s1.Environment), envNames(c.Environment)...)
+	// The stage-2 container gets stage-1's variables too (they are in the
+	// image already; Compose resolves run-time ${VAR}s in both).
+	s.Run.Env = append(append(s.Run.Env, s1.Environment...), c.Environment...)
+	b.hookSteps(&s, "stage_2", c.Custom, env)
+	s.Run.Ports = append(append([]string(nil), stage1Ports(s1)...), c.Ports...)
+	return s
+}
+
+func stage1Ports(s1 config.Stage1) []string {
+	ports := append([]string(nil), s1.Ports...)
+	if *s1.SSH.Enable && s1.SSH.HostPort != nil {
+		ports = append([]string{fmt.Sprintf("%d:%d", *s1.SSH.HostPort, *s1.SSH.Port)}, ports...)
+	}
+	return ports
+}
+
+func volume(key, typ, hostPath, name, target string) (Volume, bool) {
+	switch typ {
+	case "auto-volume":
+		return Volume{Key: key, Kind: AutoVolume, Source: key, Target: target}, true
+	case "manual-volume":
+		return Volume{Key: key, Kind: ManualVolume, Source: name, Target: target}, true
+	case "host":
+		return Volume{Key: key, Kind: HostDir, Source: hostPath, Target: target}, true
+	}
+	return Volume{}, false
+}
+
+// hookSteps adds a stage's environment, one step per on_build script, and
+// the final copy of the stage's folder that the run-time hooks live in.
+// The order is by how often inputs change: env and build scripts before the
+// run-time hooks, so editing a run-time hook re-runs no build script.
+func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []config.EnvVar) {
+	if len(env) > 0 {
+		s.Steps = append(s.Steps, Step{Kind: StepEnv, Title: "environment", Origin: section + ".environment", Pos: b.pos(section + ".environment"), Env: env})
+	}
+	lib, libDst := s.internal("lib.sh")
+	for i, entry := range c.OnBuild {
+		origin := fmt.Sprintf("%s.custom.on_build[%d]", section, i)
+		h := b.hook(origin, entry)
+		// Each build script sees its own file (read-write, so line endings
+		// can be fixed in place) and the stage's system/ and tmp/ folders.
+		mounts := []Mount{
+			{Kind: MountBind, Source: lib, Target: libDst},
+			{Kind: MountBind, Source: config.InstallDir + "/" + strings.TrimPrefix(h.Script, "/pei-init/"), Target: h.Script, ReadWrite: true},
+		}
+		for _, dir := range []string{"system", "tmp"} {
+			mounts = append(mounts, Mount{Kind: MountBind, Source: s.Dir + "/" + dir, Target: s.Root + "/" + dir})
+		}
+		mounts = append(mounts, aptCaches...)
+		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
+	}
+	for i, e := range c.OnFirstRun {
+		s.Script.Hooks.FirstRun = append(s.Script.Hooks.FirstRun, b.hook(fmt.Sprintf("%s.custom.on_first_run[%d]", section, i), e))
+	}
+	for i, e := range c.OnEveryRun {
+		s.Script.Hooks.EveryRun = append(s.Script.Hooks.EveryRun, b.hook(fmt.Sprintf("%s.custom.on_every_run[%d]", section, i), e))
+	}
+	for i, e := range c.OnUserLogin {
+		s.Script.Hooks.UserLogin = append(s.Script.Hooks.UserLogin, b.hook(fmt.Sprintf("%s.custom.on_user_login[%d]", section, i), e))
+	}
+	if len(c.OnEntry) > 0 {
+		h := b.hook(section+".custom.on_entry[0]", c.OnEntry[0])
+		s.Script.Hooks.Entry = &h
+	}
+	s.Steps = append(s.Steps, Step{Kind: StepCopy, Title: "project files and run-time hooks", Src: s.Dir, Dst: s.Root})
+	final, finalDst := s.internal("finish.sh")
+	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}, Mounts: []Mount{{Kind: MountBind, Source: final, Target: finalDst}}})
+}
+
+func (b *builder) hook(origin, entry string) Hook {
+	script, args, _ := config.SplitHook(entry) // validated by config.Load
+	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(script), Args: args}
+}
+
+func isMirror(s string) bool {
+	for _, m := range config.AptMirrors {
+		if s == m {
+			return true
+		}
+	}
+	return false
+}
+
+func envNames(env []config.EnvVar) []string {
+	var out []string
+	for _, e := range env {
+		out = append(out, e.Name)
+	}
+	return out
+}
+
+func authorizedLines(text string) []string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// privKeyName picks ~/.ssh's file name for an installed private key.
+func privKeyName(file string) string {
+	base := path.Base(file)
+	if strings.HasPrefix(base, "id_") && !strings.Contains(base, ".") {
+		return base
+	}
+	return "id_pei"
+}

@@ -1,0 +1,226 @@
+package render
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"strings"
+	"text/template"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+	"sq":    ShellQuote,
+	"dfq":   dockerfileQuote,
+	"json":  func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+	"mount": mountFlag,
+}).ParseFS(templateFS, "templates/*"))
+
+// File is one generated file, with a project-relative slash path.
+type File struct {
+	Path string
+	Data []byte
+	Mode uint32 // 0644 or 0755
+}
+
+// Options select optional outputs.
+type Options struct {
+	// ConfigFile names the config in generated comments.
+	ConfigFile string
+	// WithMerged adds merged.Dockerfile, build-merged.sh and run-merged.sh.
+	WithMerged bool
+	// FullCompose writes every setting into docker-compose.yml, including
+	// ones equal to Compose's defaults.
+	FullCompose bool
+}
+
+// Files renders every generated file of a plan, in a fixed order.
+func Files(p plan.Plan, opts Options) ([]File, error) {
+	if opts.ConfigFile == "" {
+		opts.ConfigFile = config.DefaultFile
+	}
+	var files []File
+	for _, s := range p.Stages {
+		df, err := Dockerfile(p, s, opts.ConfigFile, false)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, File{Path: s.Name + ".Dockerfile", Data: df, Mode: 0o644})
+		scripts, err := StageScripts(s)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, scripts...)
+	}
+	compose, err := Compose(p, opts.FullCompose)
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, File{Path: "docker-compose.yml", Data: compose, Mode: 0o644})
+	if opts.WithMerged {
+		merged, err := Merged(p, opts.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, merged...)
+	}
+	return files, nil
+}
+
+func execute(name string, data any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := tmpl.ExecuteTemplate(&b, name, data); err != nil {
+		return nil, fmt.Errorf("render %s: %w", name, err)
+	}
+	return b.Bytes(), nil
+}
+
+type dockerStep struct {
+	plan.Step
+	Where string
+}
+
+// Dockerfile renders one stage. In a merged Dockerfile each stage is named
+// and stage-2 builds on the stage-1 target.
+func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]byte, error) {
+	steps := make([]dockerStep, len(s.Steps))
+	for i, st := range s.Steps {
+		steps[i] = dockerStep{Step: st}
+		if st.Pos.Line > 0 {
+			steps[i].Where = fmt.Sprintf("%s:%d", path.Base(configFile), st.Pos.Line)
+		}
+	}
+	base := s.Base
+	if merged && s.BaseStage > 0 {
+		base = fmt.Sprintf("stage-%d", s.BaseStage)
+	}
+	if merged {
+		base += " AS " + s.Name
+	}
+	return execute("Dockerfile.tmpl", map[string]any{
+		"Name": s.Name, "Project": p.Name, "ConfigFile": path.Base(configFile),
+		"Base": base, "Steps": steps, "Root": s.Root,
+	})
+}
+
+// StageScripts renders a stage's in-image scripts under its internals folder.
+func StageScripts(s plan.Stage) ([]File, error) {
+	dir := s.Dir + "/" + plan.Internals + "/"
+	rootLogin := false
+	for _, u := range s.Script.Users {
+		if u.Name == "root" {
+			rootLogin = true
+		}
+	}
+	data := map[string]any{
+		"Stage": s.Script.Stage, "Root": s.Root, "System": s.Script.System, "Users": s.Script.Users,
+		"EnvNames": s.Script.EnvNames, "Hooks": s.Script.Hooks, "Storage": s.Script.Storage,
+		"Owner": s.Script.Owner, "Cleanup": s.Script.Cleanup, "RootLogin": rootLogin,
+		"Where": "stage_1.ssh.users",
+	}
+	var files []File
+	add := func(name, tmplName string) error {
+		b, err := execute(tmplName, data)
+		if err != nil {
+			return err
+		}
+		files = append(files, File{Path: dir + name, Data: b, Mode: 0o755})
+		return nil
+	}
+	for _, f := range []struct{ name, tmpl string }{
+		{"lib.sh", "lib.sh"}, {"entrypoint.sh", "entrypoint.sh"}, {"profile.sh", "profile.sh"},
+		{"hooks.sh", "hooks.sh.tmpl"}, {"finish.sh", "finish.sh.tmpl"},
+	} {
+		if err := add(f.name, f.tmpl); err != nil {
+			return nil, err
+		}
+	}
+	if s.Script.System != nil {
+		if err := add("system.sh", "system.sh.tmpl"); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Script.Users) > 0 {
+		if err := add("users.sh", "users.sh.tmpl"); err != nil {
+			return nil, err
+		}
+	}
+	if len(s.Script.Storage) > 0 {
+		if err := add("storage.sh", "storage.sh.tmpl"); err != nil {
+			return nil, err
+		}
+	}
+	return files, nil
+}
+
+// ShellQuote quotes s as one POSIX shell word.
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// dockerfileQuote quotes an ENV value so the Dockerfile keeps it literally.
+func dockerfileQuote(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "\n", `\n`)
+	return `"` + r.Replace(s) + `"`
+}
+
+func mountFlag(m plan.Mount) string {
+	switch m.Kind {
+	case plan.MountBind:
+		f := "--mount=type=bind,source=" + m.Source + ",target=" + m.Target
+		if m.ReadWrite {
+			f += ",rw"
+		}
+		return f
+	case plan.MountCache:
+		return "--mount=type=cache,target=" + m.Target + ",sharing=locked"
+	case plan.MountSecret:
+		return "--mount=type=secret,id=" + m.Source + ",target=" + m.Target + ",required=true"
+	}
+	return ""
+}
+
+var runtimeVarRe = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
+// composeValue escapes a value for docker-compose.yml: ${VAR} stays for
+// Compose to resolve at run time (pei writes {{VAR}} so), any other $ is
+// literal.
+func composeValue(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
+		b.WriteString(strings.ReplaceAll(s[last:loc[0]], "$", "$$"))
+		b.WriteString(s[loc[0]:loc[1]])
+		last = loc[1]
+	}
+	b.WriteString(strings.ReplaceAll(s[last:], "$", "$$"))
+	return b.String()
+}
+
+// shellValue quotes a value for a shell script the way composeValue keeps
+// it for Compose: ${VAR} expands, everything else is literal.
+func shellValue(s string) string {
+	var b strings.Builder
+	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
+	b.WriteByte('"')
+	last := 0
+	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
+		b.WriteString(esc.Replace(s[last:loc[0]]))
+		b.WriteString(s[loc[0]:loc[1]])
+		last = loc[1]
+	}
+	b.WriteString(esc.Replace(s[last:]))
+	b.WriteByte('"')
+	return b.String()
+}
