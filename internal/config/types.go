@@ -28,26 +28,26 @@ type Pos struct {
 
 // Stage1 is the stage_1 section.
 type Stage1 struct {
-	Image       Image       `yaml:"image" doc:"Input and output image names."`
-	SSH         *SSH        `yaml:"ssh" doc:"OpenSSH server and login users."`
-	Proxy       *Proxy      `yaml:"proxy" doc:"HTTP proxy used during build and/or run."`
-	Apt         *Apt        `yaml:"apt" doc:"apt mirror and proxy settings."`
-	Environment EnvList     `yaml:"environment" doc:"Environment variables (a list of K=V or a mapping), set at build and run time and in SSH sessions."`
-	Ports       []string    `yaml:"ports" doc:"Extra port mappings, host:container (Compose syntax)."`
-	Device      *Device     `yaml:"device" doc:"cpu or gpu."`
-	Custom      *Custom     `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
+	Image       Image    `yaml:"image" doc:"Input and output image names."`
+	SSH         *SSH     `yaml:"ssh" doc:"OpenSSH server and login users."`
+	Proxy       *Proxy   `yaml:"proxy" doc:"HTTP proxy used during build and/or run."`
+	Apt         *Apt     `yaml:"apt" doc:"apt mirror and proxy settings."`
+	Environment EnvList  `yaml:"environment" doc:"Environment variables (a list of K=V or a mapping), set at build and run time and in SSH sessions."`
+	Ports       []string `yaml:"ports" doc:"Extra port mappings, host:container (Compose syntax)."`
+	Device      *Device  `yaml:"device" doc:"cpu or gpu."`
+	Custom      *Custom  `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
 }
 
 // Stage2 is the stage_2 section.
 type Stage2 struct {
-	Image       Image       `yaml:"image" doc:"Input and output image names; a null base means stage-1's output."`
-	Environment EnvList     `yaml:"environment" doc:"Environment variables, added to stage-1's."`
-	Ports       []string    `yaml:"ports" doc:"Port mappings, appended to stage-1's."`
-	Device      *Device     `yaml:"device" doc:"Overrides stage-1's device."`
-	Proxy       *Proxy      `yaml:"proxy" doc:"Proxy settings; null fields inherit stage-1's."`
-	Storage     *Storage    `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
-	Mount       []Mount     `yaml:"mount" key:"name" doc:"Extra mounts, keyed by a name."`
-	Custom      *Custom     `yaml:"custom" doc:"Hook scripts run after stage-1's."`
+	Image       Image    `yaml:"image" doc:"Input and output image names; a null base means stage-1's output."`
+	Environment EnvList  `yaml:"environment" doc:"Environment variables, added to stage-1's."`
+	Ports       []string `yaml:"ports" doc:"Port mappings, appended to stage-1's."`
+	Device      *Device  `yaml:"device" doc:"Overrides stage-1's device."`
+	Proxy       *Proxy   `yaml:"proxy" doc:"Proxy settings; null fields inherit stage-1's."`
+	Storage     *Storage `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
+	Mount       []Mount  `yaml:"mount" key:"name" doc:"Extra mounts, keyed by a name."`
+	Custom      *Custom  `yaml:"custom" doc:"Hook scripts run after stage-1's."`
 }
 
 // Image names the base and output images of a stage.
@@ -87,10 +87,10 @@ type Proxy struct {
 
 // Apt configures apt sources.
 type Apt struct {
-	RepoSource         string `yaml:"repo_source" doc:"A sources.list file (relative to installation/) or a mirror: tuna, aliyun, 163, ustc, cn; empty keeps the base image's."`
-	KeepRepoAfterBuild *bool  `yaml:"keep_repo_after_build" doc:"Keep the mirror in the final image (default true)."`
-	UseProxy           *bool  `yaml:"use_proxy" doc:"Send apt through the proxy during build."`
-	KeepProxyAfterBuild *bool `yaml:"keep_proxy_after_build" doc:"Keep apt's proxy setting in the image."`
+	RepoSource          string `yaml:"repo_source" doc:"A sources.list file (relative to installation/) or a mirror: tuna, aliyun, 163, ustc, cn; empty keeps the base image's."`
+	KeepRepoAfterBuild  *bool  `yaml:"keep_repo_after_build" doc:"Keep the mirror in the final image (default true)."`
+	UseProxy            *bool  `yaml:"use_proxy" doc:"Send apt through the proxy during build."`
+	KeepProxyAfterBuild *bool  `yaml:"keep_proxy_after_build" doc:"Keep apt's proxy setting in the image."`
 }
 
 // Device selects CPU or GPU.

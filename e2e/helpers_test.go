@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// run runs a command and returns its combined output, failing t on error.
+func run(t *testing.T, dir string, name string, args ...string) string {
+	t.Helper()
+	out, err := runErr(dir, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func runErr(dir string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COMPOSE_BAKE=false", "DOCKER_BUILDKIT=1")
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, &b
+	err := cmd.Run()
+	return b.String(), err
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// sshArgs are the options every test login uses: no host key prompts, no
+// agent, no stray config.
+func sshArgs(port int, extra ...string) []string {
+	return append([]string{
+		"-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+		"-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5", "-p", fmt.Sprint(port),
+	}, extra...)
+}
+
+// waitSSH waits (bounded) until sshd answers with its banner on port.
+func waitSSH(t *testing.T, port int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			buf := make([]byte, 4)
+			n, _ := io.ReadFull(c, buf)
+			c.Close()
+			if n == 4 && string(buf) == "SSH-" {
+				return
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("sshd did not answer on 127.0.0.1:%d within 60s", port)
+}
+
+// secretHit is one place a secret was found.
+type secretHit struct{ secret, where string }
+
+// scanImage saves an image and searches every file of every layer, the
+// image config (env, history) and the manifest for each secret.
+func scanImage(t *testing.T, image string, secrets map[string]string) []secretHit {
+	t.Helper()
+	cmd := exec.Command("docker", "save", image)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var hits []secretHit
+	scan := func(where string, data []byte) {
+		for name, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				hits = append(hits, secretHit{name, where})
+			}
+		}
+	}
+	outer := tar.NewReader(out)
+	layers := 0
+	for {
+		h, err := outer.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("docker save %s: %v", image, err)
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		if strings.HasSuffix(h.Name, "layer.tar") {
+			layers++
+			inner := tar.NewReader(outer)
+			for {
+				ih, err := inner.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					t.Fatalf("layer %s: %v", h.Name, err)
+				}
+				data, err := io.ReadAll(inner)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scan(h.Name+":"+ih.Name, data)
+			}
+			continue
+		}
+		data, err := io.ReadAll(outer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scan(h.Name, data)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("docker save %s: %v", image, err)
+	}
+	if layers == 0 {
+		t.Fatalf("docker save %s gave no layers: the scan saw nothing", image)
+	}
+	return hits
+}
+
+// scanDir searches every file under dir, except the skipped relative paths.
+func scanDir(t *testing.T, dir string, secrets map[string]string, skip ...string) []secretHit {
+	t.Helper()
+	var hits []secretHit
+	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		for _, s := range skip {
+			if rel == s || strings.HasPrefix(rel, s+string(filepath.Separator)) {
+				return nil
+			}
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for name, s := range secrets {
+			if bytes.Contains(data, []byte(s)) {
+				hits = append(hits, secretHit{name, rel})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hits
+}

@@ -1,0 +1,57 @@
+// Package testenv finds what end-to-end tests need (a Docker engine, Docker
+// Compose v2, the ssh client, sshpass, a local base image). Outside CI a
+// missing part skips the test with a loud reason; in CI (CI set) it fails
+// the test, so nothing is silently left untested there.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v != "" && v != "false" && v != "0"
+}
+
+// Missing skips t outside CI and fails it in CI.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("CI is set but %s; scripts/setup.sh should have provided it", what)
+	}
+	t.Skipf("SKIPPED END-TO-END TEST: %s (run scripts/setup.sh as root, or scripts/test.sh)", what)
+}
+
+// Docker requires a running Docker engine, Compose v2, ssh and sshpass.
+func Docker(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		if InCI() {
+			t.Fatal("-short is not allowed in CI: end-to-end tests must run")
+		}
+		t.Skip("SKIPPED END-TO-END TEST: -short")
+	}
+	for _, tool := range []string{"docker", "ssh", "sshpass", "ssh-keygen"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			Missing(t, tool+" is not on PATH")
+		}
+	}
+	if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
+		Missing(t, "no Docker engine answers: "+strings.TrimSpace(string(out)))
+	}
+	if out, err := exec.Command("docker", "compose", "version").CombinedOutput(); err != nil {
+		Missing(t, "Docker Compose v2 is not installed: "+strings.TrimSpace(string(out)))
+	}
+}
+
+// Image requires an image in the local engine.
+func Image(t testing.TB, ref string) {
+	t.Helper()
+	if err := exec.Command("docker", "image", "inspect", ref).Run(); err != nil {
+		Missing(t, "image "+ref+" is not in the local engine (scripts/setup.sh bootstraps debian:bookworm)")
+	}
+}
