@@ -22,10 +22,17 @@ type decoder struct {
 	pos    map[string]Pos
 	nodes  int
 	halted bool
+	// failed holds the paths that had a decode error, so that validation
+	// does not report a second problem about the same value.
+	failed map[string]bool
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
 	e := &FieldError{File: d.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if d.failed == nil {
+		d.failed = map[string]bool{}
+	}
+	d.failed[path] = true
 	if n != nil {
 		e.Line, e.Col = n.Line, n.Column
 	}
@@ -59,7 +66,7 @@ func (d *decoder) resolve(n *yaml.Node, path string) *yaml.Node {
 	d.nodes++
 	if d.nodes > maxNodes && !d.halted {
 		d.halted = true
-		d.errorf(n, path, "the document expands to more than %d nodes (too many aliases?); refusing to read further", maxNodes)
+		d.errorf(n, path, "the document has more than %d nodes (too many aliases or entries); refusing to read further", maxNodes)
 	}
 	return n
 }

@@ -89,8 +89,16 @@ func suggest(s string, candidates []string) string {
 	if len(s) > 8 {
 		limit = 3
 	}
-	if bestD <= limit || (best != "" && len(s) >= 3 && strings.HasPrefix(best, s)) {
+	if bestD <= limit {
 		return best
+	}
+	// A fragment of a longer name ("volum" for "auto-volume").
+	if len(s) >= 3 {
+		for _, c := range candidates {
+			if strings.Contains(strings.ToLower(c), strings.ToLower(s)) {
+				return c
+			}
+		}
 	}
 	return ""
 }

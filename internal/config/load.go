@@ -110,7 +110,7 @@ func Parse(data []byte, file, projectDir string, lookup LookupFunc) (Config, err
 	c.File = file
 	c.Positions = d.pos
 	if !d.halted {
-		v := &validator{c: &c, projectDir: projectDir}
+		v := &validator{c: &c, projectDir: projectDir, failed: d.failed}
 		v.run()
 		d.errs = append(d.errs, v.errs...)
 	}

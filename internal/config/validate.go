@@ -25,6 +25,7 @@ type validator struct {
 	c          *Config
 	projectDir string
 	errs       Errors
+	failed     map[string]bool // paths that failed to decode
 }
 
 // at returns the position of path, or of its nearest parent that has one.
@@ -43,6 +44,16 @@ func (v *validator) at(path string) Pos {
 }
 
 func (v *validator) errorf(path, format string, args ...any) {
+	for p := path; p != ""; {
+		if v.failed[p] {
+			return // already reported while decoding
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
 	p := v.at(path)
 	v.errs = append(v.errs, &FieldError{File: v.c.File, Line: p.Line, Col: p.Col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
@@ -221,7 +232,7 @@ func (v *validator) pubkey(path string, data []byte) {
 	for len(strings.TrimSpace(string(rest))) > 0 {
 		_, _, _, r, err := ssh.ParseAuthorizedKey(rest)
 		if err != nil {
-			v.errorf(path, "not an OpenSSH public key (expected a line like 'ssh-ed25519 AAAA... comment'): %v", err)
+			v.errorf(path, "not an OpenSSH public key (expected a line like 'ssh-ed25519 AAAA... comment')")
 			return
 		}
 		rest = r
