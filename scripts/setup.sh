@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in docker.io runc openssh-client sshpass debootstrap openssl; do
+for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

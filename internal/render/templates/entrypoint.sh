@@ -70,7 +70,7 @@ if [ -x /usr/sbin/sshd ]; then
 	sshd_pid=$!
 fi
 
-child= idle= shell= stopping=
+child='' idle='' shell='' stopping=''
 pei_forward() {
 	stopping=$1
 	if [ -n "$child" ]; then

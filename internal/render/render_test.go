@@ -1,0 +1,224 @@
+package render_test
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/render"
+	"github.com/pei-dev/pei/internal/testenv"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+const testPubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGlwZ2ZhbHNlZmFsc2VmYWxzZWZhbHNlZmFsc2VmYWxz dev@example\n"
+
+// testProject copies a testdata config into a project named after the case,
+// with every file it names present.
+func testProject(t *testing.T, name string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), name)
+	cfg, err := os.ReadFile(filepath.Join("testdata", name, "user_config.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel string, data []byte) {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("user_config.yml", cfg)
+	for _, line := range strings.Split(string(cfg), "\n") {
+		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return strings.ContainsRune(" '[],:\"", r) }) {
+			if strings.HasPrefix(f, "stage-") && strings.Contains(f, "/") {
+				switch {
+				case strings.HasSuffix(f, ".pub"):
+					write("installation/"+f, []byte(testPubkey))
+				case strings.Contains(f, "id_"):
+					k := filepath.Join(t.TempDir(), "k")
+					if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", k).CombinedOutput(); err != nil {
+						t.Fatalf("ssh-keygen: %v %s", err, out)
+					}
+					key, err := os.ReadFile(k)
+					if err != nil {
+						t.Fatal(err)
+					}
+					write("installation/"+f, key)
+				default:
+					write("installation/"+f, []byte("#!/bin/bash\n"))
+				}
+			}
+		}
+	}
+	return dir
+}
+
+func renderCase(t *testing.T, name string) []render.File {
+	t.Helper()
+	dir := testProject(t, name)
+	cfg, err := config.Load(config.LoadOptions{ProjectDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.New(config.WithDefaults(cfg), plan.ProjectName(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := render.Files(p, render.Options{ConfigFile: "user_config.yml", WithMerged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func archive(files []render.File) []byte {
+	var b bytes.Buffer
+	for _, f := range files {
+		fmt.Fprintf(&b, "-- %s (%04o) --\n", f.Path, f.Mode)
+		b.Write(f.Data)
+		if len(f.Data) > 0 && f.Data[len(f.Data)-1] != '\n' {
+			b.WriteString("\n")
+		}
+	}
+	return b.Bytes()
+}
+
+// TestGolden pins every generated file for PeiDocker's README example and
+// for a config that uses every feature. Run with -update to accept changes.
+func TestGolden(t *testing.T) {
+	for _, name := range []string{"peidocker-readme", "full-example"} {
+		t.Run(name, func(t *testing.T) {
+			got := archive(renderCase(t, name))
+			golden := filepath.Join("testdata", name, "golden.txt")
+			if *update {
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("generated files differ from %s; run go test ./internal/render -update and review the diff\n%s", golden, firstDiff(got, want))
+			}
+		})
+	}
+}
+
+func firstDiff(a, b []byte) string {
+	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
+	for i := 0; i < len(la) && i < len(lb); i++ {
+		if la[i] != lb[i] {
+			return fmt.Sprintf("line %d:\n got: %s\nwant: %s", i+1, la[i], lb[i])
+		}
+	}
+	return fmt.Sprintf("lengths differ: %d vs %d lines", len(la), len(lb))
+}
+
+// The same input gives byte-identical files.
+func TestDeterministic(t *testing.T) {
+	a, b := archive(renderCase(t, "full-example")), archive(renderCase(t, "full-example"))
+	if !bytes.Equal(a, b) {
+		t.Fatalf("two renders differ:\n%s", firstDiff(a, b))
+	}
+}
+
+// docker-compose.yml loads with compose-go and means what the config says.
+func TestComposeLoads(t *testing.T) {
+	files := renderCase(t, "full-example")
+	var compose []byte
+	for _, f := range files {
+		if f.Path == "docker-compose.yml" {
+			compose = f.Data
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "docker-compose.yml"), compose, 0o644)
+	proj, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
+		WorkingDir:  dir,
+		ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "docker-compose.yml")}},
+		Environment: types.Mapping{"HOST_USER": "alice"},
+	}, func(o *loader.Options) { o.SetProjectName("full-example", true); o.Profiles = []string{"*"} })
+	if err != nil {
+		t.Fatalf("compose-go cannot load the generated file: %v\n%s", err, compose)
+	}
+	s2, err := proj.GetService("stage-2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := s2.Environment
+	if v := env["AT_RUNTIME"]; v == nil || *v != "alice" {
+		t.Errorf("{{HOST_USER}} was not resolved by Compose at run time: %v", v)
+	}
+	if v := env["DOLLAR"]; v == nil || *v != "cost $5" {
+		t.Errorf("a literal $ changed: %v", v)
+	}
+	if v := env["WITH_EQUALS"]; v == nil || *v != "x=1,y=2" {
+		t.Errorf("WITH_EQUALS = %v", v)
+	}
+	if len(s2.Ports) != 4 {
+		t.Errorf("stage-2 ports = %v, want ssh + 2 of stage-1 + 1 of stage-2", s2.Ports)
+	}
+	if proj.Volumes["ext-data"].Name != "shared-data" || !bool(proj.Volumes["ext-data"].External) {
+		t.Errorf("manual volume: %+v", proj.Volumes["ext-data"])
+	}
+	s1, _ := proj.GetService("stage-1")
+	if len(s1.Profiles) != 1 || s1.Profiles[0] != "stage-1" || len(s2.Profiles) != 0 {
+		t.Errorf("profiles: stage-1 %v, stage-2 %v", s1.Profiles, s2.Profiles)
+	}
+	if s1.Deploy == nil || len(s1.Deploy.Resources.Reservations.Devices) != 1 || s2.Deploy != nil {
+		t.Errorf("gpu: stage-1 must reserve GPUs, stage-2 (device cpu) must not")
+	}
+	if s1.Build.Network != "host" || s1.Build.Args["http_proxy"] == nil || *s1.Build.Args["http_proxy"] != "http://127.0.0.1:7890" {
+		t.Errorf("build-time proxy: network %q args %v", s1.Build.Network, s1.Build.Args)
+	}
+	if _, ok := s1.Environment["http_proxy"]; ok {
+		t.Errorf("remove_after_build: the proxy must not be in the run-time environment")
+	}
+}
+
+// No secret reaches a generated file: not the password, not the key.
+func TestNoSecretsInGeneratedFiles(t *testing.T) {
+	dir := testProject(t, "full-example")
+	key, _ := os.ReadFile(filepath.Join(dir, "installation/stage-1/system/ssh/id_ed25519"))
+	for _, f := range renderCase(t, "full-example") {
+		for _, secret := range []string{`a b,c:d "e" $f`, strings.TrimSpace(string(key))} {
+			if bytes.Contains(f.Data, []byte(secret)) {
+				t.Errorf("%s holds a secret", f.Path)
+			}
+		}
+	}
+}
+
+// The generated shell scripts pass shellcheck.
+func TestShellcheck(t *testing.T) {
+	if _, err := exec.LookPath("shellcheck"); err != nil {
+		testenv.Missing(t, "shellcheck is not installed")
+	}
+	dir := t.TempDir()
+	var paths []string
+	for _, f := range renderCase(t, "full-example") {
+		if strings.HasSuffix(f.Path, ".sh") {
+			p := filepath.Join(dir, strings.ReplaceAll(f.Path, "/", "_"))
+			os.WriteFile(p, f.Data, 0o644)
+			paths = append(paths, p)
+		}
+	}
+	out, err := exec.Command("shellcheck", append([]string{"-s", "bash", "-S", "warning", "-e", "SC1090,SC1091,SC2034,SC2317"}, paths...)...).CombinedOutput()
+	if err != nil {
+		t.Errorf("shellcheck:\n%s", out)
+	}
+}
