@@ -1,0 +1,201 @@
+package project
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/render"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+// snapshot reads every file under dir.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			out[rel] = info.Mode().String() + "\n" + string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+func TestCreateEveryQuickModeConfigures(t *testing.T) {
+	for _, q := range QuickModes {
+		t.Run(q, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "proj")
+			if _, err := Create(CreateOptions{Dir: dir, Quick: q}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv})
+			if err != nil {
+				t.Fatalf("the scaffold of --quick %s does not configure: %v", q, err)
+			}
+			s1 := res.Plan.Stages[0]
+			if hasSSH := s1.Script.System.SSH; hasSSH != (q != "minimal") {
+				t.Errorf("ssh = %v", hasSSH)
+			}
+			if s1.Run.GPU != (q == "gpu") {
+				t.Errorf("gpu = %v", s1.Run.GPU)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "installation/stage-1/custom/my-build-1.sh")); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestCreateRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Create(CreateOptions{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, config.DefaultFile)
+	os.WriteFile(cfg, []byte("mine"), 0o644)
+	if _, err := Create(CreateOptions{Dir: dir}); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create: %v", err)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) != "mine" {
+		t.Fatal("create overwrote the config without --force")
+	}
+	if _, err := Create(CreateOptions{Dir: dir, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(cfg); string(b) == "mine" {
+		t.Fatal("--force did not overwrite")
+	}
+	if _, err := Create(CreateOptions{Dir: t.TempDir(), Quick: "huge"}); err == nil || !strings.Contains(err.Error(), "choose one of minimal, ssh, gpu, full") {
+		t.Fatalf("bad --quick: %v", err)
+	}
+}
+
+// Configuring twice gives byte-identical files; a bad config changes nothing.
+func TestConfigureDeterministicAndAtomic(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "proj")
+	if _, err := Create(CreateOptions{Dir: dir, Quick: "full"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
+		t.Fatal(err)
+	}
+	first := snapshot(t, dir)
+	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
+		t.Fatal(err)
+	}
+	second := snapshot(t, dir)
+	if len(first) != len(second) {
+		t.Fatalf("file count changed: %d -> %d", len(first), len(second))
+	}
+	for k, v := range first {
+		if second[k] != v {
+			t.Errorf("%s changed between two runs", k)
+		}
+	}
+	for _, want := range []string{"stage-1.Dockerfile", "stage-2.Dockerfile", "docker-compose.yml", "merged.Dockerfile", "build-merged.sh", "run-merged.sh", ".dockerignore", "installation/stage-1/internals/entrypoint.sh"} {
+		if _, ok := first[want]; !ok {
+			t.Errorf("%s was not written", want)
+		}
+	}
+
+	// Break the config in two places: nothing may change.
+	cfgPath := filepath.Join(dir, config.DefaultFile)
+	cfg, _ := os.ReadFile(cfgPath)
+	bad := strings.Replace(string(cfg), "      type: auto-volume", "      type: volum", 1)
+	bad = strings.Replace(bad, "my-build-1.sh'", "missing.sh'", 1)
+	os.WriteFile(cfgPath, []byte(bad), 0o644)
+	before := snapshot(t, dir)
+	_, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv})
+	var errs config.Errors
+	if !errors.As(err, &errs) || len(errs) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	after := snapshot(t, dir)
+	if len(before) != len(after) {
+		t.Fatalf("a failed configure added or removed files")
+	}
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("a failed configure changed %s", k)
+		}
+	}
+}
+
+// privkey_text reaches the build only as a secret file outside the context.
+func TestInlinePrivateKey(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "proj")
+	os.MkdirAll(dir, 0o755)
+	key := "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBhgDnbjp2OAOhxtgnnBXhdLIapyxDOJyBm4kdaY7ZkywAAAJjZDQTS2Q0E\n0gAAAAtzc2gtZWQyNTUxOQAAACBhgDnbjp2OAOhxtgnnBXhdLIapyxDOJyBm4kdaY7Zkyw\nAAAEBb8dvs5VsVQKeX4bJ0Ai8Mr7aLQSlgKKYX3Fm5OW3x+GGAOduOnY4A6HG2CecFeF0s\nhqnLEM4nIGbiR1pjtmTLAAAAEHRlc3RAZXhhbXBsZS5jb20BAgMEBQ==\n-----END OPENSSH PRIVATE KEY-----\n"
+	cfg := "stage_1:\n  image: {base: debian:bookworm}\n  ssh:\n    users:\n      me:\n        privkey_text: |\n" +
+		"          " + strings.ReplaceAll(strings.TrimSpace(key), "\n", "\n          ") + "\n"
+	os.WriteFile(filepath.Join(dir, config.DefaultFile), []byte(cfg), 0o644)
+	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv}); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(dir, plan.SecretDir, "privkey_me")
+	st, err := os.Stat(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("secret file mode %v", st.Mode())
+	}
+	if b, _ := os.ReadFile(secret); string(b) != key {
+		t.Errorf("secret file content differs")
+	}
+	var names []string
+	for name, content := range snapshot(t, dir) {
+		if strings.Contains(content, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ") && name != config.DefaultFile && !strings.HasPrefix(name, ".pei") {
+			names = append(names, name)
+		}
+		if name == ".dockerignore" && !strings.Contains(content, "\n.pei\n") {
+			t.Errorf(".dockerignore does not keep .pei out of the build context")
+		}
+	}
+	sort.Strings(names)
+	if len(names) > 0 {
+		t.Errorf("the private key is in generated files %v", names)
+	}
+}
+
+// FuzzConfigure feeds arbitrary text to the loader and, when it loads, to
+// the planner and renderers: nothing may panic, and a loaded config renders.
+func FuzzConfigure(f *testing.F) {
+	for _, seed := range []string{
+		"stage_1:\n  image: {base: debian:bookworm}\n",
+		"stage_1:\n  image: {base: x}\n  ssh: {users: {me: {password: 'a b'}, root: {}}}\n  environment: {A: '{{B}}'}\nstage_2:\n  storage: {app: {type: host, host_path: /x}}\n  mount: {m: {type: auto-volume, dst_path: /m}}\n",
+		"a: &a [x, *a]\n",
+		"stage_1: {image: {base: '${X:-y}'}, ports: ['1:2', '3'], custom: {on_entry: [\"a 'b c'\"]}}\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	if b, err := scaffoldFS.ReadFile("scaffold/user_config.yml.tmpl"); err == nil {
+		f.Add(bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("{{.Base}}"), []byte("debian:bookworm")), []byte("{{"), []byte("#")))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse(data, "user_config.yml", "", noEnv)
+		if err != nil {
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Fatalf("a config error that is not ErrInvalid: %v", err)
+			}
+			return
+		}
+		p, err := plan.New(config.WithDefaults(cfg), "fuzz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := render.Files(p, render.Options{WithMerged: true}); err != nil {
+			t.Fatalf("a valid config does not render: %v", err)
+		}
+	})
+}
