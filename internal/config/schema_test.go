@@ -39,3 +39,19 @@ func TestSchemaCheckedIn(t *testing.T) {
 		t.Error("stage_1.ssh missing from the schema")
 	}
 }
+
+// docs/config.md is what the Go types say.
+func TestReferenceCheckedIn(t *testing.T) {
+	path := filepath.Join("..", "..", "docs", "config.md")
+	got := []byte(Reference())
+	if *update {
+		os.WriteFile(path, got, 0o644)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s is stale: run go test ./internal/config -run TestReferenceCheckedIn -update", path)
+	}
+}

@@ -6,6 +6,7 @@ package config
 //	yaml:"name"   the key in user_config.yml
 //	doc:"..."     one line of documentation (schema description)
 //	enum:"a|b"    the allowed values of a string
+//	default:"..." the value WithDefaults gives when the key is absent or null
 //
 // Pointers mark values whose absence matters (null inherits or defaults).
 
@@ -53,13 +54,13 @@ type Stage2 struct {
 // Image names the base and output images of a stage.
 type Image struct {
 	Base   *string `yaml:"base" doc:"Base image (for stage_2, null means the stage-1 output)."`
-	Output string  `yaml:"output" doc:"Name:tag of the image this stage produces."`
+	Output string  `yaml:"output" default:"pei-image:stage-N" doc:"Name:tag of the image this stage produces."`
 }
 
 // SSH configures the OpenSSH server.
 type SSH struct {
-	Enable   *bool  `yaml:"enable" doc:"Install and start an OpenSSH server (default true when the ssh section exists)."`
-	Port     *int   `yaml:"port" doc:"Port sshd listens on inside the container (default 22)."`
+	Enable   *bool  `yaml:"enable" default:"true" doc:"Install and start an OpenSSH server (default true when the ssh section exists)."`
+	Port     *int   `yaml:"port" default:"22" doc:"Port sshd listens on inside the container (default 22)."`
 	HostPort *int   `yaml:"host_port" doc:"Port published on the host for SSH (default: not published)."`
 	Users    []User `yaml:"users" key:"name" doc:"Login users keyed by name; 'root' configures the root account."`
 }
@@ -78,24 +79,24 @@ type User struct {
 
 // Proxy configures an HTTP proxy.
 type Proxy struct {
-	Address          *string `yaml:"address" doc:"Proxy host; host.docker.internal means the Docker host."`
+	Address          *string `yaml:"address" default:"host.docker.internal" doc:"Proxy host; host.docker.internal means the Docker host."`
 	Port             *int    `yaml:"port" doc:"Proxy port."`
-	EnableGlobally   *bool   `yaml:"enable_globally" doc:"Export http(s)_proxy for every build step and at run time."`
-	RemoveAfterBuild *bool   `yaml:"remove_after_build" doc:"Drop the global proxy from the image once built."`
-	UseHTTPS         *bool   `yaml:"use_https" doc:"Use https:// for the https_proxy URL."`
+	EnableGlobally   *bool   `yaml:"enable_globally" default:"false" doc:"Export http(s)_proxy for every build step and at run time."`
+	RemoveAfterBuild *bool   `yaml:"remove_after_build" default:"false" doc:"Drop the global proxy from the image once built."`
+	UseHTTPS         *bool   `yaml:"use_https" default:"false" doc:"Use https:// for the https_proxy URL."`
 }
 
 // Apt configures apt sources.
 type Apt struct {
 	RepoSource          string `yaml:"repo_source" doc:"A sources.list file (relative to installation/) or a mirror: tuna, aliyun, 163, ustc, cn; empty keeps the base image's."`
-	KeepRepoAfterBuild  *bool  `yaml:"keep_repo_after_build" doc:"Keep the mirror in the final image (default true)."`
-	UseProxy            *bool  `yaml:"use_proxy" doc:"Send apt through the proxy during build."`
-	KeepProxyAfterBuild *bool  `yaml:"keep_proxy_after_build" doc:"Keep apt's proxy setting in the image."`
+	KeepRepoAfterBuild  *bool  `yaml:"keep_repo_after_build" default:"true" doc:"Keep the mirror in the final image (default true)."`
+	UseProxy            *bool  `yaml:"use_proxy" default:"false" doc:"Send apt through the proxy during build."`
+	KeepProxyAfterBuild *bool  `yaml:"keep_proxy_after_build" default:"false" doc:"Keep apt's proxy setting in the image."`
 }
 
 // Device selects CPU or GPU.
 type Device struct {
-	Type string `yaml:"type" enum:"cpu|gpu" doc:"gpu reserves all NVIDIA GPUs through Compose."`
+	Type string `yaml:"type" enum:"cpu|gpu" default:"cpu" doc:"gpu reserves all NVIDIA GPUs through Compose."`
 }
 
 // Custom lists hook scripts. Each entry is "path [args...]", the path
@@ -117,7 +118,7 @@ type Storage struct {
 
 // StorageItem says where one /soft directory lives.
 type StorageItem struct {
-	Type       string `yaml:"type" enum:"auto-volume|manual-volume|host|image" doc:"auto-volume: a volume Compose creates; manual-volume: an existing volume; host: a host directory; image: inside the image."`
+	Type       string `yaml:"type" enum:"auto-volume|manual-volume|host|image" default:"image" doc:"auto-volume: a volume Compose creates; manual-volume: an existing volume; host: a host directory; image: inside the image."`
 	HostPath   string `yaml:"host_path" doc:"Host directory, for type host."`
 	VolumeName string `yaml:"volume_name" doc:"Volume name, for type manual-volume."`
 }
