@@ -56,6 +56,7 @@ func TestComposeProject(t *testing.T) {
 	inst := filepath.Join(dir, "installation")
 	writeFile(t, filepath.Join(inst, "stage-1/custom/build.sh"), "#!/bin/bash\nset -e\necho built-by-on_build > /opt/built\ncat /pei-init/stage-1/system/asset.txt > /opt/asset\n", 0o755)
 	writeFile(t, filepath.Join(inst, "stage-1/system/asset.txt"), "asset-content\n", 0o644)
+	writeFile(t, filepath.Join(inst, "stage-1/system/apt/sources.list"), "# pei-e2e sources\ndeb http://deb.debian.org/debian bookworm main\n", 0o644)
 	// Windows line endings and no run bit: must still work.
 	writeFile(t, filepath.Join(inst, "stage-1/custom/crlf.sh"), "echo crlf-ok > /opt/crlf\r\necho \"args=$*\" >> /opt/crlf\r\n", 0o644)
 	counter := func(file string) string {
@@ -85,6 +86,9 @@ func TestComposeProject(t *testing.T) {
 %s
       root:
         password: '%s'
+  apt:
+    repo_source: 'stage-1/system/apt/sources.list'
+    keep_repo_after_build: false
   environment:
     - 'E2E_EQ=a=b c'
     - 'E2E_FROM_HOST=${PEI_E2E_HOST_VALUE:-fallback}'
@@ -135,6 +139,9 @@ stage_2:
 	}
 	run(t, dir, "docker", "compose", "up", "-d")
 	waitSSH(t, sshPort)
+	if svcs := strings.TrimSpace(run(t, dir, "docker", "compose", "ps", "--services")); svcs != "stage-2" {
+		t.Errorf("docker compose up started %q, want only stage-2", svcs)
+	}
 	container := strings.TrimSpace(run(t, dir, "docker", "compose", "ps", "-q", "stage-2"))
 
 	exec := func(args ...string) string {
@@ -154,6 +161,12 @@ stage_2:
 		}
 		if got := exec("cat", "/hard/image/app/installed-in-image"); got != "stage2" {
 			t.Errorf("stage-2 build into /soft/app: %q", got)
+		}
+	})
+
+	t.Run("apt sources restored", func(t *testing.T) {
+		if out := exec("cat", "/etc/apt/sources.list"); strings.Contains(out, "pei-e2e sources") || !strings.Contains(out, "deb.debian.org") {
+			t.Errorf("keep_repo_after_build: false did not restore the base image's sources:\n%s", out)
 		}
 	})
 
@@ -306,6 +319,56 @@ stage_2:
 		}
 		for _, h := range scanDir(t, dir, installed, "user_config.yml", ".pei") {
 			t.Errorf("installed key found in generated file %s", h.where)
+		}
+	})
+
+	t.Run("cache: a run-time hook edit re-runs no build step", func(t *testing.T) {
+		writeFile(t, filepath.Join(inst, "stage-1/custom/every.sh"), counter("every")+"# edited\n", 0o755)
+		log := run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
+		steps := buildSteps(log)
+		for _, want := range []string{"system.sh", "users.sh", "custom/build.sh", "custom/crlf.sh"} {
+			if st, ok := findStep(steps, want); !ok || !st.cached {
+				t.Errorf("step %s re-ran after editing a run-time hook (found %v)", want, ok)
+			}
+		}
+		if st, ok := findStep(steps, "COPY installation/stage-1"); !ok || st.cached {
+			t.Errorf("the edited hook was not copied again")
+		}
+	})
+
+	t.Run("cache: an on_build edit re-runs from that step", func(t *testing.T) {
+		writeFile(t, filepath.Join(inst, "stage-1/custom/crlf.sh"), "echo crlf-ok > /opt/crlf\r\necho \"args=$*\" >> /opt/crlf\r\n# edited\n", 0o644)
+		log := run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
+		steps := buildSteps(log)
+		for _, want := range []string{"system.sh", "users.sh", "custom/build.sh"} {
+			if st, ok := findStep(steps, want); !ok || !st.cached {
+				t.Errorf("step %s re-ran after editing a later on_build script", want)
+			}
+		}
+		if st, ok := findStep(steps, "custom/crlf.sh"); !ok || st.cached {
+			t.Errorf("the edited on_build script did not run again")
+		}
+	})
+
+	t.Run("pei remove", func(t *testing.T) {
+		var out strings.Builder
+		err := project.Remove(t.Context(), project.RemoveOptions{Dir: dir, Yes: true, Volumes: true, Out: &out, Lookup: func(string) (string, bool) { return "", false }})
+		if err != nil {
+			t.Fatalf("remove: %v\n%s", err, out.String())
+		}
+		for _, ref := range []string{img + ":stage-1", img + ":stage-2"} {
+			if _, err := runErr(dir, "docker", "image", "inspect", ref); err == nil {
+				t.Errorf("%s still exists after pei remove", ref)
+			}
+		}
+		if ps := strings.TrimSpace(run(t, dir, "docker", "ps", "-aq", "--filter", "label=com.docker.compose.project="+name)); ps != "" {
+			t.Errorf("containers left: %s", ps)
+		}
+		if vs := strings.TrimSpace(run(t, dir, "docker", "volume", "ls", "-q", "--filter", "label=com.docker.compose.project="+name)); vs != "" {
+			t.Errorf("volumes left: %s", vs)
+		}
+		if !strings.Contains(out.String(), "image "+img+":stage-2") {
+			t.Errorf("remove did not list what it removed:\n%s", out.String())
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +177,41 @@ func scanDir(t *testing.T, dir string, secrets map[string]string, skip ...string
 		t.Fatal(err)
 	}
 	return hits
+}
+
+// buildStep is one step of a BuildKit plain progress log.
+type buildStep struct {
+	name   string
+	cached bool
+}
+
+var stepHeader = regexp.MustCompile(`^#(\d+) \[[^\]]*\] (.*)$`)
+
+// buildSteps reads which steps a plain progress log ran and which it took
+// from the cache.
+func buildSteps(log string) map[string]*buildStep {
+	steps := map[string]*buildStep{}
+	for _, line := range strings.Split(log, "\n") {
+		if m := stepHeader.FindStringSubmatch(line); m != nil {
+			if _, ok := steps[m[1]]; !ok {
+				steps[m[1]] = &buildStep{name: m[2]}
+			}
+			continue
+		}
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "CACHED" {
+			if st, ok := steps[strings.TrimPrefix(f[0], "#")]; ok {
+				st.cached = true
+			}
+		}
+	}
+	return steps
+}
+
+func findStep(steps map[string]*buildStep, substr string) (*buildStep, bool) {
+	for _, st := range steps {
+		if strings.Contains(st.name, substr) {
+			return st, true
+		}
+	}
+	return nil, false
 }
