@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what pei's end-to-end tests and demo need on a fresh
 # Debian 12 machine, as root: Docker Engine, runc, OpenSSH client, sshpass,
-# debootstrap, Compose v2 (built from the Go module pinned in tools/go.mod),
-# a running dockerd and a locally bootstrapped debian:bookworm base image.
+# debootstrap, shellcheck, Compose v2 and buildx (built from the Go modules
+# pinned in tools/go.mod), a running dockerd and a locally bootstrapped debian:bookworm base image.
 # Idempotent; what it builds is cached under $PEI_CACHE (default
 # /var/cache/pei).
 set -euo pipefail
@@ -35,8 +35,19 @@ if [ ! -x "$compose_bin" ]; then
 		-o "$compose_bin.tmp" github.com/docker/compose/v2/cmd)
 	mv "$compose_bin.tmp" "$compose_bin"
 fi
+# buildx, which the docker CLI needs for BuildKit builds (build-merged.sh),
+# at the version Compose itself pins.
+buildx_version=$(awk '$1 == "github.com/docker/buildx" {print $2}' tools/go.mod)
+buildx_bin=$PEI_CACHE/bin/docker-buildx-$buildx_version
+if [ ! -x "$buildx_bin" ]; then
+	log "building docker buildx $buildx_version from its Go module (about 2 minutes)"
+	(cd tools && go build -trimpath -ldflags "-X github.com/docker/buildx/version.Version=$buildx_version" \
+		-o "$buildx_bin.tmp" github.com/docker/buildx/cmd/buildx)
+	mv "$buildx_bin.tmp" "$buildx_bin"
+fi
 mkdir -p /usr/local/lib/docker/cli-plugins
 install -m 755 "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose
+install -m 755 "$buildx_bin" /usr/local/lib/docker/cli-plugins/docker-buildx
 
 if ! docker info >/dev/null 2>&1; then
 	log "starting dockerd"

@@ -503,8 +503,9 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 		s.Script.Hooks.Entry = &h
 	}
 	s.Steps = append(s.Steps, Step{Kind: StepCopy, Title: "project files and run-time hooks", Src: s.Dir, Dst: s.Root})
-	final, finalDst := s.internal("finish.sh")
-	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}, Mounts: []Mount{{Kind: MountBind, Source: final, Target: finalDst}}})
+	// finish.sh came in with the copy above, which is its cache key.
+	_, finalDst := s.internal("finish.sh")
+	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}})
 }
 
 func (b *builder) hook(origin, entry string) Hook {
