@@ -2,7 +2,8 @@
 # Installs and starts what pei's end-to-end tests and demo need on a fresh
 # Debian 12 machine, as root: Docker Engine, runc, OpenSSH client, sshpass,
 # debootstrap, shellcheck, Compose v2 and buildx (built from the Go modules
-# pinned in tools/go.mod), a running dockerd and a locally bootstrapped debian:bookworm base image.
+# pinned in tools/go.mod), buildkitd and buildctl (tools/buildkit/go.mod), a
+# running dockerd and a locally bootstrapped debian:bookworm base image.
 # Idempotent; what it builds is cached under $PEI_CACHE (default
 # /var/cache/pei).
 set -euo pipefail
@@ -17,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck; do
+for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -45,6 +46,18 @@ if [ ! -x "$buildx_bin" ]; then
 		-o "$buildx_bin.tmp" github.com/docker/buildx/cmd/buildx)
 	mv "$buildx_bin.tmp" "$buildx_bin"
 fi
+# BuildKit's daemon and CLI for pei build, from their own pinned module.
+buildkit_version=$(awk '$1 == "github.com/moby/buildkit" {print $2}' tools/buildkit/go.mod)
+for tool in buildkitd buildctl; do
+	bin=$PEI_CACHE/bin/$tool-$buildkit_version
+	if [ ! -x "$bin" ]; then
+		log "building $tool $buildkit_version from its Go module (about 2 minutes)"
+		(cd tools/buildkit && go build -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=$buildkit_version" \
+			-o "$bin.tmp" "github.com/moby/buildkit/cmd/$tool")
+		mv "$bin.tmp" "$bin"
+	fi
+	install -m 755 "$bin" "/usr/local/bin/$tool"
+done
 mkdir -p /usr/local/lib/docker/cli-plugins
 install -m 755 "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose
 install -m 755 "$buildx_bin" /usr/local/lib/docker/cli-plugins/docker-buildx

@@ -55,3 +55,13 @@ func Image(t testing.TB, ref string) {
 		Missing(t, "image "+ref+" is not in the local engine (scripts/setup.sh bootstraps debian:bookworm)")
 	}
 }
+
+// BuildKit requires buildkitd and runc on PATH.
+func BuildKit(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"buildkitd", "runc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			Missing(t, tool+" is not on PATH")
+		}
+	}
+}

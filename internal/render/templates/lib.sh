@@ -46,6 +46,12 @@ pei_run_hook() {
 	return "$rc"
 }
 
+# pei_scrub removes what a build step leaves that differs between otherwise
+# identical builds (package logs, ldconfig's cache), so digests reproduce.
+pei_scrub() {
+	rm -rf /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log /var/cache/ldconfig/aux-cache
+}
+
 # pei_stages: the internals folders of every stage in the image, in order.
 pei_stages() {
 	local d
@@ -57,8 +63,10 @@ pei_stages() {
 case "${1:-}" in
 run-hook)
 	shift
-	pei_run_hook "$@"
-	exit
+	rc=0
+	pei_run_hook "$@" || rc=$?
+	pei_scrub
+	exit "$rc"
 	;;
 exec-hook)
 	shift

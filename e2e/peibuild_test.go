@@ -1,0 +1,272 @@
+package e2e
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/testenv"
+)
+
+const peiBuildPassword = `build pass, with: "quotes"`
+
+// peiBuildProject is a small project with what pei build must get right:
+// an SSH user, environment, build and run-time hooks.
+func peiBuildProject(t *testing.T) (dir, img string, port int) {
+	t.Helper()
+	port = freePort(t)
+	stage1 := fmt.Sprintf(`  ssh:
+    host_port: %d
+    users:
+      dev: {password: '%s', uid: 1234}
+  environment: ['BUILT_WITH=pei build']
+  custom:
+    on_build: ['stage-1/custom/b1.sh', 'stage-1/custom/b2.sh']
+    on_every_run: ['stage-1/custom/every.sh']
+`, port, peiBuildPassword)
+	dir, img = smallProject(t, stage1, map[string]string{
+		"stage-1/custom/b1.sh":    "#!/bin/sh\necho one > /opt/b1\n",
+		"stage-1/custom/b2.sh":    "#!/bin/sh\necho two > /opt/b2\n",
+		"stage-1/custom/every.sh": "#!/bin/sh\necho started >> /var/log/pei-every\n",
+	})
+	return dir, img, port
+}
+
+func peiBuild(t *testing.T, dir, state string, log io.Writer, mods ...func(*project.BuildOptions)) []string {
+	t.Helper()
+	opts := project.BuildOptions{Dir: dir, StateDir: state, Progress: "plain", Stderr: log,
+		Getenv: func(string) string { return "" }}
+	for _, m := range mods {
+		m(&opts)
+	}
+	res, err := project.Build(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("pei build: %v", err)
+	}
+	var out []string
+	for _, r := range res {
+		out = append(out, r.Ref+"@"+r.Manifest)
+	}
+	return out
+}
+
+// TestPeiBuild builds a project with BuildKit through pei's own LLB (a
+// buildkitd that pei starts and stops), runs the result, and checks cache
+// behaviour, the OCI output and reproducible digests.
+func TestPeiBuild(t *testing.T) {
+	testenv.Docker(t)
+	testenv.BuildKit(t)
+	testenv.Image(t, baseImage)
+	dir, img, port := peiBuildProject(t)
+	state := t.TempDir()
+
+	var log strings.Builder
+	refs := peiBuild(t, dir, state, &log)
+	if len(refs) != 2 || !strings.HasPrefix(refs[1], img+":stage-2@sha256:") {
+		t.Fatalf("pei build printed %v", refs)
+	}
+
+	t.Run("runs with SSH, env and hooks", func(t *testing.T) {
+		name := img + "-run"
+		t.Cleanup(func() { runErr(dir, "docker", "rm", "-f", name) })
+		run(t, dir, "docker", "run", "-d", "--name", name, "-p", fmt.Sprintf("127.0.0.1:%d:22", port), img+":stage-2")
+		waitSSH(t, port)
+		out, err := runErr(dir, "sshpass", append([]string{"-p", peiBuildPassword, "ssh"}, sshArgs(port, "-o", "PubkeyAuthentication=no", "dev@127.0.0.1", "id -u; printenv BUILT_WITH; cat /opt/b1 /opt/b2 /var/log/pei-every")...)...)
+		if err != nil {
+			t.Fatalf("ssh: %v\n%s", err, out)
+		}
+		if want := "1234\npei build\none\ntwo\nstarted"; strings.TrimSpace(out) != want {
+			t.Errorf("session:\n%s\nwant:\n%s", out, want)
+		}
+		hist := run(t, dir, "docker", "history", "--no-trunc", "--format", "{{.CreatedBy}}", img+":stage-2")
+		if !strings.Contains(hist, "pei [stage-1] on_build: stage-1/custom/b2.sh (stage_1.custom.on_build[1], line") {
+			t.Errorf("the image history does not name the config line of each step:\n%s", hist)
+		}
+	})
+
+	t.Run("secret scan", func(t *testing.T) {
+		secrets := map[string]string{"password": peiBuildPassword}
+		for _, h := range scanImage(t, img+":stage-2", secrets) {
+			t.Errorf("password found in %s", h.where)
+		}
+		if strings.Contains(log.String(), peiBuildPassword) {
+			t.Error("password found in the build log")
+		}
+	})
+
+	t.Run("cache: a run-time hook edit re-runs no build step", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "installation/stage-1/custom/every.sh"), "#!/bin/sh\necho edited >> /var/log/pei-every\n", 0o755)
+		var log strings.Builder
+		peiBuild(t, dir, state, &log, func(o *project.BuildOptions) { o.Stage = "1" })
+		steps := buildSteps(log.String())
+		for _, want := range []string{"apt sources", "SSH users", "on_build: stage-1/custom/b1.sh", "on_build: stage-1/custom/b2.sh"} {
+			if st, ok := findStep(steps, want); !ok || !st.cached {
+				t.Errorf("step %q re-ran (found %v)\n%s", want, ok, log.String())
+			}
+		}
+		if st, ok := findStep(steps, "project files and run-time hooks"); !ok || st.cached {
+			t.Errorf("the edited hook was not copied again")
+		}
+	})
+
+	t.Run("OCI tarball validates", func(t *testing.T) {
+		dest := filepath.Join(t.TempDir(), "image.tar")
+		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Output = "type=oci,dest=" + dest })
+		img := ociImage(t, dest)
+		if err := validate.Image(img); err != nil {
+			t.Errorf("validate.Image: %v", err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(cfg.Config.Entrypoint, " "); got != "bash /pei-init/stage-2/internals/entrypoint.sh" {
+			t.Errorf("entrypoint %q", got)
+		}
+	})
+
+	t.Run("same filesystem as the Compose build", func(t *testing.T) {
+		run(t, dir, "docker", "compose", "build", "stage-1")
+		run(t, dir, "docker", "compose", "build", "stage-2")
+		compose := engineFiles(t, img+":stage-2")
+		peiBuild(t, dir, state, io.Discard)
+		pei := engineFiles(t, img+":stage-2")
+		var diffs []string
+		// Modification times are not compared; everything else must match.
+		for _, p := range unionKeys(compose, pei) {
+			if compose[p] != pei[p] {
+				diffs = append(diffs, fmt.Sprintf("%s: compose %q, pei %q", p, compose[p], pei[p]))
+			}
+		}
+		if len(diffs) > 0 {
+			t.Errorf("%d files differ between the Compose and pei builds:\n%s", len(diffs), strings.Join(diffs[:min(len(diffs), 30)], "\n"))
+		}
+	})
+
+	t.Run("reproducible digest across cold builds", func(t *testing.T) {
+		var digests []string
+		for i := 0; i < 2; i++ {
+			dest := filepath.Join(t.TempDir(), "image.tar")
+			refs := peiBuild(t, dir, t.TempDir(), io.Discard, func(o *project.BuildOptions) {
+				o.Output = "type=oci,dest=" + dest
+				o.NoCache = true
+				o.Getenv = func(k string) string {
+					if k == "SOURCE_DATE_EPOCH" {
+						return "1700000000"
+					}
+					return ""
+				}
+			})
+			digests = append(digests, refs[len(refs)-1])
+		}
+		if digests[0] != digests[1] {
+			t.Errorf("two cold builds gave %s and %s", digests[0], digests[1])
+		}
+	})
+}
+
+func ociImage(t *testing.T, tarPath string) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(tarPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if h.Typeflag == tar.TypeDir {
+			os.MkdirAll(p, 0o755)
+			continue
+		}
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		out, _ := os.Create(p)
+		io.Copy(out, tr)
+		out.Close()
+	}
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) == 0 {
+		t.Fatalf("OCI index: %v", err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// engineFiles flattens an image from the engine into path -> "mode uid:gid
+// type sha256/link" (modification times are not compared).
+func engineFiles(t *testing.T, ref string) map[string]string {
+	t.Helper()
+	tmp := filepath.Join(t.TempDir(), "image.tar")
+	run(t, "", "docker", "save", "-o", tmp, ref)
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := tarball.ImageFromPath(tmp, &tag)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	files := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.New()
+		io.Copy(sum, tr)
+		files[strings.TrimPrefix(h.Name, "./")] = fmt.Sprintf("%o %d:%d %c %s%s", h.Mode&0o7777, h.Uid, h.Gid, h.Typeflag, hex.EncodeToString(sum.Sum(nil))[:16], h.Linkname)
+	}
+	return files
+}
+
+func unionKeys(a, b map[string]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range []map[string]string{a, b} {
+		for k := range m {
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}

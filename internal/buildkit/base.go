@@ -1,0 +1,105 @@
+package buildkit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Base is a base image held in an OCI layout that BuildKit reads through
+// the client's session, so no registry is needed.
+type Base struct {
+	Ref      string // as the config names it
+	StoreID  string // the OCI store's id in the solve
+	Manifest string // manifest digest, sha256:...
+	Config   ocispecs.Image
+}
+
+// BaseStore is an OCI layout directory that caches base images.
+type BaseStore struct {
+	Dir    string
+	Docker string // docker CLI; "" means "docker"
+}
+
+// StoreID is the id under which the store is given to BuildKit.
+const StoreID = "pei-bases"
+
+// FromEngine copies an image from the local Docker engine into the store
+// (once per image id) and returns it as a base.
+func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
+	docker := s.Docker
+	if docker == "" {
+		docker = "docker"
+	}
+	idOut, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", "{{.Id}}", ref).Output()
+	if err != nil {
+		return Base{}, fmt.Errorf("base image %s is not in the Docker engine (docker pull it, import it, or build it with pei): %w", ref, err)
+	}
+	id := strings.TrimSpace(string(idOut))
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return Base{}, err
+	}
+	marker := filepath.Join(s.Dir, "engine-"+strings.TrimPrefix(id, "sha256:")+".json")
+	if b, err := os.ReadFile(marker); err == nil {
+		var base Base
+		if json.Unmarshal(b, &base) == nil && base.Manifest != "" {
+			if _, err := os.Stat(filepath.Join(s.Dir, "blobs", "sha256", strings.TrimPrefix(base.Manifest, "sha256:"))); err == nil {
+				base.Ref = ref
+				return base, nil
+			}
+		}
+	}
+	tmp, err := os.CreateTemp(s.Dir, ".save-*.tar")
+	if err != nil {
+		return Base{}, err
+	}
+	defer os.Remove(tmp.Name())
+	tmp.Close()
+	if out, err := exec.CommandContext(ctx, docker, "save", "-o", tmp.Name(), ref).CombinedOutput(); err != nil {
+		return Base{}, fmt.Errorf("docker save %s: %v: %s", ref, err, out)
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return Base{}, fmt.Errorf("base image %s: %w", ref, err)
+	}
+	img, err := tarball.ImageFromPath(tmp.Name(), &tag)
+	if err != nil {
+		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
+	}
+	p, err := layout.FromPath(s.Dir)
+	if err != nil {
+		if p, err = layout.Write(s.Dir, empty.Index); err != nil {
+			return Base{}, fmt.Errorf("base store %s: %w", s.Dir, err)
+		}
+	}
+	if err := p.AppendImage(img); err != nil {
+		return Base{}, fmt.Errorf("copy %s into %s: %w", ref, s.Dir, err)
+	}
+	dgst, err := img.Digest()
+	if err != nil {
+		return Base{}, err
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return Base{}, err
+	}
+	base := Base{Ref: ref, StoreID: StoreID, Manifest: dgst.String()}
+	if err := json.Unmarshal(raw, &base.Config); err != nil {
+		return Base{}, fmt.Errorf("config of %s: %w", ref, err)
+	}
+	b, _ := json.Marshal(base)
+	if err := os.WriteFile(marker, b, 0o644); err != nil {
+		return Base{}, err
+	}
+	return base, nil
+}

@@ -1,0 +1,257 @@
+package buildkit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/log"
+	"github.com/containerd/platforms"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/util/progress/progressui"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/tonistiigi/fsutil"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+)
+
+// Output says where a built image goes.
+type Output struct {
+	// Type is docker (load into the engine), oci (a tarball at Dest) or
+	// registry (push to Ref).
+	Type string
+	Dest string
+	// Load runs "docker load" on the docker exporter's stream.
+	Load func(ctx context.Context) (io.WriteCloser, func() error, error)
+	// Insecure allows plain HTTP for a registry push.
+	Insecure bool
+}
+
+// Options configure Build.
+type Options struct {
+	ProjectDir string
+	Plan       plan.Plan
+	// Stages to build, by index; the last one gets Output, earlier ones are
+	// loaded into the engine only when Output is docker.
+	Stages []int
+	Bases  BaseStore
+	Output Output
+	// Secrets maps secret ids to files, beyond the plan's own.
+	Secrets  map[string]string
+	NoCache  bool
+	Progress string // auto, tty, plain, rawjson, quiet
+	Stderr   io.Writer
+	// SourceDateEpoch clamps timestamps in the image; -1 leaves them.
+	SourceDateEpoch int64
+	// Exclude is the build context's exclude patterns (.dockerignore).
+	Exclude []string
+}
+
+// Result is one built image.
+type Result struct {
+	Stage    string
+	Ref      string
+	Manifest string // digest of the image manifest
+}
+
+// Build solves the plan's stages on a BuildKit daemon.
+func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, error) {
+	// containerd's content store logs harmless warnings (no fs-verity);
+	// a library must not print.
+	_ = log.SetLevel("error")
+	stateByIndex := map[int]llb.State{}
+	cfgByIndex := map[int]ocispecs.Image{}
+	context := Context(opt.ProjectDir, opt.Exclude)
+	stores := map[string]content.Store{}
+	var results []Result
+	last := opt.Stages[len(opt.Stages)-1]
+	for _, s := range opt.Plan.Stages {
+		if s.Index > last {
+			break
+		}
+		var base llb.State
+		var baseCfg ocispecs.Image
+		if st, ok := stateByIndex[s.BaseStage]; ok && s.BaseStage > 0 {
+			base, baseCfg = st, cfgByIndex[s.BaseStage]
+		} else {
+			b, err := opt.Bases.FromEngine(ctx, s.Base)
+			if err != nil {
+				return nil, err
+			}
+			store, err := local.NewStore(opt.Bases.Dir)
+			if err != nil {
+				return nil, fmt.Errorf("open base store: %w", err)
+			}
+			stores[b.StoreID] = store
+			base = llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+s.Base))
+			baseCfg = b.Config
+		}
+		if opt.SourceDateEpoch >= 0 {
+			// Scripts see the epoch too, to pin dates they write (shadow).
+			s.Build.Args = append(append([]config.EnvVar(nil), s.Build.Args...),
+				config.EnvVar{Name: "SOURCE_DATE_EPOCH", Value: strconv.FormatInt(opt.SourceDateEpoch, 10)})
+		}
+		st, cfg := StageLLB(s, base, baseCfg, context)
+		stateByIndex[s.Index], cfgByIndex[s.Index] = st, cfg
+		if !contains(opt.Stages, s.Index) {
+			continue
+		}
+		if s.Index != last && opt.Output.Type != "docker" {
+			continue // an intermediate stage: built as part of the last one
+		}
+		res, err := solve(ctx, c, opt, s, st, cfg, stores, s.Index == last)
+		if err != nil {
+			return results, err
+		}
+		results = append(results, res)
+	}
+	return results, nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// baseRef names a base for the OCI layout source: name@manifest-digest.
+func baseRef(b Base) string {
+	n := b.Ref
+	if i := strings.LastIndex(n, ":"); i > strings.LastIndex(n, "/") {
+		n = n[:i]
+	}
+	if !strings.Contains(n, "/") {
+		n = "docker.io/library/" + n
+	}
+	return n + "@" + b.Manifest
+}
+
+func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, error) {
+	mopts := []llb.ConstraintsOpt{llb.Platform(platforms.DefaultSpec())}
+	if opt.NoCache {
+		mopts = append(mopts, llb.IgnoreCache)
+	}
+	def, err := st.Marshal(ctx, mopts...)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
+	}
+	cfgJSON, err := json.Marshal(cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	contextFS, err := fsutil.NewFS(opt.ProjectDir)
+	if err != nil {
+		return Result{}, fmt.Errorf("project %s: %w", opt.ProjectDir, err)
+	}
+	var srcs []secretsprovider.Source
+	for _, sec := range s.Build.Secrets {
+		srcs = append(srcs, secretsprovider.Source{ID: sec.ID, FilePath: filepath.Join(opt.ProjectDir, filepath.FromSlash(sec.File))})
+	}
+	for id, file := range opt.Secrets {
+		srcs = append(srcs, secretsprovider.Source{ID: id, FilePath: file})
+	}
+	secretStore, err := secretsprovider.NewStore(srcs)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: secrets: %w", s.Name, err)
+	}
+
+	attrs := map[string]string{"name": s.Output}
+	if opt.SourceDateEpoch >= 0 {
+		attrs[string(exptypes.OptKeyRewriteTimestamp)] = "true"
+		attrs["source-date-epoch"] = strconv.FormatInt(opt.SourceDateEpoch, 10)
+	}
+	export := bkclient.ExportEntry{Type: opt.Output.Type, Attrs: attrs}
+	var loadWait func() error
+	switch {
+	case opt.Output.Type == "docker":
+		export.Output = func(map[string]string) (io.WriteCloser, error) {
+			w, wait, err := opt.Output.Load(ctx)
+			loadWait = wait
+			return w, err
+		}
+	case opt.Output.Type == "oci" && final:
+		dest := opt.Output.Dest
+		export.Output = func(map[string]string) (io.WriteCloser, error) {
+			return os.Create(dest)
+		}
+	case opt.Output.Type == "registry" && final:
+		export.Type = "image"
+		attrs["push"] = "true"
+		attrs["name"] = opt.Output.Dest
+		if opt.Output.Insecure {
+			attrs["registry.insecure"] = "true"
+		}
+	}
+
+	solveOpt := bkclient.SolveOpt{
+		Exports:     []bkclient.ExportEntry{export},
+		LocalMounts: map[string]fsutil.FS{ContextName: contextFS},
+		OCIStores:   stores,
+		Session:     []session.Attachable{secretsprovider.NewSecretProvider(secretStore)},
+	}
+	if s.Build.HostNetwork {
+		solveOpt.AllowedEntitlements = []string{"network.host"}
+	}
+
+	mode := progressui.DisplayMode(opt.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	stderr := opt.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	display, err := progressui.NewDisplay(stderr, mode)
+	if err != nil {
+		return Result{}, fmt.Errorf("progress: %w", err)
+	}
+	ch := make(chan *bkclient.SolveStatus)
+	var resp *bkclient.SolveResponse
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		var err error
+		resp, err = c.Build(ectx, solveOpt, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			if err != nil {
+				return nil, err
+			}
+			r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
+			return r, nil
+		}, ch)
+		return err
+	})
+	eg.Go(func() error {
+		_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", s.Name, err)
+	}
+	if loadWait != nil {
+		if err := loadWait(); err != nil {
+			return Result{}, fmt.Errorf("load %s into the engine: %w", s.Output, err)
+		}
+	}
+	ref := s.Output
+	if export.Type == "image" {
+		ref = attrs["name"]
+	}
+	return Result{Stage: s.Name, Ref: ref, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil
+}

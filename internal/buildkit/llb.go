@@ -1,0 +1,115 @@
+package buildkit
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pei-dev/pei/internal/plan"
+)
+
+// ContextName is the name of the project directory as a BuildKit local.
+const ContextName = "context"
+
+// Context is the project directory as an LLB source, without what
+// .dockerignore keeps out (pei's state, private keys, .git).
+func Context(projectKey string, exclude []string) llb.State {
+	return llb.Local(ContextName,
+		llb.ExcludePatterns(exclude),
+		llb.SharedKeyHint("pei:"+projectKey),
+		llb.WithCustomName("[context] project files"),
+	)
+}
+
+// StageLLB returns the LLB of one planned stage on top of base, and the
+// image config (base's, with the stage's environment and entrypoint). It is
+// a pure function of its inputs.
+func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State) (llb.State, ocispecs.Image) {
+	st := base
+	cfg := baseConfig
+	cfg.Config.Env = append([]string(nil), baseConfig.Config.Env...)
+	if len(cfg.Config.Env) == 0 {
+		cfg.Config.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	}
+	for _, e := range cfg.Config.Env {
+		if k, v, ok := strings.Cut(e, "="); ok {
+			st = st.AddEnv(k, v)
+		}
+	}
+	st = st.Dir("/")
+	cfg.History = append([]ocispecs.History(nil), baseConfig.History...)
+	for _, step := range s.Steps {
+		name := "[" + s.Name + "] " + step.Title
+		// The image history says which config line made each layer.
+		createdBy := "pei " + name
+		if step.Origin != "" {
+			createdBy += " (" + step.Origin
+			if step.Pos.Line > 0 {
+				createdBy += fmt.Sprintf(", line %d", step.Pos.Line)
+			}
+			createdBy += ")"
+		}
+		cfg.History = append(cfg.History, ocispecs.History{CreatedBy: createdBy, Comment: "pei", EmptyLayer: step.Kind == plan.StepEnv})
+		switch step.Kind {
+		case plan.StepEnv:
+			for _, e := range step.Env {
+				st = st.AddEnv(e.Name, e.Value)
+				cfg.Config.Env = setEnv(cfg.Config.Env, e.Name, e.Value)
+			}
+		case plan.StepCopy:
+			st = st.File(llb.Copy(context, "/"+step.Src, step.Dst, &llb.CopyInfo{
+				CopyDirContentsOnly: true, CreateDestPath: true,
+			}), llb.WithCustomName(name))
+		case plan.StepRun:
+			opts := []llb.RunOption{llb.Args(step.Command), llb.WithCustomName(name)}
+			for _, a := range s.Build.Args {
+				// Build arguments reach the step, never the image config.
+				opts = append(opts, llb.AddEnv(a.Name, a.Value))
+			}
+			if s.Build.HostNetwork {
+				opts = append(opts, llb.Network(pb.NetMode_HOST))
+			}
+			for _, m := range step.Mounts {
+				opts = append(opts, mountOption(m, context))
+			}
+			st = st.Run(opts...).Root()
+		}
+	}
+	cfg.Config.Entrypoint = []string{"bash", path.Join(s.Root, plan.Internals, "entrypoint.sh")}
+	cfg.Config.Cmd = nil
+	cfg.Config.WorkingDir = "/"
+	return st, cfg
+}
+
+func mountOption(m plan.Mount, context llb.State) llb.RunOption {
+	switch m.Kind {
+	case plan.MountCache:
+		return llb.AddMount(m.Target, llb.Scratch(), llb.AsPersistentCacheDir("pei"+m.Target, llb.CacheMountLocked))
+	case plan.MountSecret:
+		return llb.AddSecret(m.Target, llb.SecretID(m.Source), llb.SecretFileOpt(0, 0, 0o400))
+	default:
+		opts := []llb.MountOption{llb.SourcePath("/" + m.Source)}
+		if m.ReadWrite {
+			// Writable for the step (a script's line endings are fixed in
+			// place); what it writes there is thrown away.
+			opts = append(opts, llb.ForceNoOutput)
+		} else {
+			opts = append(opts, llb.Readonly)
+		}
+		return llb.AddMount(m.Target, context, opts...)
+	}
+}
+
+func setEnv(env []string, k, v string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if name, _, _ := strings.Cut(e, "="); name != k {
+			out = append(out, e)
+		}
+	}
+	return append(out, k+"="+v)
+}

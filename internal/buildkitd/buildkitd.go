@@ -1,0 +1,193 @@
+// Package buildkitd finds or starts the BuildKit daemon that pei builds
+// with: a daemon the user names, one in BUILDKIT_HOST, or one pei starts for
+// the build (as root directly, as another user under rootlesskit) with its
+// state under the user's cache directory, stopped cleanly afterwards.
+package buildkitd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Daemon is a BuildKit daemon pei can talk to.
+type Daemon struct {
+	Addr string // unix:///... or tcp://...
+	// cmd is set when pei started the daemon and must stop it.
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the started daemon has exited
+	log  string
+}
+
+// Options say how to find or start a daemon.
+type Options struct {
+	// Builder is "auto", "" (same), or an address (unix://, tcp://).
+	Builder string
+	// StateDir holds the started daemon's state; "" means
+	// $XDG_CACHE_HOME/pei/buildkit (or ~/.cache/pei/buildkit).
+	StateDir string
+	// Getenv reads the environment (BUILDKIT_HOST); nil means none.
+	Getenv func(string) string
+}
+
+// ErrMissing is matched by errors about missing tools or set-up.
+var ErrMissing = errors.New("missing build tool")
+
+// Find returns a running daemon or starts one.
+func Find(ctx context.Context, opts Options) (*Daemon, error) {
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	switch b := opts.Builder; {
+	case b != "" && b != "auto":
+		return &Daemon{Addr: b}, nil
+	case getenv("BUILDKIT_HOST") != "":
+		return &Daemon{Addr: getenv("BUILDKIT_HOST")}, nil
+	}
+	state := opts.StateDir
+	if state == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("state directory for buildkitd: %w", err)
+		}
+		state = filepath.Join(dir, "pei", "buildkit")
+	}
+	return Start(ctx, state)
+}
+
+// Start starts a buildkitd with its state in stateDir: as root directly,
+// as any other user under rootlesskit.
+func Start(ctx context.Context, stateDir string) (*Daemon, error) {
+	bin, err := exec.LookPath("buildkitd")
+	if err != nil {
+		return nil, fmt.Errorf("%w: buildkitd is not on PATH; build it with scripts/setup.sh (from the pinned Go module github.com/moby/buildkit), or pass --builder unix:///path/to/buildkitd.sock", ErrMissing)
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return nil, fmt.Errorf("%w: runc is not on PATH; install it (apt-get install runc)", ErrMissing)
+	}
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("buildkitd state %s: %w", stateDir, err)
+	}
+	// Unix socket paths are short; keep the socket in a short run dir.
+	runDir, err := os.MkdirTemp("", "pei-bk-")
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(runDir, "buildkitd.sock")
+	args := []string{"--root", filepath.Join(stateDir, "root"), "--addr", "unix://" + sock,
+		"--oci-worker=true", "--containerd-worker=false", "--allow-insecure-entitlement", "network.host"}
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		cmd = exec.Command(bin, args...)
+	} else {
+		rk, err := exec.LookPath("rootlesskit")
+		if err != nil {
+			return nil, fmt.Errorf("%w: building without root needs rootlesskit; install it (apt-get install rootlesskit uidmap)", ErrMissing)
+		}
+		if err := checkSubIDs(); err != nil {
+			return nil, err
+		}
+		rkArgs := []string{"--net=host", "--copy-up=/etc", "--copy-up=/run", "--disable-host-loopback",
+			"--state-dir", filepath.Join(runDir, "rootlesskit"), bin, "--oci-worker-no-process-sandbox"}
+		cmd = exec.Command(rk, append(rkArgs, args...)...)
+	}
+	logPath := filepath.Join(stateDir, "buildkitd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start buildkitd: %w", err)
+	}
+	logf.Close()
+	d := &Daemon{Addr: "unix://" + sock, cmd: cmd, log: logPath, done: make(chan struct{})}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		close(d.done)
+		exited <- err
+	}()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return d, nil
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("buildkitd exited at start (%v):\n%s", err, tail(logPath, 20))
+		case <-deadline.C:
+			cmd.Process.Kill()
+			return nil, fmt.Errorf("buildkitd did not listen on %s within 60s:\n%s", sock, tail(logPath, 20))
+		case <-ctx.Done():
+			cmd.Process.Kill()
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Stop ends a daemon pei started (SIGTERM, then SIGKILL after 20 s).
+func (d *Daemon) Stop() error {
+	if d == nil || d.cmd == nil || d.cmd.Process == nil {
+		return nil
+	}
+	pid := d.cmd.Process.Pid
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		<-d.done
+	}
+	if sock, ok := strings.CutPrefix(d.Addr, "unix://"); ok {
+		os.RemoveAll(filepath.Dir(sock))
+	}
+	d.cmd = nil
+	return nil
+}
+
+// Started reports whether pei started this daemon.
+func (d *Daemon) Started() bool { return d.cmd != nil }
+
+func checkSubIDs() error {
+	user := strconv.Itoa(os.Getuid())
+	name := os.Getenv("USER")
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		b, err := os.ReadFile(f)
+		found := false
+		for _, line := range strings.Split(string(b), "\n") {
+			owner, _, _ := strings.Cut(line, ":")
+			if owner != "" && (owner == user || owner == name) {
+				found = true
+			}
+		}
+		if err != nil || !found {
+			return fmt.Errorf("%w: building without root needs an entry for your user in %s (e.g. as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 %s)", ErrMissing, f, name)
+		}
+	}
+	return nil
+}
+
+func tail(path string, n int) string {
+	b, _ := os.ReadFile(path)
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}

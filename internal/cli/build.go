@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/project"
+)
+
+func newBuildCmd() *cobra.Command {
+	var opts project.BuildOptions
+	cmd := &cobra.Command{
+		Use:   "build -p DIR",
+		Short: "Build the project's images with BuildKit (no Docker daemon or root needed)",
+		Long: `Build configures the project, turns its plan into BuildKit LLB (one cached
+step per apt/user block and per on_build script, run-time hooks last) and
+builds it on a BuildKit daemon: the one given by --builder or BUILDKIT_HOST,
+or one pei starts for the build (as root directly, otherwise rootless under
+rootlesskit) and stops afterwards.
+
+The image reference and manifest digest go to stdout, one line per image;
+progress goes to stderr. Timestamps in the image are clamped to
+SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
+		Example: `  pei build -p ./my-env                                   # load both stages into Docker
+  pei build -p ./my-env --output type=oci,dest=image.tar
+  pei build -p ./my-env --push 127.0.0.1:5000/my-env:latest --insecure-registry
+  SOURCE_DATE_EPOCH=0 pei build -p ./my-env --stage 1 --progress plain`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Lookup = os.LookupEnv
+			opts.Getenv = os.Getenv
+			opts.Stderr = cmd.ErrOrStderr()
+			results, err := project.Build(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			for _, r := range results {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s@%s\n", r.Ref, r.Manifest)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.Dir, "project-dir", "p", ".", "project directory")
+	f.StringVarP(&opts.ConfigFile, "config", "c", config.DefaultFile, "config file, relative to the project directory")
+	f.StringVar(&opts.Stage, "stage", "all", "stage to build: 1, 2 or all")
+	f.StringVar(&opts.Builder, "builder", "auto", "BuildKit daemon: auto, unix:///path.sock or tcp://host:port")
+	f.StringVar(&opts.Output, "output", "type=docker", "type=docker | type=oci,dest=FILE | type=registry,ref=REF")
+	f.StringVar(&opts.Push, "push", "", "push the final image to REF (same as --output type=registry,ref=REF)")
+	f.BoolVar(&opts.Insecure, "insecure-registry", false, "allow plain HTTP to the registry (e.g. localhost)")
+	f.StringArrayVar(&opts.Secrets, "secret", nil, "build secret for on_build scripts: id=ID,env=VAR or id=ID,src=FILE (at /run/secrets/ID)")
+	f.BoolVar(&opts.NoCache, "no-cache", false, "do not use cached steps")
+	f.StringVar(&opts.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
+	return cmd
+}

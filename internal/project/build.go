@@ -1,0 +1,236 @@
+package project
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	bkclient "github.com/moby/buildkit/client"
+
+	"github.com/pei-dev/pei/internal/buildkit"
+	"github.com/pei-dev/pei/internal/buildkitd"
+	"github.com/pei-dev/pei/internal/config"
+)
+
+// BuildOptions configure Build.
+type BuildOptions struct {
+	Dir        string
+	ConfigFile string
+	Stage      string // 1, 2 or all
+	Builder    string // auto or an address
+	Output     string // type=docker | type=oci,dest=FILE | type=registry,ref=REF
+	Push       string // shorthand for type=registry,ref=REF
+	Insecure   bool   // plain HTTP registry
+	Secrets    []string
+	NoCache    bool
+	Progress   string
+	Lookup     config.LookupFunc
+	Getenv     func(string) string
+	Stderr     io.Writer
+	// StateDir is where a started buildkitd and the base-image store live;
+	// "" means the user's cache directory.
+	StateDir string
+}
+
+// Build configures the project (writing its generated files, which the
+// build reads) and builds its images with BuildKit.
+func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
+	out, err := parseOutput(opts.Output, opts.Push, opts.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	stages, err := parseStages(opts.Stage)
+	if err != nil {
+		return nil, err
+	}
+	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	res, err := Configure(ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup})
+	if err != nil {
+		return nil, err
+	}
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	state := opts.StateDir
+	if state == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return nil, err
+		}
+		state = filepath.Join(dir, "pei")
+	}
+	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv})
+	if err != nil {
+		return nil, err
+	}
+	defer daemon.Stop()
+	c, err := bkclient.New(ctx, daemon.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
+	}
+	defer c.Close()
+	abs, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return buildkit.Build(ctx, c, buildkit.Options{
+		ProjectDir:      abs,
+		Plan:            res.Plan,
+		Stages:          stages,
+		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
+		Output:          out,
+		Secrets:         secrets,
+		NoCache:         opts.NoCache,
+		Progress:        opts.Progress,
+		Stderr:          opts.Stderr,
+		SourceDateEpoch: sourceDateEpoch(ctx, abs, getenv),
+		Exclude:         readDockerignore(abs),
+	})
+}
+
+func parseStages(s string) ([]int, error) {
+	switch s {
+	case "", "all":
+		return []int{1, 2}, nil
+	case "1":
+		return []int{1}, nil
+	case "2":
+		return []int{1, 2}, nil
+	}
+	return nil, fmt.Errorf("--stage %q: use 1, 2 or all", s)
+}
+
+func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
+	if push != "" {
+		return buildkit.Output{Type: "registry", Dest: push, Insecure: insecure}, nil
+	}
+	if spec == "" {
+		spec = "type=docker"
+	}
+	kv := map[string]string{}
+	for _, part := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return buildkit.Output{}, fmt.Errorf("--output %q: write key=value pairs, e.g. type=oci,dest=image.tar", spec)
+		}
+		kv[k] = v
+	}
+	switch kv["type"] {
+	case "docker":
+		return buildkit.Output{Type: "docker", Load: dockerLoad}, nil
+	case "oci":
+		if kv["dest"] == "" {
+			return buildkit.Output{}, fmt.Errorf("--output type=oci needs dest=FILE")
+		}
+		return buildkit.Output{Type: "oci", Dest: kv["dest"]}, nil
+	case "registry", "image":
+		if kv["ref"] == "" && kv["name"] == "" {
+			return buildkit.Output{}, fmt.Errorf("--output type=registry needs ref=REGISTRY/NAME:TAG")
+		}
+		ref := kv["ref"]
+		if ref == "" {
+			ref = kv["name"]
+		}
+		return buildkit.Output{Type: "registry", Dest: ref, Insecure: insecure || kv["registry.insecure"] == "true"}, nil
+	}
+	return buildkit.Output{}, fmt.Errorf("--output type=%q: use docker, oci or registry", kv["type"])
+}
+
+// parseSecrets reads --secret id=ID,env=VAR|src=FILE into id -> file;
+// an env secret is written to a private temporary file.
+func parseSecrets(specs []string, getenv func(string) string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, spec := range specs {
+		kv := map[string]string{}
+		for _, part := range strings.Split(spec, ",") {
+			k, v, _ := strings.Cut(part, "=")
+			kv[k] = v
+		}
+		id := kv["id"]
+		switch {
+		case id == "":
+			return nil, fmt.Errorf("--secret %q: give id=ID", spec)
+		case kv["src"] != "":
+			out[id] = kv["src"]
+		case kv["env"] != "":
+			if getenv == nil || getenv(kv["env"]) == "" {
+				return nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
+			}
+			f, err := os.CreateTemp("", "pei-secret-*")
+			if err != nil {
+				return nil, err
+			}
+			f.Chmod(0o600)
+			f.WriteString(getenv(kv["env"]))
+			f.Close()
+			out[id] = f.Name()
+		default:
+			return nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
+		}
+	}
+	return out, nil
+}
+
+func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
+	cmd := exec.CommandContext(ctx, "docker", "load")
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("docker load: %w", err)
+	}
+	return w, func() error {
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("docker load: %v: %s", err, stderr.String())
+		}
+		return nil
+	}, nil
+}
+
+// sourceDateEpoch is SOURCE_DATE_EPOCH, else the project's last git commit
+// time, else -1 (timestamps are left as they are).
+func sourceDateEpoch(ctx context.Context, dir string, getenv func(string) string) int64 {
+	if v := getenv("SOURCE_DATE_EPOCH"); v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct").Output()
+	if err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil {
+			return n
+		}
+	}
+	return -1
+}
+
+// readDockerignore reads the project's .dockerignore patterns.
+func readDockerignore(dir string) []string {
+	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
