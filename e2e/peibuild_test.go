@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,9 +16,11 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -138,6 +142,31 @@ func TestPeiBuild(t *testing.T) {
 		}
 		if got := strings.Join(cfg.Config.Entrypoint, " "); got != "bash /pei-init/stage-2/internals/entrypoint.sh" {
 			t.Errorf("entrypoint %q", got)
+		}
+	})
+
+	t.Run("push to a registry and pull back", func(t *testing.T) {
+		srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
+		t.Cleanup(srv.Close)
+		ref := strings.TrimPrefix(srv.URL, "http://") + "/pei/e2e:latest"
+		refs := peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Push = ref; o.Insecure = true })
+		pushed := refs[len(refs)-1]
+		if !strings.HasPrefix(pushed, ref+"@sha256:") {
+			t.Fatalf("pei build --push printed %q", pushed)
+		}
+		r, err := name.ParseReference(ref, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(r)
+		if err != nil {
+			t.Fatalf("pull %s: %v", ref, err)
+		}
+		if err := validate.Image(img); err != nil {
+			t.Errorf("validate.Image: %v", err)
+		}
+		if d, _ := img.Digest(); !strings.HasSuffix(pushed, "@"+d.String()) {
+			t.Errorf("pulled digest %s, pei printed %s", d, pushed)
 		}
 	})
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
@@ -33,6 +34,68 @@ type BaseStore struct {
 
 // StoreID is the id under which the store is given to BuildKit.
 const StoreID = "pei-bases"
+
+// RefAnnotation names an image in the store's index.
+const RefAnnotation = "org.opencontainers.image.ref.name"
+
+// Resolve finds a base: an image the store holds under that name (put there
+// by 'pei base', so no Docker engine is needed), else the engine's image.
+func (s BaseStore) Resolve(ctx context.Context, ref string) (Base, error) {
+	if b, ok, err := s.Lookup(ref); err != nil || ok {
+		return b, err
+	}
+	return s.FromEngine(ctx, ref)
+}
+
+// Lookup returns the newest image the store holds under ref.
+func (s BaseStore) Lookup(ref string) (Base, bool, error) {
+	p, err := layout.FromPath(s.Dir)
+	if err != nil {
+		return Base{}, false, nil // no store yet
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return Base{}, false, fmt.Errorf("base store %s: %w", s.Dir, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return Base{}, false, fmt.Errorf("base store %s: %w", s.Dir, err)
+	}
+	for i := len(m.Manifests) - 1; i >= 0; i-- {
+		d := m.Manifests[i]
+		if d.Annotations[RefAnnotation] != ref {
+			continue
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return Base{}, false, fmt.Errorf("base %s in %s: %w", ref, s.Dir, err)
+		}
+		raw, err := img.RawConfigFile()
+		if err != nil {
+			return Base{}, false, err
+		}
+		b := Base{Ref: ref, StoreID: StoreID, Manifest: d.Digest.String()}
+		if err := json.Unmarshal(raw, &b.Config); err != nil {
+			return Base{}, false, err
+		}
+		return b, true, nil
+	}
+	return Base{}, false, nil
+}
+
+// Add writes an image into the store under ref.
+func (s BaseStore) Add(ref string, img v1.Image) error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return err
+	}
+	p, err := layout.FromPath(s.Dir)
+	if err != nil {
+		if p, err = layout.Write(s.Dir, empty.Index); err != nil {
+			return fmt.Errorf("base store %s: %w", s.Dir, err)
+		}
+	}
+	return p.AppendImage(img, layout.WithAnnotations(map[string]string{RefAnnotation: ref}))
+}
 
 // FromEngine copies an image from the local Docker engine into the store
 // (once per image id) and returns it as a base.
@@ -76,13 +139,7 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 	if err != nil {
 		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
 	}
-	p, err := layout.FromPath(s.Dir)
-	if err != nil {
-		if p, err = layout.Write(s.Dir, empty.Index); err != nil {
-			return Base{}, fmt.Errorf("base store %s: %w", s.Dir, err)
-		}
-	}
-	if err := p.AppendImage(img); err != nil {
+	if err := s.Add("engine:"+ref, img); err != nil {
 		return Base{}, fmt.Errorf("copy %s into %s: %w", ref, s.Dir, err)
 	}
 	dgst, err := img.Digest()

@@ -88,7 +88,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if st, ok := stateByIndex[s.BaseStage]; ok && s.BaseStage > 0 {
 			base, baseCfg = st, cfgByIndex[s.BaseStage]
 		} else {
-			b, err := opt.Bases.FromEngine(ctx, s.Base)
+			b, err := opt.Bases.Resolve(ctx, s.Base)
 			if err != nil {
 				return nil, err
 			}

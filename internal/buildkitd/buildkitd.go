@@ -100,6 +100,9 @@ func Start(ctx context.Context, stateDir string) (*Daemon, error) {
 		rkArgs := []string{"--net=host", "--copy-up=/etc", "--copy-up=/run", "--disable-host-loopback",
 			"--state-dir", filepath.Join(runDir, "rootlesskit"), bin, "--oci-worker-no-process-sandbox"}
 		cmd = exec.Command(rk, append(rkArgs, args...)...)
+		// Rootless buildkitd keeps its sockets under XDG_RUNTIME_DIR
+		// (else /run/buildkit, which an ordinary user cannot write).
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runDir)
 	}
 	logPath := filepath.Join(stateDir, "buildkitd.log")
 	logf, err := os.Create(logPath)

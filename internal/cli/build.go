@@ -56,3 +56,40 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
 	f.StringVar(&opts.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	return cmd
 }
+
+func newBaseCmd() *cobra.Command {
+	var opts project.BaseOptions
+	cmd := &cobra.Command{
+		Use:   "base [REF]",
+		Short: "Bootstrap a Debian base image without a registry (mmdebstrap)",
+		Long: `Base makes a Debian base image with mmdebstrap (as root, or rootless with
+uidmap and /etc/subuid entries) and keeps it in pei's base store, where
+pei build finds it by name with no Docker engine and no registry. With the
+same SOURCE_DATE_EPOCH (default: midnight UTC today) and mirror state it gives
+the same digest. It prints REF@DIGEST.`,
+		Example: `  pei base debian:bookworm
+  pei base debian:trixie --variant minbase --load
+  SOURCE_DATE_EPOCH=1700000000 pei base debian:bookworm --tar bookworm.tar`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Ref = args[0]
+			}
+			opts.Getenv = os.Getenv
+			opts.Stderr = cmd.ErrOrStderr()
+			ref, err := project.Base(cmd.Context(), opts)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ref)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Suite, "suite", "", "Debian suite (default: the tag of REF)")
+	f.StringVar(&opts.Variant, "variant", "minbase", "mmdebstrap variant")
+	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror (default http://deb.debian.org/debian)")
+	f.BoolVar(&opts.Load, "load", false, "also load the image into the Docker engine")
+	f.StringVar(&opts.Tar, "tar", "", "also write a docker-archive tarball to this file")
+	return cmd
+}

@@ -61,13 +61,9 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	state := opts.StateDir
-	if state == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return nil, err
-		}
-		state = filepath.Join(dir, "pei")
+	state, err := stateDir(opts.StateDir)
+	if err != nil {
+		return nil, err
 	}
 	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv})
 	if err != nil {

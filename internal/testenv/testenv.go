@@ -65,3 +65,21 @@ func BuildKit(t testing.TB) {
 		}
 	}
 }
+
+// Root requires running as root (to create test users); CI runs as root.
+func Root(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "the test must run as root (it creates an unprivileged user)")
+	}
+}
+
+// Tools requires commands on PATH.
+func Tools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			Missing(t, tool+" is not on PATH")
+		}
+	}
+}
