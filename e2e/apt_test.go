@@ -44,13 +44,11 @@ func TestAptMirrors(t *testing.T) {
 			}
 			dir := t.TempDir()
 			for _, f := range scripts {
-				if strings.HasSuffix(f.Path, "/system.sh") {
-					os.WriteFile(filepath.Join(dir, "system.sh"), f.Data, 0o644)
-				}
+				os.WriteFile(filepath.Join(dir, filepath.Base(f.Path)), f.Data, 0o644)
 			}
 			os.WriteFile(filepath.Join(dir, "os-release"), []byte(osRelease[tc.distro]), 0o644)
-			out := run(t, dir, "docker", "run", "--rm", "-v", dir+":/t:ro", "-v", dir+"/os-release:/etc/os-release:ro",
-				"--entrypoint", "bash", baseImage, "-c", "bash /t/system.sh >/dev/null && cat /etc/apt/sources.list && ls /var/lib/pei/apt-backup")
+			out := run(t, dir, "docker", "run", "--rm", "-v", dir+":/pei-init/stage-1/internals:ro", "-v", dir+"/os-release:/etc/os-release:ro",
+				"--entrypoint", "bash", baseImage, "-c", "bash /pei-init/stage-1/internals/system.sh >/dev/null && cat /etc/apt/sources.list && ls /var/lib/pei/apt-backup")
 			if !strings.Contains(out, tc.want+"\n") {
 				t.Errorf("sources.list lacks %q:\n%s", tc.want, out)
 			}

@@ -1,0 +1,143 @@
+// Command build compares pei build with docker compose build of the files
+// pei configure generates, on the same engine and machine, in one run:
+// cold build, no-op rebuild, rebuild after editing one on_build script, and
+// rebuild after editing one on_every_run script. It prints wall times, the
+// ratio pei/compose, and how many build steps each re-ran.
+//
+//	go run ./bench/build [-base debian:bookworm] [-rounds 1]
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/pei-dev/pei/internal/project"
+)
+
+type result struct {
+	dur   time.Duration
+	reran int // steps that ran (not CACHED)
+}
+
+func main() {
+	base := flag.String("base", "debian:bookworm", "base image in the Docker engine")
+	flag.Parse()
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "pei-bench-")
+	check(err)
+	defer os.RemoveAll(work)
+
+	scenarios := []string{"cold", "no-op rebuild", "edit one on_build script", "edit one on_every_run script"}
+	results := map[string]map[string]result{"pei build": {}, "docker compose build": {}}
+	for _, tool := range []string{"docker compose build", "pei build"} {
+		dir := filepath.Join(work, strings.ReplaceAll(tool, " ", "-"))
+		makeProject(dir, *base)
+		state := filepath.Join(work, "state-"+strings.ReplaceAll(tool, " ", "-"))
+		if tool == "docker compose build" {
+			// A cold engine build cache, as pei gets a fresh buildkitd state.
+			run("", "docker", "builder", "prune", "-af")
+		}
+		for _, sc := range scenarios {
+			switch sc {
+			case "edit one on_build script":
+				appendLine(filepath.Join(dir, "installation/stage-1/custom/my-build-2.sh"), "echo edited")
+			case "edit one on_every_run script":
+				appendLine(filepath.Join(dir, "installation/stage-1/custom/my-on-every-run-1.sh"), "echo edited")
+			}
+			var log bytes.Buffer
+			start := time.Now()
+			if tool == "pei build" {
+				_, err := project.Build(ctx, project.BuildOptions{Dir: dir, StateDir: state, Progress: "plain", Stderr: &log, Getenv: os.Getenv, Lookup: os.LookupEnv})
+				check(err)
+			} else {
+				_, err := project.Configure(project.ConfigureOptions{Dir: dir})
+				check(err)
+				log.WriteString(run(dir, "docker", "compose", "--progress", "plain", "build", "stage-1"))
+				log.WriteString(run(dir, "docker", "compose", "--progress", "plain", "build", "stage-2"))
+			}
+			results[tool][sc] = result{dur: time.Since(start), reran: reran(log.String())}
+		}
+		run("", "docker", "rmi", "-f", "pei-bench:stage-1", "pei-bench:stage-2")
+	}
+	fmt.Printf("| scenario | docker compose build | pei build | pei / compose | steps re-run (compose / pei) |\n|---|---|---|---|---|\n")
+	for _, sc := range scenarios {
+		c, p := results["docker compose build"][sc], results["pei build"][sc]
+		fmt.Printf("| %s | %.1f s | %.1f s | %.2f× | %d / %d |\n", sc, c.dur.Seconds(), p.dur.Seconds(), p.dur.Seconds()/c.dur.Seconds(), c.reran, p.reran)
+	}
+}
+
+func makeProject(dir, base string) {
+	_, err := project.Create(project.CreateOptions{Dir: dir, Quick: "ssh", Base: base})
+	check(err)
+	cfg := filepath.Join(dir, "user_config.yml")
+	b, err := os.ReadFile(cfg)
+	check(err)
+	s := strings.ReplaceAll(string(b), filepath.Base(dir)+":stage", "pei-bench:stage")
+	s = strings.Replace(s, "      - 'stage-1/custom/my-build-1.sh'\n", "      - 'stage-1/custom/my-build-1.sh'\n      - 'stage-1/custom/my-build-2.sh'\n", 1)
+	check(os.WriteFile(cfg, []byte(s), 0o644))
+	// Real work in the build hooks: packages from the Debian mirror.
+	check(os.WriteFile(filepath.Join(dir, "installation/stage-1/custom/my-build-1.sh"),
+		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends git curl\n"), 0o755))
+	check(os.WriteFile(filepath.Join(dir, "installation/stage-1/custom/my-build-2.sh"),
+		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends make\n"), 0o755))
+}
+
+var stepRe = regexp.MustCompile(`(?m)^#(\d+) \[(stage-\d[^\]]*)\] (RUN|COPY|on_build|apt|SSH|storage|project|finish|environment)`)
+var cachedRe = regexp.MustCompile(`(?m)^#(\d+) CACHED$`)
+
+// reran counts the build steps of a plain progress log that were not cached.
+func reran(log string) int {
+	cached := map[string]bool{}
+	for _, m := range cachedRe.FindAllStringSubmatch(log, -1) {
+		cached[m[1]] = true
+	}
+	seen := map[string]bool{}
+	n := 0
+	for _, m := range stepRe.FindAllStringSubmatch(log, -1) {
+		id := m[1] + m[2]
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if !cached[m[1]] {
+			n++
+		}
+	}
+	return n
+}
+
+func appendLine(path, line string) {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	check(err)
+	fmt.Fprintln(f, line)
+	check(f.Close())
+}
+
+func run(dir, name string, args ...string) string {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COMPOSE_BAKE=false")
+	var b bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &b, io.MultiWriter(&b)
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s %s: %v\n%s", name, strings.Join(args, " "), err, b.String())
+		os.Exit(1)
+	}
+	return b.String()
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
