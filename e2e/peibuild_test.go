@@ -41,13 +41,15 @@ func peiBuildProject(t *testing.T) (dir, img string, port int) {
       dev: {password: '%s', uid: 1234}
   environment: ['BUILT_WITH=pei build']
   custom:
-    on_build: ['stage-1/custom/b1.sh', 'stage-1/custom/b2.sh']
+    on_build: ['stage-1/custom/b1.sh', 'stage-1/custom/b2.sh', 'stage-1/custom/uses-secret.sh']
     on_every_run: ['stage-1/custom/every.sh']
 `, port, peiBuildPassword)
 	dir, img = smallProject(t, stage1, map[string]string{
 		"stage-1/custom/b1.sh":    "#!/bin/sh\necho one > /opt/b1\n",
 		"stage-1/custom/b2.sh":    "#!/bin/sh\necho two > /opt/b2\n",
 		"stage-1/custom/every.sh": "#!/bin/sh\necho started >> /var/log/pei-every\n",
+		// Keeps only a hash of the secret, to show the step could read it.
+		"stage-1/custom/uses-secret.sh": "#!/bin/sh\nif [ -f /run/secrets/token ]; then sha256sum < /run/secrets/token | cut -d' ' -f1 > /opt/secret-sum; fi\n",
 	})
 	return dir, img, port
 }
@@ -126,6 +128,53 @@ func TestPeiBuild(t *testing.T) {
 		}
 		if st, ok := findStep(steps, "project files and run-time hooks"); !ok || st.cached {
 			t.Errorf("the edited hook was not copied again")
+		}
+	})
+
+	t.Run("user build secret", func(t *testing.T) {
+		const token = "s3cr3t-token-for-the-binary-cache"
+		dest := filepath.Join(t.TempDir(), "image.tar")
+		var log strings.Builder
+		peiBuild(t, dir, state, &log, func(o *project.BuildOptions) {
+			o.Output = "type=oci,dest=" + dest
+			o.Secrets = []string{"id=token,env=PEI_E2E_TOKEN"}
+			o.Getenv = func(k string) string {
+				if k == "PEI_E2E_TOKEN" {
+					return token
+				}
+				return ""
+			}
+		})
+		files := map[string][]byte{}
+		layers, err := ociImage(t, dest).Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range layers {
+			rc, err := l.Uncompressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := tar.NewReader(rc)
+			for {
+				h, err := tr.Next()
+				if err != nil {
+					break
+				}
+				b, _ := io.ReadAll(tr)
+				files[h.Name] = b
+				if strings.Contains(string(b), token) {
+					t.Errorf("the secret is in layer %d at %s", i, h.Name)
+				}
+			}
+			rc.Close()
+		}
+		sum := sha256.Sum256([]byte(token))
+		if got := strings.TrimSpace(string(files["opt/secret-sum"])); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("the on_build step did not see the secret at /run/secrets/token (sum %q)", got)
+		}
+		if strings.Contains(log.String(), token) {
+			t.Error("the secret is in the build log")
 		}
 	})
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -105,7 +106,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			s.Build.Args = append(append([]config.EnvVar(nil), s.Build.Args...),
 				config.EnvVar{Name: "SOURCE_DATE_EPOCH", Value: strconv.FormatInt(opt.SourceDateEpoch, 10)})
 		}
-		st, cfg := StageLLB(s, base, baseCfg, context)
+		st, cfg := StageLLB(s, base, baseCfg, context, secretIDs(opt.Secrets))
 		stateByIndex[s.Index], cfgByIndex[s.Index] = st, cfg
 		if !contains(opt.Stages, s.Index) {
 			continue
@@ -120,6 +121,15 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		results = append(results, res)
 	}
 	return results, nil
+}
+
+func secretIDs(m map[string]string) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids) // the LLB must not depend on map order
+	return ids
 }
 
 func contains(xs []int, x int) bool {

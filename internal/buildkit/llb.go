@@ -26,9 +26,10 @@ func Context(projectKey string, exclude []string) llb.State {
 }
 
 // StageLLB returns the LLB of one planned stage on top of base, and the
-// image config (base's, with the stage's environment and entrypoint). It is
-// a pure function of its inputs.
-func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State) (llb.State, ocispecs.Image) {
+// image config (base's, with the stage's environment and entrypoint).
+// secrets are the ids of user build secrets, mounted at /run/secrets/ID in
+// every on_build step. It is a pure function of its inputs.
+func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State, secrets []string) (llb.State, ocispecs.Image) {
 	st := base
 	cfg := baseConfig
 	cfg.Config.Env = append([]string(nil), baseConfig.Config.Env...)
@@ -75,6 +76,11 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context l
 			}
 			for _, m := range step.Mounts {
 				opts = append(opts, mountOption(m, context))
+			}
+			if strings.Contains(step.Origin, ".custom.on_build[") {
+				for _, id := range secrets {
+					opts = append(opts, llb.AddSecret("/run/secrets/"+id, llb.SecretID(id), llb.SecretFileOpt(0, 0, 0o400)))
+				}
 			}
 			st = st.Run(opts...).Root()
 		}
