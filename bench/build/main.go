@@ -2,9 +2,11 @@
 // pei configure generates, on the same engine and machine, in one run:
 // cold build, no-op rebuild, rebuild after editing one on_build script, and
 // rebuild after editing one on_every_run script. It prints wall times, the
-// ratio pei/compose, and how many build steps each re-ran.
+// ratio pei/compose, and how many apt and on_build steps each re-ran. pei
+// runs twice: starting its own buildkitd per build (the default), and with a
+// warm daemon ('pei builder start').
 //
-//	go run ./bench/build [-base debian:bookworm] [-rounds 1]
+//	go run ./bench/build [-base debian:bookworm]
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/project"
 )
 
@@ -37,14 +40,23 @@ func main() {
 	defer os.RemoveAll(work)
 
 	scenarios := []string{"cold", "no-op rebuild", "edit one on_build script", "edit one on_every_run script"}
-	results := map[string]map[string]result{"pei build": {}, "docker compose build": {}}
-	for _, tool := range []string{"docker compose build", "pei build"} {
-		dir := filepath.Join(work, strings.ReplaceAll(tool, " ", "-"))
+	tools := []string{"docker compose build", "pei build", "pei build (warm daemon)"}
+	results := map[string]map[string]result{}
+	for i, tool := range tools {
+		results[tool] = map[string]result{}
+		dir := filepath.Join(work, fmt.Sprintf("project%d", i))
 		makeProject(dir, *base)
-		state := filepath.Join(work, "state-"+strings.ReplaceAll(tool, " ", "-"))
-		if tool == "docker compose build" {
+		state := filepath.Join(work, fmt.Sprintf("state%d", i))
+		builder := "auto"
+		switch tool {
+		case "docker compose build":
 			// A cold engine build cache, as pei gets a fresh buildkitd state.
 			run("", "docker", "builder", "prune", "-af")
+		case "pei build (warm daemon)":
+			d, err := buildkitd.StartWarm(ctx, filepath.Join(state, "buildkit"))
+			check(err)
+			builder = d.Addr
+			defer buildkitd.StopWarm(filepath.Join(state, "buildkit"))
 		}
 		for _, sc := range scenarios {
 			switch sc {
@@ -55,8 +67,8 @@ func main() {
 			}
 			var log bytes.Buffer
 			start := time.Now()
-			if tool == "pei build" {
-				_, err := project.Build(ctx, project.BuildOptions{Dir: dir, StateDir: state, Progress: "plain", Stderr: &log, Getenv: os.Getenv, Lookup: os.LookupEnv})
+			if tool != "docker compose build" {
+				_, err := project.Build(ctx, project.BuildOptions{Dir: dir, StateDir: state, Builder: builder, Progress: "plain", Stderr: &log, Getenv: os.Getenv, Lookup: os.LookupEnv})
 				check(err)
 			} else {
 				_, err := project.Configure(project.ConfigureOptions{Dir: dir})
@@ -68,10 +80,11 @@ func main() {
 		}
 		run("", "docker", "rmi", "-f", "pei-bench:stage-1", "pei-bench:stage-2")
 	}
-	fmt.Printf("| scenario | docker compose build | pei build | pei / compose | steps re-run (compose / pei) |\n|---|---|---|---|---|\n")
+	fmt.Printf("| scenario | docker compose build | pei build | pei build, warm daemon | pei / compose | warm pei / compose | apt + on_build steps re-run (compose / pei / warm) |\n|---|---|---|---|---|---|---|\n")
 	for _, sc := range scenarios {
-		c, p := results["docker compose build"][sc], results["pei build"][sc]
-		fmt.Printf("| %s | %.1f s | %.1f s | %.2f× | %d / %d |\n", sc, c.dur.Seconds(), p.dur.Seconds(), p.dur.Seconds()/c.dur.Seconds(), c.reran, p.reran)
+		c, p, w := results[tools[0]][sc], results[tools[1]][sc], results[tools[2]][sc]
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f s | %.2f× | %.2f× | %d / %d / %d |\n", sc, c.dur.Seconds(), p.dur.Seconds(), w.dur.Seconds(),
+			p.dur.Seconds()/c.dur.Seconds(), w.dur.Seconds()/c.dur.Seconds(), c.reran, p.reran, w.reran)
 	}
 }
 
@@ -91,11 +104,28 @@ func makeProject(dir, base string) {
 		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends make\n"), 0o755))
 }
 
-var stepRe = regexp.MustCompile(`(?m)^#(\d+) \[(stage-\d[^\]]*)\] (RUN|COPY|on_build|apt|SSH|storage|project|finish|environment)`)
+var stepRe = regexp.MustCompile(`(?m)^#(\d+) \[stage-\d[^\]]*\] (.*)$`)
 var cachedRe = regexp.MustCompile(`(?m)^#(\d+) CACHED$`)
 
-// reran counts the build steps of a plain progress log that were not cached.
+// reran counts the apt and on_build steps of plain progress logs that ran
+// (were not cached). Compose names them by their RUN line, pei by title.
+// Each solve numbers its steps from #1, so the log is split there.
 func reran(log string) int {
+	n := 0
+	starts := solveStart.FindAllStringIndex(log, -1)
+	for i, st := range starts {
+		end := len(log)
+		if i+1 < len(starts) {
+			end = starts[i+1][0]
+		}
+		n += reranOne(log[st[0]:end])
+	}
+	return n
+}
+
+var solveStart = regexp.MustCompile(`(?m)^#1 \[`)
+
+func reranOne(log string) int {
 	cached := map[string]bool{}
 	for _, m := range cachedRe.FindAllStringSubmatch(log, -1) {
 		cached[m[1]] = true
@@ -103,12 +133,14 @@ func reran(log string) int {
 	seen := map[string]bool{}
 	n := 0
 	for _, m := range stepRe.FindAllStringSubmatch(log, -1) {
-		id := m[1] + m[2]
-		if seen[id] {
+		if seen[m[1]] {
 			continue
 		}
-		seen[id] = true
-		if !cached[m[1]] {
+		seen[m[1]] = true
+		name := m[2]
+		isBuild := strings.Contains(name, "system.sh") || strings.Contains(name, "run-hook") ||
+			strings.HasPrefix(name, "apt sources") || strings.HasPrefix(name, "on_build:")
+		if isBuild && !cached[m[1]] {
 			n++
 		}
 	}

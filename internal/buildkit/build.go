@@ -36,8 +36,11 @@ type Output struct {
 	// registry (push to Ref).
 	Type string
 	Dest string
-	// Load runs "docker load" on the docker exporter's stream.
+	// Load takes the docker exporter's stream into the engine.
 	Load func(ctx context.Context) (io.WriteCloser, func() error, error)
+	// Has says whether the engine holds image name with this config digest
+	// (its image id), so that loading it again can be skipped.
+	Has func(ctx context.Context, name, configDigest string) bool
 	// Insecure allows plain HTTP for a registry push.
 	Insecure bool
 }
@@ -211,7 +214,6 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	}
 
 	solveOpt := bkclient.SolveOpt{
-		Exports:     []bkclient.ExportEntry{export},
 		LocalMounts: map[string]fsutil.FS{ContextName: contextFS},
 		OCIStores:   stores,
 		Session:     []session.Attachable{secretsprovider.NewSecretProvider(secretStore)},
@@ -228,31 +230,57 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	display, err := progressui.NewDisplay(stderr, mode)
-	if err != nil {
-		return Result{}, fmt.Errorf("progress: %w", err)
+	run := func(exports []bkclient.ExportEntry, mode progressui.DisplayMode) (*bkclient.SolveResponse, error) {
+		display, err := progressui.NewDisplay(stderr, mode)
+		if err != nil {
+			return nil, fmt.Errorf("progress: %w", err)
+		}
+		so := solveOpt
+		so.Exports = exports
+		ch := make(chan *bkclient.SolveStatus)
+		var resp *bkclient.SolveResponse
+		eg, ectx := errgroup.WithContext(ctx)
+		eg.Go(func() error {
+			var err error
+			resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+				r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+				if err != nil {
+					return nil, err
+				}
+				r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
+				return r, nil
+			}, ch)
+			return err
+		})
+		eg.Go(func() error {
+			_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
+			return err
+		})
+		if err := eg.Wait(); err != nil {
+			return nil, fmt.Errorf("build %s: %w", s.Name, err)
+		}
+		return resp, nil
 	}
-	ch := make(chan *bkclient.SolveStatus)
+
 	var resp *bkclient.SolveResponse
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		var err error
-		resp, err = c.Build(ectx, solveOpt, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
-			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
-			if err != nil {
-				return nil, err
-			}
-			r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
-			return r, nil
-		}, ch)
-		return err
-	})
-	eg.Go(func() error {
-		_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
-		return err
-	})
-	if err := eg.Wait(); err != nil {
-		return Result{}, fmt.Errorf("build %s: %w", s.Name, err)
+	if export.Type == "docker" {
+		// Build into the daemon's own store first; stream the image to the
+		// engine only when the engine lacks it (a no-op rebuild sends nothing).
+		local := bkclient.ExportEntry{Type: "image", Attrs: map[string]string{}}
+		for k, v := range attrs {
+			local.Attrs[k] = v
+		}
+		if resp, err = run([]bkclient.ExportEntry{local}, mode); err != nil {
+			return Result{}, err
+		}
+		if opt.Output.Has != nil && opt.Output.Has(ctx, s.Output, resp.ExporterResponse[exptypes.ExporterImageConfigDigestKey]) {
+			return Result{Stage: s.Name, Ref: s.Output, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil
+		}
+		if resp, err = run([]bkclient.ExportEntry{export}, progressui.QuietMode); err != nil {
+			return Result{}, err
+		}
+	} else if resp, err = run([]bkclient.ExportEntry{export}, mode); err != nil {
+		return Result{}, err
 	}
 	if loadWait != nil {
 		if err := loadWait(); err != nil {

@@ -21,6 +21,8 @@ func Context(projectKey string, exclude []string) llb.State {
 	return llb.Local(ContextName,
 		llb.ExcludePatterns(exclude),
 		llb.SharedKeyHint("pei:"+projectKey),
+		// A fixed id keeps the definition a pure function of the plan.
+		llb.LocalUniqueID("pei:"+projectKey),
 		llb.WithCustomName("[context] project files"),
 	)
 }

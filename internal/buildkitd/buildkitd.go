@@ -54,15 +54,104 @@ func Find(ctx context.Context, opts Options) (*Daemon, error) {
 	case getenv("BUILDKIT_HOST") != "":
 		return &Daemon{Addr: getenv("BUILDKIT_HOST")}, nil
 	}
-	state := opts.StateDir
-	if state == "" {
-		dir, err := os.UserCacheDir()
-		if err != nil {
-			return nil, fmt.Errorf("state directory for buildkitd: %w", err)
-		}
-		state = filepath.Join(dir, "pei", "buildkit")
+	state, err := stateDir(opts.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	// A daemon kept warm by 'pei builder start'.
+	if d, ok := Running(state); ok {
+		return d, nil
 	}
 	return Start(ctx, state)
+}
+
+func stateDir(dir string) (string, error) {
+	if dir != "" {
+		return dir, nil
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("state directory for buildkitd: %w", err)
+	}
+	return filepath.Join(cache, "pei", "buildkit"), nil
+}
+
+// warmFile records a daemon started by StartWarm: "PID ADDR".
+const warmFile = "warm"
+
+// Running returns the warm daemon of stateDir if it answers.
+func Running(stateDir string) (*Daemon, bool) {
+	b, err := os.ReadFile(filepath.Join(stateDir, warmFile))
+	if err != nil {
+		return nil, false
+	}
+	pidStr, addr, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || syscall.Kill(pid, 0) != nil {
+		return nil, false
+	}
+	sock, ok := strings.CutPrefix(addr, "unix://")
+	if !ok {
+		return nil, false
+	}
+	c, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return nil, false
+	}
+	c.Close()
+	return &Daemon{Addr: addr}, true
+}
+
+// StartWarm starts a daemon that outlives pei, for 'pei builder start';
+// later builds find it through Running.
+func StartWarm(ctx context.Context, dir string) (*Daemon, error) {
+	state, err := stateDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := Running(state); ok {
+		return d, nil
+	}
+	d, err := Start(ctx, state)
+	if err != nil {
+		return nil, err
+	}
+	rec := fmt.Sprintf("%d %s\n", d.cmd.Process.Pid, d.Addr)
+	if err := os.WriteFile(filepath.Join(state, warmFile), []byte(rec), 0o600); err != nil {
+		d.Stop()
+		return nil, err
+	}
+	d.cmd = nil // not ours to stop any more
+	return d, nil
+}
+
+// StopWarm stops the warm daemon of dir, if any; it reports whether one ran.
+func StopWarm(dir string) (bool, error) {
+	state, err := stateDir(dir)
+	if err != nil {
+		return false, err
+	}
+	b, err := os.ReadFile(filepath.Join(state, warmFile))
+	if err != nil {
+		return false, nil
+	}
+	pidStr, addr, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	os.Remove(filepath.Join(state, warmFile))
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || syscall.Kill(pid, 0) != nil {
+		return false, nil
+	}
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if syscall.Kill(pid, 0) == nil {
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+	}
+	if sock, ok := strings.CutPrefix(addr, "unix://"); ok {
+		os.RemoveAll(filepath.Dir(sock))
+	}
+	return true, nil
 }
 
 // Start starts a buildkitd with its state in stateDir: as root directly,
@@ -163,9 +252,6 @@ func (d *Daemon) Stop() error {
 	d.cmd = nil
 	return nil
 }
-
-// Started reports whether pei started this daemon.
-func (d *Daemon) Started() bool { return d.cmd != nil }
 
 func checkSubIDs() error {
 	user := strconv.Itoa(os.Getuid())

@@ -3,9 +3,11 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/project"
 )
@@ -91,5 +93,52 @@ the same digest. It prints REF@DIGEST.`,
 	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror (default http://deb.debian.org/debian)")
 	f.BoolVar(&opts.Load, "load", false, "also load the image into the Docker engine")
 	f.StringVar(&opts.Tar, "tar", "", "also write a docker-archive tarball to this file")
+	return cmd
+}
+
+func newBuilderCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "builder start|stop|status",
+		Short: "Keep a BuildKit daemon warm between builds",
+		Long: `Builder starts a buildkitd that outlives pei (as root directly, otherwise
+rootless), so that pei build does not start one per build; stop ends it;
+status says whether one runs and where. The daemon's state is in
+$XDG_CACHE_HOME/pei/buildkit.`,
+		Example: `  pei builder start && pei build -p ./my-env && pei builder stop`,
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use: "start", Short: "Start a warm buildkitd", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d, err := buildkitd.StartWarm(cmd.Context(), "")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), d.Addr)
+			return nil
+		},
+	}, &cobra.Command{
+		Use: "stop", Short: "Stop the warm buildkitd", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ran, err := buildkitd.StopWarm("")
+			if err == nil && !ran {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no warm buildkitd was running")
+			}
+			return err
+		},
+	}, &cobra.Command{
+		Use: "status", Short: "Say whether a warm buildkitd runs", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := os.UserCacheDir()
+			if err != nil {
+				return err
+			}
+			if d, ok := buildkitd.Running(filepath.Join(dir, "pei", "buildkit")); ok {
+				fmt.Fprintln(cmd.OutOrStdout(), "running at", d.Addr)
+				return nil
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "not running")
+			return nil
+		},
+	})
 	return cmd
 }

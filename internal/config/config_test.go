@@ -69,6 +69,10 @@ stage_1:
 stage_1:
   image: [debian]
 `, `user_config.yml:3:10: stage_1.image: expected a mapping, got a list`},
+		{"bad image reference", `
+stage_1:
+  image: {base: debian:bookworm, output: 'My-Image:stage-1'}
+`, `user_config.yml:3:42: stage_1.image.output: "My-Image:stage-1" is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): invalid reference format: repository name (library/My-Image) must be lowercase`},
 		{"missing base", `
 stage_1:
   image: {output: x:y}

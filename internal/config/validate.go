@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/distribution/reference"
 	"github.com/google/shlex"
 	"golang.org/x/crypto/ssh"
 )
@@ -130,14 +131,12 @@ func (v *validator) run() {
 
 func ptrTrue(b *bool) bool { return b != nil && *b }
 
-var refRe = regexp.MustCompile(`^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$`)
-
 func (v *validator) imageRef(path, ref string) {
-	if ref == "" {
+	if ref == "" || strings.Contains(ref, "${") {
 		return
 	}
-	if !refRe.MatchString(ref) {
-		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1)", ref)
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, err)
 	}
 }
 

@@ -123,7 +123,7 @@ func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
 	}
 	switch kv["type"] {
 	case "docker":
-		return buildkit.Output{Type: "docker", Load: dockerLoad}, nil
+		return buildkit.Output{Type: "docker", Load: dockerLoad, Has: engineHas}, nil
 	case "oci":
 		if kv["dest"] == "" {
 			return buildkit.Output{}, fmt.Errorf("--output type=oci needs dest=FILE")
@@ -175,6 +175,16 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 		}
 	}
 	return out, nil
+}
+
+// engineHas says whether the engine holds image name with this config
+// digest (a Docker image id is its config digest).
+func engineHas(ctx context.Context, name, configDigest string) bool {
+	if configDigest == "" {
+		return false
+	}
+	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", name).Output()
+	return err == nil && strings.TrimSpace(string(out)) == configDigest
 }
 
 func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {

@@ -1,0 +1,168 @@
+package buildkit
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/moby/buildkit/client/llb"
+	"github.com/moby/buildkit/solver/pb"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+)
+
+func testPlan(t *testing.T) plan.Plan {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+stage_1:
+  image: {base: debian:bookworm}
+  ssh:
+    users:
+      me: {password: 'hunter2 secret', privkey_text: "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\nQyNTUxOQAAACBhgDnbjp2OAOhxtgnnBXhdLIapyxDOJyBm4kdaY7ZkywAAAJjZDQTS2Q0E\n0gAAAAtzc2gtZWQyNTUxOQAAACBhgDnbjp2OAOhxtgnnBXhdLIapyxDOJyBm4kdaY7Zkyw\nAAAEBb8dvs5VsVQKeX4bJ0Ai8Mr7aLQSlgKKYX3Fm5OW3x+GGAOduOnY4A6HG2CecFeF0s\nhqnLEM4nIGbiR1pjtmTLAAAAEHRlc3RAZXhhbXBsZS5jb20BAgMEBQ==\n-----END OPENSSH PRIVATE KEY-----\n"}
+  environment: {A: '1'}
+  custom:
+    on_build: ['stage-1/custom/a.sh x', 'stage-1/custom/b.sh']
+stage_2:
+  environment: {B: '2'}
+`), "user_config.yml", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.New(config.WithDefaults(cfg), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type execInfo struct {
+	args    []string
+	mounts  []*pb.Mount
+	secrets []string
+}
+
+func execs(t *testing.T, st llb.State) []execInfo {
+	t.Helper()
+	def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []execInfo
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		if e := op.GetExec(); e != nil {
+			info := execInfo{args: e.Meta.Args, mounts: e.Mounts}
+			for _, m := range e.Mounts {
+				if m.SecretOpt != nil {
+					info.secrets = append(info.secrets, m.SecretOpt.ID)
+				}
+			}
+			out = append(out, info)
+		}
+		for _, b := range [][]byte{dt} {
+			if strings.Contains(string(b), "hunter2") || strings.Contains(string(b), "b3BlbnNzaC1rZXktdjE") {
+				t.Errorf("a secret is in the LLB definition")
+			}
+		}
+	}
+	return out
+}
+
+// The LLB has one exec per planned run step, each binding exactly the files
+// the plan names, and secrets only as secret mounts.
+func TestStageLLB(t *testing.T) {
+	p := testPlan(t)
+	ctx := Context("t", nil)
+	base := llb.Image("docker.io/library/debian:bookworm")
+	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, []string{"token"})
+	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil)
+
+	runs := 0
+	for _, s := range p.Stages[0].Steps {
+		if s.Kind == plan.StepRun {
+			runs++
+		}
+	}
+	e1 := execs(t, st1)
+	if len(e1) != runs {
+		t.Fatalf("stage-1: %d execs, plan has %d run steps", len(e1), runs)
+	}
+	var sawUserSecret, sawKeySecret int
+	for _, e := range e1 {
+		joined := strings.Join(e.args, " ")
+		for _, s := range e.secrets {
+			switch s {
+			case "token":
+				sawUserSecret++
+				if !strings.Contains(joined, "run-hook") {
+					t.Errorf("the user secret is mounted in a non-on_build step: %s", joined)
+				}
+			case "pei_privkey_me":
+				sawKeySecret++
+			}
+		}
+		if strings.Contains(joined, "custom/a.sh") {
+			var selectors []string
+			for _, m := range e.mounts {
+				if m.Selector != "" {
+					selectors = append(selectors, m.Selector)
+				}
+			}
+			sort.Strings(selectors)
+			want := "/installation/stage-1/custom/a.sh /installation/stage-1/internals/lib.sh /installation/stage-1/system /installation/stage-1/tmp"
+			if got := strings.Join(selectors, " "); got != want {
+				t.Errorf("on_build a.sh binds %q, want %q", got, want)
+			}
+		}
+	}
+	if sawUserSecret != 2 || sawKeySecret != 1 {
+		t.Errorf("user secret in %d steps (want 2 on_build), key secret in %d (want 1)", sawUserSecret, sawKeySecret)
+	}
+	if got := strings.Join(cfg2.Config.Env, " "); !strings.Contains(got, "A=1") || !strings.Contains(got, "B=2") || !strings.HasPrefix(got, "PATH=") {
+		t.Errorf("stage-2 env = %s", got)
+	}
+	if got := strings.Join(cfg2.Config.Entrypoint, " "); got != "bash /pei-init/stage-2/internals/entrypoint.sh" {
+		t.Errorf("entrypoint = %s", got)
+	}
+	if len(execs(t, st2)) <= len(e1) {
+		t.Errorf("stage-2 does not build on stage-1's LLB")
+	}
+	// Every layer-making step has a history entry naming its origin.
+	var origins int
+	for _, h := range cfg1.History {
+		if strings.Contains(h.CreatedBy, "stage_1.custom.on_build[1], line 9") {
+			origins++
+		}
+	}
+	if origins != 1 {
+		t.Errorf("history lacks the on_build origin: %+v", cfg1.History)
+	}
+}
+
+// The same plan gives the same LLB digest (no map order, no time).
+func TestStageLLBDeterministic(t *testing.T) {
+	digest := func() string {
+		p := testPlan(t)
+		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), []string{"b", "a"})
+		def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sums []string
+		for _, d := range def.Def {
+			sums = append(sums, digest.FromBytes(d).String())
+		}
+		sort.Strings(sums) // the list's order is not part of the graph
+		return strings.Join(sums, " ")
+	}
+	if digest() != digest() {
+		t.Fatal("two marshals of the same plan differ")
+	}
+}
