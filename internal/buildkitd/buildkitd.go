@@ -32,8 +32,7 @@ type Daemon struct {
 type Options struct {
 	// Builder is "auto", "" (same), or an address (unix://, tcp://).
 	Builder string
-	// StateDir holds the started daemon's state; "" means
-	// $XDG_CACHE_HOME/pei/buildkit (or ~/.cache/pei/buildkit).
+	// StateDir holds a started daemon's state and the warm daemon's record.
 	StateDir string
 	// Getenv reads the environment (BUILDKIT_HOST); nil means none.
 	Getenv func(string) string
@@ -54,26 +53,11 @@ func Find(ctx context.Context, opts Options) (*Daemon, error) {
 	case getenv("BUILDKIT_HOST") != "":
 		return &Daemon{Addr: getenv("BUILDKIT_HOST")}, nil
 	}
-	state, err := stateDir(opts.StateDir)
-	if err != nil {
-		return nil, err
-	}
 	// A daemon kept warm by 'pei builder start'.
-	if d, ok := Running(state); ok {
+	if d, ok := Running(opts.StateDir); ok {
 		return d, nil
 	}
-	return Start(ctx, state)
-}
-
-func stateDir(dir string) (string, error) {
-	if dir != "" {
-		return dir, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("state directory for buildkitd: %w", err)
-	}
-	return filepath.Join(cache, "pei", "buildkit"), nil
+	return Start(ctx, opts.StateDir)
 }
 
 // warmFile records a daemon started by StartWarm: "PID ADDR".
@@ -104,11 +88,7 @@ func Running(stateDir string) (*Daemon, bool) {
 
 // StartWarm starts a daemon that outlives pei, for 'pei builder start';
 // later builds find it through Running.
-func StartWarm(ctx context.Context, dir string) (*Daemon, error) {
-	state, err := stateDir(dir)
-	if err != nil {
-		return nil, err
-	}
+func StartWarm(ctx context.Context, state string) (*Daemon, error) {
 	if d, ok := Running(state); ok {
 		return d, nil
 	}
@@ -126,11 +106,7 @@ func StartWarm(ctx context.Context, dir string) (*Daemon, error) {
 }
 
 // StopWarm stops the warm daemon of dir, if any; it reports whether one ran.
-func StopWarm(dir string) (bool, error) {
-	state, err := stateDir(dir)
-	if err != nil {
-		return false, err
-	}
+func StopWarm(state string) (bool, error) {
 	b, err := os.ReadFile(filepath.Join(state, warmFile))
 	if err != nil {
 		return false, nil

@@ -106,10 +106,18 @@ status says whether one runs and where. The daemon's state is in
 $XDG_CACHE_HOME/pei/buildkit.`,
 		Example: `  pei builder start && pei build -p ./my-env && pei builder stop`,
 	}
+	daemonDir := func() (string, error) {
+		dir, err := project.StateDir("")
+		return filepath.Join(dir, "buildkit"), err
+	}
 	cmd.AddCommand(&cobra.Command{
 		Use: "start", Short: "Start a warm buildkitd", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			d, err := buildkitd.StartWarm(cmd.Context(), "")
+			dir, err := daemonDir()
+			if err != nil {
+				return err
+			}
+			d, err := buildkitd.StartWarm(cmd.Context(), dir)
 			if err != nil {
 				return err
 			}
@@ -119,7 +127,11 @@ $XDG_CACHE_HOME/pei/buildkit.`,
 	}, &cobra.Command{
 		Use: "stop", Short: "Stop the warm buildkitd", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ran, err := buildkitd.StopWarm("")
+			dir, err := daemonDir()
+			if err != nil {
+				return err
+			}
+			ran, err := buildkitd.StopWarm(dir)
 			if err == nil && !ran {
 				fmt.Fprintln(cmd.ErrOrStderr(), "no warm buildkitd was running")
 			}
@@ -128,11 +140,11 @@ $XDG_CACHE_HOME/pei/buildkit.`,
 	}, &cobra.Command{
 		Use: "status", Short: "Say whether a warm buildkitd runs", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := os.UserCacheDir()
+			dir, err := daemonDir()
 			if err != nil {
 				return err
 			}
-			if d, ok := buildkitd.Running(filepath.Join(dir, "pei", "buildkit")); ok {
+			if d, ok := buildkitd.Running(dir); ok {
 				fmt.Fprintln(cmd.OutOrStdout(), "running at", d.Addr)
 				return nil
 			}

@@ -51,7 +51,7 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 			}
 		}
 	}
-	state, err := stateDir(opts.StateDir)
+	state, err := StateDir(opts.StateDir)
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +87,9 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 	return opts.Ref + "@" + d.String(), nil
 }
 
-func stateDir(dir string) (string, error) {
+// StateDir is where pei keeps its base store and buildkitd state: dir if
+// given, else $XDG_CACHE_HOME/pei (~/.cache/pei).
+func StateDir(dir string) (string, error) {
 	if dir != "" {
 		return dir, nil
 	}

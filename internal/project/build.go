@@ -61,7 +61,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	state, err := stateDir(opts.StateDir)
+	state, err := StateDir(opts.StateDir)
 	if err != nil {
 		return nil, err
 	}
