@@ -77,10 +77,17 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	// containerd's content store logs harmless warnings (no fs-verity);
 	// a library must not print.
 	_ = log.SetLevel("error")
-	stateByIndex := map[int]llb.State{}
-	cfgByIndex := map[int]ocispecs.Image{}
+	// Each stage's LLB without its run-time steps, and the stages whose
+	// run-time steps a stage built on it must still apply.
+	type partial struct {
+		state   llb.State
+		cfg     ocispecs.Image
+		carried []plan.Stage
+	}
+	partials := map[int]partial{}
 	context := Context(opt.ProjectDir, opt.Exclude)
 	stores := map[string]content.Store{}
+	secrets := secretIDs(opt.Secrets)
 	var results []Result
 	last := opt.Stages[len(opt.Stages)-1]
 	for _, s := range opt.Plan.Stages {
@@ -89,8 +96,9 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		}
 		var base llb.State
 		var baseCfg ocispecs.Image
-		if st, ok := stateByIndex[s.BaseStage]; ok && s.BaseStage > 0 {
-			base, baseCfg = st, cfgByIndex[s.BaseStage]
+		var carried []plan.Stage
+		if p, ok := partials[s.BaseStage]; ok && s.BaseStage > 0 {
+			base, baseCfg, carried = p.state, p.cfg, p.carried
 		} else {
 			b, err := opt.Bases.Resolve(ctx, s.Base)
 			if err != nil {
@@ -109,8 +117,11 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			s.Build.Args = append(append([]config.EnvVar(nil), s.Build.Args...),
 				config.EnvVar{Name: "SOURCE_DATE_EPOCH", Value: strconv.FormatInt(opt.SourceDateEpoch, 10)})
 		}
-		st, cfg := StageLLB(s, base, baseCfg, context, secretIDs(opt.Secrets))
-		stateByIndex[s.Index], cfgByIndex[s.Index] = st, cfg
+		st, cfg := StageLLB(s, base, baseCfg, context, secrets, carried)
+		buildOnly := s
+		buildOnly.Steps, _ = SplitRuntime(s.Steps)
+		pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, secrets, nil)
+		partials[s.Index] = partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)}
 		if !contains(opt.Stages, s.Index) {
 			continue
 		}

@@ -30,8 +30,11 @@ func Context(projectKey string, exclude []string) llb.State {
 // StageLLB returns the LLB of one planned stage on top of base, and the
 // image config (base's, with the stage's environment and entrypoint).
 // secrets are the ids of user build secrets, mounted at /run/secrets/ID in
-// every on_build step. It is a pure function of its inputs.
-func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State, secrets []string) (llb.State, ocispecs.Image) {
+// every on_build step. The run-time steps of the carried stages (earlier
+// stages that base is built from, without their run-time steps) are applied
+// after this stage's build steps and before its own run-time steps. It is a
+// pure function of its inputs.
+func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State, secrets []string, carried []plan.Stage) (llb.State, ocispecs.Image) {
 	st := base
 	cfg := baseConfig
 	cfg.Config.Env = append([]string(nil), baseConfig.Config.Env...)
@@ -45,8 +48,27 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context l
 	}
 	st = st.Dir("/")
 	cfg.History = append([]ocispecs.History(nil), baseConfig.History...)
-	for _, step := range s.Steps {
-		name := "[" + s.Name + "] " + step.Title
+	build, runtime := SplitRuntime(s.Steps)
+	type stageStep struct {
+		stage string
+		plan.Step
+	}
+	var steps []stageStep
+	for _, st := range build {
+		steps = append(steps, stageStep{s.Name, st})
+	}
+	for _, c := range carried {
+		_, rt := SplitRuntime(c.Steps)
+		for _, st := range rt {
+			steps = append(steps, stageStep{c.Name, st})
+		}
+	}
+	for _, st := range runtime {
+		steps = append(steps, stageStep{s.Name, st})
+	}
+	for _, ss := range steps {
+		step := ss.Step
+		name := "[" + ss.stage + "] " + step.Title
 		// The image history says which config line made each layer.
 		createdBy := "pei " + name
 		if step.Origin != "" {
@@ -120,4 +142,17 @@ func setEnv(env []string, k, v string) []string {
 		}
 	}
 	return append(out, k+"="+v)
+}
+
+// SplitRuntime splits a stage's steps into its build steps and the
+// run-time steps that end it.
+func SplitRuntime(steps []plan.Step) (build, runtime []plan.Step) {
+	for _, st := range steps {
+		if st.Runtime {
+			runtime = append(runtime, st)
+		} else {
+			build = append(build, st)
+		}
+	}
+	return build, runtime
 }

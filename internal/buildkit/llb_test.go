@@ -81,8 +81,8 @@ func TestStageLLB(t *testing.T) {
 	p := testPlan(t)
 	ctx := Context("t", nil)
 	base := llb.Image("docker.io/library/debian:bookworm")
-	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, []string{"token"})
-	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil)
+	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, []string{"token"}, nil)
+	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil, nil)
 
 	runs := 0
 	for _, s := range p.Stages[0].Steps {
@@ -150,7 +150,7 @@ func TestStageLLB(t *testing.T) {
 func TestStageLLBDeterministic(t *testing.T) {
 	digest := func() string {
 		p := testPlan(t)
-		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), []string{"b", "a"})
+		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), []string{"b", "a"}, nil)
 		def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
 		if err != nil {
 			t.Fatal(err)
@@ -162,7 +162,33 @@ func TestStageLLBDeterministic(t *testing.T) {
 		sort.Strings(sums) // the list's order is not part of the graph
 		return strings.Join(sums, " ")
 	}
-	if digest() != digest() {
+	if a, b := digest(), digest(); a != b {
 		t.Fatal("two marshals of the same plan differ")
+	}
+}
+
+// Stage-2 built on stage-1 without its run-time steps applies them after its
+// own build steps: stage-1's hooks come last but one, before stage-2's.
+func TestCarriedRuntimeSteps(t *testing.T) {
+	p := testPlan(t)
+	ctx := Context("t", nil)
+	s1 := p.Stages[0]
+	pre := s1
+	pre.Steps, _ = SplitRuntime(s1.Steps)
+	st1, cfg1 := StageLLB(pre, llb.Image("debian:bookworm"), ocispecs.Image{}, ctx, nil, nil)
+	_, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil, []plan.Stage{s1})
+	var order []string
+	for _, h := range cfg2.History {
+		order = append(order, strings.TrimPrefix(h.CreatedBy, "pei "))
+	}
+	got := strings.Join(order, "\n")
+	want := []string{"[stage-2] environment", "[stage-1] project files", "[stage-1] finish", "[stage-2] project files", "[stage-2] finish"}
+	at := 0
+	for _, w := range want {
+		i := strings.Index(got[at:], w)
+		if i < 0 {
+			t.Fatalf("history order: want %q after position %d in:\n%s", w, at, got)
+		}
+		at += i
 	}
 }

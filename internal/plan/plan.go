@@ -61,6 +61,12 @@ type Step struct {
 	Dst     string          // StepCopy: image path
 	Command []string        // StepRun: argv
 	Mounts  []Mount         // StepRun
+
+	// Runtime marks the steps that bring in the stage's run-time hooks and
+	// finish it. No build step of a later stage reads what they write, so a
+	// backend may apply them after that stage's build steps: then editing a
+	// stage-1 run-time hook re-runs no build step of stage-2 either.
+	Runtime bool
 }
 
 // MountKind is the kind of a build-time mount.
@@ -502,10 +508,10 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 		h := b.hook(section+".custom.on_entry[0]", c.OnEntry[0])
 		s.Script.Hooks.Entry = &h
 	}
-	s.Steps = append(s.Steps, Step{Kind: StepCopy, Title: "project files and run-time hooks", Src: s.Dir, Dst: s.Root})
+	s.Steps = append(s.Steps, Step{Kind: StepCopy, Title: "project files and run-time hooks", Src: s.Dir, Dst: s.Root, Runtime: true})
 	// finish.sh came in with the copy above, which is its cache key.
 	_, finalDst := s.internal("finish.sh")
-	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}})
+	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}, Runtime: true})
 }
 
 func (b *builder) hook(origin, entry string) Hook {
