@@ -51,6 +51,18 @@ func TestBuildFailures(t *testing.T) {
 				t.Errorf("build log lacks %q:\n%s", want, out)
 			}
 		}
+
+		// pei build says the same in its error, with the end of the output.
+		testenv.BuildKit(t)
+		_, err = project.Build(t.Context(), project.BuildOptions{Dir: dir, StateDir: t.TempDir(), Stage: "1", Progress: "quiet"})
+		if err == nil {
+			t.Fatal("pei build succeeded")
+		}
+		for _, want := range []string{`step "[stage-1] on_build: stage-1/custom/fail.sh arg" failed with exit code: 3`, "about to fail with arg", "user_config.yml:6"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("pei build's error lacks %q:\n%v", want, err)
+			}
+		}
 	})
 
 	t.Run("uid taken in the base image", func(t *testing.T) {

@@ -22,6 +22,7 @@ import (
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
+	digest "github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/tonistiigi/fsutil"
 	"golang.org/x/sync/errgroup"
@@ -249,8 +250,18 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 		so := solveOpt
 		so.Exports = exports
 		ch := make(chan *bkclient.SolveStatus)
+		shown := make(chan *bkclient.SolveStatus)
+		steps := newStepLog()
 		var resp *bkclient.SolveResponse
 		eg, ectx := errgroup.WithContext(ctx)
+		eg.Go(func() error {
+			defer close(shown)
+			for st := range ch {
+				steps.add(st)
+				shown <- st
+			}
+			return nil
+		})
 		eg.Go(func() error {
 			var err error
 			resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
@@ -264,10 +275,15 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 			return err
 		})
 		eg.Go(func() error {
-			_, err := display.UpdateFrom(context.WithoutCancel(ectx), ch)
+			_, err := display.UpdateFrom(context.WithoutCancel(ectx), shown)
 			return err
 		})
 		if err := eg.Wait(); err != nil {
+			if failed := steps.failure(); failed != "" {
+				// Name the step, its config line and exit status, and show the
+				// end of its output, rather than BuildKit's internal error.
+				return nil, fmt.Errorf("build %s: %s", s.Name, failed)
+			}
 			return nil, fmt.Errorf("build %s: %w", s.Name, err)
 		}
 		return resp, nil
@@ -303,4 +319,62 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 		ref = attrs["name"]
 	}
 	return Result{Stage: s.Name, Ref: ref, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil
+}
+
+// stepLog keeps the last lines each build step printed, to explain a failure.
+type stepLog struct {
+	names  map[digest.Digest]string
+	errs   map[digest.Digest]string
+	order  []digest.Digest
+	output map[digest.Digest][]string
+}
+
+func newStepLog() *stepLog {
+	return &stepLog{names: map[digest.Digest]string{}, errs: map[digest.Digest]string{}, output: map[digest.Digest][]string{}}
+}
+
+const tailLines = 10
+
+func (l *stepLog) add(st *bkclient.SolveStatus) {
+	for _, v := range st.Vertexes {
+		l.names[v.Digest] = v.Name
+		if v.Error != "" && l.errs[v.Digest] == "" {
+			l.errs[v.Digest] = v.Error
+			l.order = append(l.order, v.Digest)
+		}
+	}
+	for _, lg := range st.Logs {
+		lines := l.output[lg.Vertex]
+		for _, line := range strings.Split(strings.TrimRight(string(lg.Data), "\n"), "\n") {
+			lines = append(lines, line)
+		}
+		if len(lines) > tailLines {
+			lines = lines[len(lines)-tailLines:]
+		}
+		l.output[lg.Vertex] = lines
+	}
+}
+
+// failure describes the first step that failed, or "".
+func (l *stepLog) failure() string {
+	for _, d := range l.order {
+		if strings.Contains(l.errs[d], "context canceled") {
+			continue
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "step %q failed", l.names[d])
+		if i := strings.LastIndex(l.errs[d], "exit code: "); i >= 0 {
+			fmt.Fprintf(&b, " with %s", l.errs[d][i:])
+		} else {
+			fmt.Fprintf(&b, ": %s", l.errs[d])
+		}
+		if out := l.output[d]; len(out) > 0 {
+			b.WriteString("; its last lines:")
+			for _, line := range out {
+				b.WriteString("\n    " + line)
+			}
+		}
+		return b.String()
+	}
+	return ""
 }
