@@ -345,9 +345,7 @@ func (l *stepLog) add(st *bkclient.SolveStatus) {
 	}
 	for _, lg := range st.Logs {
 		lines := l.output[lg.Vertex]
-		for _, line := range strings.Split(strings.TrimRight(string(lg.Data), "\n"), "\n") {
-			lines = append(lines, line)
-		}
+		lines = append(lines, strings.Split(strings.TrimRight(string(lg.Data), "\n"), "\n")...)
 		if len(lines) > tailLines {
 			lines = lines[len(lines)-tailLines:]
 		}
