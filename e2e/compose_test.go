@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -68,7 +70,14 @@ func TestComposeProject(t *testing.T) {
 	writeFile(t, filepath.Join(inst, "stage-1/custom/login.sh"), "#!/bin/bash\necho x >> \"$HOME/logins\"\n", 0o755)
 	writeFile(t, filepath.Join(inst, "stage-2/custom/build2.sh"), "#!/bin/sh\necho stage2 > /soft/app/installed-in-image\n", 0o755)
 
-	cfg := fmt.Sprintf(`stage_1:
+	// A build secret from the environment, as docker compose build reads it.
+	const token = "compose-build-token-9f8e7d"
+	t.Setenv("PEI_E2E_TOKEN", token)
+	writeFile(t, filepath.Join(inst, "stage-1/custom/secret.sh"), "#!/bin/sh\nsha256sum < /run/secrets/token | cut -d' ' -f1 > /opt/secret-sum\n", 0o755)
+
+	cfg := fmt.Sprintf(`secrets:
+  token: {env: PEI_E2E_TOKEN}
+stage_1:
   image:
     base: %s
     output: %s:stage-1
@@ -96,6 +105,7 @@ func TestComposeProject(t *testing.T) {
     on_build:
       - 'stage-1/custom/build.sh'
       - 'stage-1/custom/crlf.sh one "two words"'
+      - 'stage-1/custom/secret.sh'
     on_first_run: ['stage-1/custom/first.sh']
     on_every_run: ['stage-1/custom/every.sh']
     on_user_login: ['stage-1/custom/login.sh']
@@ -158,6 +168,10 @@ stage_2:
 		}
 		if got := exec("cat", "/opt/crlf"); got != "crlf-ok\nargs=one two words" {
 			t.Errorf("CRLF script without run bit: %q", got)
+		}
+		sum := sha256.Sum256([]byte(token))
+		if got := exec("cat", "/opt/secret-sum"); got != hex.EncodeToString(sum[:]) {
+			t.Errorf("the on_build script did not see the build secret (sum %q)", got)
 		}
 		if got := exec("cat", "/hard/image/app/installed-in-image"); got != "stage2" {
 			t.Errorf("stage-2 build into /soft/app: %q", got)
@@ -287,6 +301,7 @@ stage_2:
 		secrets := map[string]string{
 			"alice's password": alicePassword, "root's password": rootPassword,
 			"bob's login key": strings.TrimSpace(string(loginPriv)),
+			"build secret":    token,
 		}
 		var hits []secretHit
 		for _, stage := range []string{"stage-1", "stage-2"} {

@@ -187,7 +187,14 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	}
 	var srcs []secretsprovider.Source
 	for _, sec := range s.Build.Secrets {
-		srcs = append(srcs, secretsprovider.Source{ID: sec.ID, FilePath: filepath.Join(opt.ProjectDir, filepath.FromSlash(sec.File))})
+		switch {
+		case sec.Env != "":
+			srcs = append(srcs, secretsprovider.Source{ID: sec.ID, Env: sec.Env})
+		case filepath.IsAbs(sec.File):
+			srcs = append(srcs, secretsprovider.Source{ID: sec.ID, FilePath: sec.File})
+		default:
+			srcs = append(srcs, secretsprovider.Source{ID: sec.ID, FilePath: filepath.Join(opt.ProjectDir, filepath.FromSlash(sec.File))})
+		}
 	}
 	for id, file := range opt.Secrets {
 		srcs = append(srcs, secretsprovider.Source{ID: id, FilePath: file})

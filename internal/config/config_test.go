@@ -69,6 +69,16 @@ stage_1:
 stage_1:
   image: [debian]
 `, `user_config.yml:3:10: stage_1.image: expected a mapping, got a list`},
+		{"bad secrets", `
+stage_1:
+  image: {base: debian:bookworm}
+secrets:
+  both: {env: TOKEN, file: x}
+  "bad id!": {env: TOKEN}
+  escape: {file: ../../etc/shadow}
+`, `user_config.yml:5:9: secrets.both: give exactly one of env (an environment variable) or file
+user_config.yml:6:3: secrets.bad id!.<key>: "bad id!" is not a usable secret id (letters, digits, '_', '.' and '-')
+user_config.yml:7:18: secrets.escape.file: "../../etc/shadow" leaves the project directory; use an absolute path for a file elsewhere`},
 		{"bad image reference", `
 stage_1:
   image: {base: debian:bookworm, output: 'My-Image:stage-1'}
@@ -163,7 +173,7 @@ user_config.yml:4:29: stage_1.environment[1]: "1BAD" is not a valid environment 
 base: &b {base: debian:bookworm}
 stage_1:
   image: {<<: *b}
-`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2
+`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, secrets
 user_config.yml:4:11: stage_1.image: YAML merge keys (<<) are not supported; write the keys out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,6 +14,8 @@ package config
 type Config struct {
 	Stage1 Stage1  `yaml:"stage_1" doc:"The base image: system packages, SSH, proxy, apt and build hooks."`
 	Stage2 *Stage2 `yaml:"stage_2" doc:"The final image, built on stage-1: storage, mounts and more hooks."`
+	// Secrets is a pei extension (PeiDocker has no such key).
+	Secrets []BuildSecret `yaml:"secrets" key:"id" doc:"Build secrets by id, visible to every on_build script at /run/secrets/ID and never stored in the image."`
 
 	// File is the config's path as shown in messages.
 	File string `yaml:"-"`
@@ -130,6 +132,14 @@ type Mount struct {
 	HostPath   string `yaml:"host_path" doc:"Host directory, for type host."`
 	VolumeName string `yaml:"volume_name" doc:"Volume name, for type manual-volume."`
 	DstPath    string `yaml:"dst_path" doc:"Absolute path inside the container."`
+}
+
+// BuildSecret is where a build secret comes from: an environment variable
+// or a file, read when the image is built.
+type BuildSecret struct {
+	Name string `yaml:"-"`
+	Env  string `yaml:"env" doc:"Environment variable holding the secret (read by docker compose build or pei build)."`
+	File string `yaml:"file" doc:"File holding the secret: absolute, or relative to the project directory."`
 }
 
 // EnvVar is one environment variable.

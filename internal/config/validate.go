@@ -79,6 +79,21 @@ func (v *validator) run() {
 	}
 	v.custom("stage_1.custom", s1.Custom)
 
+	for _, sec := range v.c.Secrets {
+		p := "secrets." + sec.Name
+		if !secretIDRe.MatchString(sec.Name) {
+			v.errorf(p+".<key>", "%q is not a usable secret id (letters, digits, '_', '.' and '-')", sec.Name)
+		}
+		switch {
+		case (sec.Env == "") == (sec.File == ""):
+			v.errorf(p, "give exactly one of env (an environment variable) or file")
+		case sec.Env != "" && !validVarName(sec.Env):
+			v.errorf(p+".env", "%q is not an environment variable name", sec.Env)
+		case sec.File != "" && !filepath.IsAbs(sec.File) && !filepath.IsLocal(filepath.FromSlash(sec.File)):
+			v.errorf(p+".file", "%q leaves the project directory; use an absolute path for a file elsewhere", sec.File)
+		}
+	}
+
 	ports := &portSet{}
 	if s1.SSH != nil && s1.SSH.HostPort != nil && (s1.SSH.Enable == nil || *s1.SSH.Enable) {
 		ports.seen = append(ports.seen, portUse{key: "0.0.0.0:" + strconv.Itoa(*s1.SSH.HostPort) + "/tcp", path: "stage_1.ssh.host_port"})
@@ -379,6 +394,8 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 	}
 	return full, nil
 }
+
+var secretIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 

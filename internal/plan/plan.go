@@ -104,7 +104,8 @@ type BuildOptions struct {
 // Secret is a build secret read from a project file.
 type Secret struct {
 	ID   string
-	File string // project-relative
+	File string // project-relative, or absolute
+	Env  string // or the environment variable that holds it
 }
 
 // Runtime is how a stage's container runs.
@@ -475,6 +476,11 @@ func volume(key, typ, hostPath, name, target string) (Volume, bool) {
 // The order is by how often inputs change: env and build scripts before the
 // run-time hooks, so editing a run-time hook re-runs no build script.
 func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []config.EnvVar) {
+	if len(c.OnBuild) > 0 {
+		for _, sec := range b.c.Secrets {
+			s.Build.Secrets = append(s.Build.Secrets, Secret{ID: sec.Name, File: sec.File, Env: sec.Env})
+		}
+	}
 	if len(env) > 0 {
 		s.Steps = append(s.Steps, Step{Kind: StepEnv, Title: "environment", Origin: section + ".environment", Pos: b.pos(section + ".environment"), Env: env})
 	}
@@ -492,6 +498,9 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 			mounts = append(mounts, Mount{Kind: MountBind, Source: s.Dir + "/" + dir, Target: s.Root + "/" + dir})
 		}
 		mounts = append(mounts, aptCaches...)
+		for _, sec := range b.c.Secrets {
+			mounts = append(mounts, Mount{Kind: MountSecret, Source: sec.Name, Target: "/run/secrets/" + sec.Name})
+		}
 		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
 		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
 	}

@@ -2,6 +2,7 @@ package render
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 
@@ -59,7 +60,14 @@ func service(p plan.Plan, s plan.Stage, proj *types.Project, full bool) (types.S
 		if proj.Secrets == nil {
 			proj.Secrets = types.Secrets{}
 		}
-		proj.Secrets[sec.ID] = types.SecretConfig{File: "./" + sec.File}
+		switch {
+		case sec.Env != "":
+			proj.Secrets[sec.ID] = types.SecretConfig{Environment: sec.Env}
+		case strings.HasPrefix(sec.File, "/"):
+			proj.Secrets[sec.ID] = types.SecretConfig{File: sec.File}
+		default:
+			proj.Secrets[sec.ID] = types.SecretConfig{File: "./" + sec.File}
+		}
 	}
 	if len(s.Run.Env) > 0 {
 		svc.Environment = types.MappingWithEquals{}

@@ -35,7 +35,11 @@ func Merged(p plan.Plan, configFile string) ([]File, error) {
 			args = append(args, "--network", "host")
 		}
 		for _, sec := range s.Build.Secrets {
-			args = append(args, "--secret", ShellQuote("id="+sec.ID+",src="+sec.File))
+			if sec.Env != "" {
+				args = append(args, "--secret", ShellQuote("id="+sec.ID+",env="+sec.Env))
+			} else {
+				args = append(args, "--secret", ShellQuote("id="+sec.ID+",src="+sec.File))
+			}
 		}
 		build.WriteString(strings.Join(append(args, `"$@"`, "."), " ") + "\n")
 	}

@@ -186,7 +186,11 @@ func mountFlag(m plan.Mount) string {
 	case plan.MountCache:
 		return "--mount=type=cache,target=" + m.Target + ",sharing=locked"
 	case plan.MountSecret:
-		return "--mount=type=secret,id=" + m.Source + ",target=" + m.Target + ",required=true"
+		f := "--mount=type=secret,id=" + m.Source + ",target=" + m.Target
+		if strings.HasPrefix(m.Source, "pei_") {
+			f += ",required=true" // pei's own (keys): the build must not go on without them
+		}
+		return f
 	}
 	return ""
 }
