@@ -64,6 +64,8 @@ type Options struct {
 	SourceDateEpoch int64
 	// Exclude is the build context's exclude patterns (.dockerignore).
 	Exclude []string
+	// Platform is the target platform; nil means the host's.
+	Platform *ocispecs.Platform
 }
 
 // Result is one built image.
@@ -169,7 +171,11 @@ func baseRef(b Base) string {
 }
 
 func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, error) {
-	mopts := []llb.ConstraintsOpt{llb.Platform(platforms.DefaultSpec())}
+	platform := platforms.DefaultSpec()
+	if opt.Platform != nil {
+		platform = *opt.Platform
+	}
+	mopts := []llb.ConstraintsOpt{llb.Platform(platform)}
 	if opt.NoCache {
 		mopts = append(mopts, llb.IgnoreCache)
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	bkclient "github.com/moby/buildkit/client"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
@@ -28,6 +29,7 @@ type BuildOptions struct {
 	Push       string // shorthand for type=registry,ref=REF
 	Insecure   bool   // plain HTTP registry
 	Secrets    []string
+	Platform   string // e.g. linux/arm64; "" means the host's
 	NoCache    bool
 	Progress   string
 	Lookup     config.LookupFunc
@@ -52,6 +54,12 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
 	if err != nil {
 		return nil, err
+	}
+	var platform *ocispecs.Platform
+	if opts.Platform != "" {
+		if platform, err = buildkit.ParsePlatform(opts.Platform, "/proc/sys/fs/binfmt_misc"); err != nil {
+			return nil, err
+		}
 	}
 	res, err := Configure(ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup})
 	if err != nil {
@@ -91,6 +99,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Stderr:          opts.Stderr,
 		SourceDateEpoch: sourceDateEpoch(ctx, abs, getenv),
 		Exclude:         readDockerignore(abs),
+		Platform:        platform,
 	})
 }
 
