@@ -16,6 +16,12 @@ docker compose build stage-1
 docker compose build stage-2
 docker compose up -d
 port=$(docker compose port stage-2 22 | sed 's/.*://')
+# sshd starts after the first-run hooks; wait (bounded) for its banner.
+for _ in $(seq 60); do
+	banner=$(timeout 2 bash -c "head -c 4 </dev/tcp/127.0.0.1/$port" 2>/dev/null || true)
+	[ "$banner" = SSH- ] && break
+	sleep 0.5
+done
 echo
 echo "The container is up. Log in with password 123456:"
 echo "  ssh -p $port me@127.0.0.1"
