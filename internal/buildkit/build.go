@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -125,7 +126,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		buildOnly.Steps, _ = SplitRuntime(s.Steps)
 		pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, secrets, nil)
 		partials[s.Index] = partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)}
-		if !contains(opt.Stages, s.Index) {
+		if !slices.Contains(opt.Stages, s.Index) {
 			continue
 		}
 		if s.Index != last && opt.Output.Type != "docker" {
@@ -147,15 +148,6 @@ func secretIDs(m map[string]string) []string {
 	}
 	sort.Strings(ids) // the LLB must not depend on map order
 	return ids
-}
-
-func contains(xs []int, x int) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // baseRef names a base for the OCI layout source: name@manifest-digest.

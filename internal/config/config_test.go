@@ -69,6 +69,12 @@ stage_1:
 stage_1:
   image: [debian]
 `, `user_config.yml:3:10: stage_1.image: expected a mapping, got a list`},
+		{"proxy without a port", `
+stage_1:
+  image: {base: debian:bookworm}
+stage_2:
+  proxy: {enable_globally: true}
+`, `user_config.yml:5:10: stage_2.proxy.port: a proxy port is required when the proxy is used (enable_globally or apt.use_proxy)`},
 		{"bad secrets", `
 stage_1:
   image: {base: debian:bookworm}

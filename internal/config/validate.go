@@ -70,7 +70,7 @@ func (v *validator) run() {
 	if s1.SSH != nil {
 		v.ssh(s1.SSH)
 	}
-	v.proxy("stage_1.proxy", s1.Proxy, s1.Apt != nil && ptrTrue(s1.Apt.UseProxy))
+	v.proxy("stage_1.proxy", s1.Proxy, s1.Apt != nil && ptrTrue(s1.Apt.UseProxy), nil)
 	if s1.Apt != nil {
 		v.apt(s1.Apt)
 	}
@@ -109,7 +109,11 @@ func (v *validator) run() {
 		if s2.Device != nil {
 			v.enum("stage_2.device.type", s2.Device.Type, "cpu", "gpu")
 		}
-		v.proxy("stage_2.proxy", s2.Proxy, false)
+		var inherited *int
+		if s1.Proxy != nil {
+			inherited = s1.Proxy.Port
+		}
+		v.proxy("stage_2.proxy", s2.Proxy, false, inherited)
 		if s2.Storage != nil {
 			for _, it := range []struct {
 				name string
@@ -266,7 +270,9 @@ func (v *validator) privkey(path string, data []byte) {
 	}
 }
 
-func (v *validator) proxy(path string, p *Proxy, usedByApt bool) {
+// proxy checks a proxy section; inheritedPort is the port its null port
+// falls back to (stage_1's, for stage_2).
+func (v *validator) proxy(path string, p *Proxy, usedByApt bool, inheritedPort *int) {
 	if p == nil {
 		return
 	}
@@ -276,7 +282,7 @@ func (v *validator) proxy(path string, p *Proxy, usedByApt bool) {
 	if p.Address != nil && strings.ContainsAny(*p.Address, " /@") {
 		v.errorf(path+".address", "%q is not a host name or address (give the host only; the port goes in port)", *p.Address)
 	}
-	if (ptrTrue(p.EnableGlobally) || usedByApt) && p.Port == nil && path == "stage_1.proxy" {
+	if (ptrTrue(p.EnableGlobally) || usedByApt) && p.Port == nil && inheritedPort == nil {
 		v.errorf(path+".port", "a proxy port is required when the proxy is used (enable_globally or apt.use_proxy)")
 	}
 }

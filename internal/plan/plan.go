@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/pei-dev/pei/internal/config"
@@ -403,11 +404,7 @@ func (b *builder) stage1() Stage {
 	s.Run.Env = append(s.Run.Env, c.Environment...)
 	b.hookSteps(&s, "stage_1", c.Custom, env)
 
-	ports := append([]string(nil), c.Ports...)
-	if *c.SSH.Enable && c.SSH.HostPort != nil {
-		ports = append([]string{fmt.Sprintf("%d:%d", *c.SSH.HostPort, *c.SSH.Port)}, ports...)
-	}
-	s.Run.Ports = ports
+	s.Run.Ports = stage1Ports(c)
 	return s
 }
 
@@ -528,14 +525,7 @@ func (b *builder) hook(origin, entry string) Hook {
 	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(script), Args: args}
 }
 
-func isMirror(s string) bool {
-	for _, m := range config.AptMirrors {
-		if s == m {
-			return true
-		}
-	}
-	return false
-}
+func isMirror(s string) bool { return slices.Contains(config.AptMirrors, s) }
 
 func envNames(env []config.EnvVar) []string {
 	var out []string
