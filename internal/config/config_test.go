@@ -179,7 +179,7 @@ user_config.yml:4:29: stage_1.environment[1]: "1BAD" is not a valid environment 
 base: &b {base: debian:bookworm}
 stage_1:
   image: {<<: *b}
-`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, secrets
+`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, source_date_epoch, secrets
 user_config.yml:4:11: stage_1.image: YAML merge keys (<<) are not supported; write the keys out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

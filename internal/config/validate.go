@@ -79,6 +79,9 @@ func (v *validator) run() {
 	}
 	v.custom("stage_1.custom", s1.Custom)
 
+	if e := v.c.SourceDateEpoch; e != nil && *e < 0 {
+		v.errorf("source_date_epoch", "%d is before 1970; give seconds since 1970-01-01 UTC", *e)
+	}
 	for _, sec := range v.c.Secrets {
 		p := "secrets." + sec.Name
 		if !secretIDRe.MatchString(sec.Name) {

@@ -16,6 +16,8 @@ type Plan struct {
 	// Name is the Compose project name, from the project directory.
 	Name   string
 	Stages []Stage
+	// SourceDateEpoch is the config's source_date_epoch, or -1.
+	SourceDateEpoch int64
 }
 
 // Stage is one image: stage-1 (system) or stage-2 (final).
@@ -222,7 +224,10 @@ func New(c config.Config, name string) (Plan, error) {
 	if c.Stage2 == nil || c.Stage1.SSH == nil {
 		return Plan{}, fmt.Errorf("plan: config has no defaults applied")
 	}
-	p := Plan{Name: name}
+	p := Plan{Name: name, SourceDateEpoch: -1}
+	if c.SourceDateEpoch != nil {
+		p.SourceDateEpoch = int64(*c.SourceDateEpoch)
+	}
 	b := &builder{c: c, project: name}
 	p.Stages = []Stage{b.stage1(), b.stage2()}
 	return p, nil

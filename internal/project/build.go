@@ -97,7 +97,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		NoCache:         opts.NoCache,
 		Progress:        opts.Progress,
 		Stderr:          opts.Stderr,
-		SourceDateEpoch: sourceDateEpoch(ctx, abs, getenv),
+		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
 		Exclude:         readDockerignore(abs),
 		Platform:        platform,
 	})
@@ -216,9 +216,13 @@ func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
 	}, nil
 }
 
-// sourceDateEpoch is SOURCE_DATE_EPOCH, else the project's last git commit
-// time, else -1 (timestamps are left as they are).
-func sourceDateEpoch(ctx context.Context, dir string, getenv func(string) string) int64 {
+// sourceDateEpoch is the config's source_date_epoch, else SOURCE_DATE_EPOCH,
+// else the project's last git commit time, else -1 (timestamps are left as
+// they are).
+func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv func(string) string) int64 {
+	if fromConfig >= 0 {
+		return fromConfig
+	}
 	if v := getenv("SOURCE_DATE_EPOCH"); v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
 			return n

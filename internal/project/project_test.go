@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -198,4 +199,40 @@ func FuzzConfigure(f *testing.F) {
 			t.Fatalf("a valid config does not render: %v", err)
 		}
 	})
+}
+
+func TestSourceDateEpochOrder(t *testing.T) {
+	dir := t.TempDir()
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "SOURCE_DATE_EPOCH" {
+				return v
+			}
+			return ""
+		}
+	}
+	if got := sourceDateEpoch(t.Context(), 5, dir, env("7")); got != 5 {
+		t.Errorf("config first: %d", got)
+	}
+	if got := sourceDateEpoch(t.Context(), -1, dir, env("7")); got != 7 {
+		t.Errorf("then the environment: %d", got)
+	}
+	if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != -1 {
+		t.Errorf("no git, no setting: %d", got)
+	}
+	if _, err := exec.LookPath("git"); err == nil {
+		run := func(args ...string) {
+			cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+			cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1600000000 +0000", "GIT_AUTHOR_DATE=@1600000000 +0000",
+				"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("git %v: %v %s", args, err, out)
+			}
+		}
+		run("init", "-q")
+		run("commit", "-q", "--allow-empty", "-m", "x")
+		if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != 1600000000 {
+			t.Errorf("the last commit: %d", got)
+		}
+	}
 }
