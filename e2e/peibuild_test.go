@@ -217,6 +217,31 @@ func TestPeiBuild(t *testing.T) {
 		if d, _ := img.Digest(); !strings.HasSuffix(pushed, "@"+d.String()) {
 			t.Errorf("pulled digest %s, pei printed %s", d, pushed)
 		}
+
+		// The pushed image serves as a base from the registry: it is neither
+		// in pei's store nor in the engine under that name.
+		next := filepath.Join(t.TempDir(), "next")
+		writeFile(t, filepath.Join(next, "installation/stage-1/custom/on-top.sh"), "#!/bin/sh\ncat /opt/b1 > /opt/on-top\n", 0o755)
+		writeFile(t, filepath.Join(next, "user_config.yml"), fmt.Sprintf("stage_1:\n  image: {base: '%s', output: 'pei-e2e-next:stage-1'}\n  custom:\n    on_build: ['stage-1/custom/on-top.sh']\n", ref), 0o644)
+		dest := filepath.Join(t.TempDir(), "next.tar")
+		peiBuild(t, next, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+		rc := mutate.Extract(ociImage(t, dest))
+		defer rc.Close()
+		tr := tar.NewReader(rc)
+		found := ""
+		for {
+			h, err := tr.Next()
+			if err != nil {
+				break
+			}
+			if h.Name == "opt/on-top" {
+				b, _ := io.ReadAll(tr)
+				found = string(b)
+			}
+		}
+		if found != "one\n" {
+			t.Errorf("a build on the registry base did not see the base's files: /opt/on-top = %q", found)
+		}
 	})
 
 	t.Run("same filesystem as the Compose build", func(t *testing.T) {

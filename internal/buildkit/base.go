@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -159,4 +161,40 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 		return Base{}, err
 	}
 	return base, nil
+}
+
+// FromRegistry resolves a base in a registry (plain HTTP for localhost, as
+// BuildKit itself does), for the daemon to pull by digest.
+func FromRegistry(ctx context.Context, ref string, platform v1.Platform) (Base, error) {
+	opts := []name.Option{name.WeakValidation}
+	if isLocalhost(ref) {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return Base{}, err
+	}
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
+	if err != nil {
+		return Base{}, err
+	}
+	dgst, err := img.Digest()
+	if err != nil {
+		return Base{}, err
+	}
+	raw, err := img.RawConfigFile()
+	if err != nil {
+		return Base{}, err
+	}
+	b := Base{Ref: r.Context().Name() + "@" + dgst.String(), Manifest: dgst.String()}
+	if err := json.Unmarshal(raw, &b.Config); err != nil {
+		return Base{}, fmt.Errorf("config of %s: %w", ref, err)
+	}
+	return b, nil
+}
+
+func isLocalhost(ref string) bool {
+	host, _, _ := strings.Cut(ref, "/")
+	host, _, _ = strings.Cut(host, ":")
+	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
@@ -105,15 +106,22 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			base, baseCfg, carried = p.state, p.cfg, p.carried
 		} else {
 			b, err := opt.Bases.Resolve(ctx, s.Base)
-			if err != nil {
-				return nil, err
+			if err == nil {
+				store, err := local.NewStore(opt.Bases.Dir)
+				if err != nil {
+					return nil, fmt.Errorf("open base store: %w", err)
+				}
+				stores[b.StoreID] = store
+				base = llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+s.Base))
+			} else {
+				// Not in pei's store nor in the engine: a registry, if any.
+				rb, rerr := FromRegistry(ctx, s.Base, ocispecsToV1(platformOf(opt)))
+				if rerr != nil {
+					return nil, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", s.Base, err, rerr)
+				}
+				b = rb
+				base = llb.Image(rb.Ref, llb.WithCustomName("[base] "+s.Base))
 			}
-			store, err := local.NewStore(opt.Bases.Dir)
-			if err != nil {
-				return nil, fmt.Errorf("open base store: %w", err)
-			}
-			stores[b.StoreID] = store
-			base = llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+s.Base))
 			baseCfg = b.Config
 		}
 		if opt.SourceDateEpoch >= 0 {
@@ -163,11 +171,7 @@ func baseRef(b Base) string {
 }
 
 func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, error) {
-	platform := platforms.DefaultSpec()
-	if opt.Platform != nil {
-		platform = *opt.Platform
-	}
-	mopts := []llb.ConstraintsOpt{llb.Platform(platform)}
+	mopts := []llb.ConstraintsOpt{llb.Platform(platformOf(opt))}
 	if opt.NoCache {
 		mopts = append(mopts, llb.IgnoreCache)
 	}
@@ -380,4 +384,15 @@ func (l *stepLog) failure() string {
 		return b.String()
 	}
 	return ""
+}
+
+func platformOf(opt Options) ocispecs.Platform {
+	if opt.Platform != nil {
+		return *opt.Platform
+	}
+	return platforms.DefaultSpec()
+}
+
+func ocispecsToV1(p ocispecs.Platform) v1.Platform {
+	return v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
 }
