@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	stdlog "log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +12,11 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/pei-dev/pei/internal/testenv"
 )
@@ -73,7 +80,29 @@ stage_2:
 	if out, err := runErr(proj, "runuser", append(env, "docker", "info")...); err == nil {
 		t.Fatalf("%s can use the Docker engine; the test needs a user without it:\n%s", rootlessUser, out)
 	}
-	asUser(pei, "base", "debian:bookworm")
+	// The base also goes to an OCI tarball and a registry, both checked.
+	srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	baseRef := strings.TrimPrefix(srv.URL, "http://") + "/pei/base:bookworm"
+	baseTar := filepath.Join(proj, "base.tar")
+	printed := strings.TrimSpace(lastLine(asUser(pei, "base", "debian:bookworm", "--oci", baseTar, "--push", baseRef)))
+	if !strings.HasPrefix(printed, "debian:bookworm@sha256:") {
+		t.Fatalf("pei base printed %q", printed)
+	}
+	fromTar := ociImage(t, baseTar)
+	if err := validate.Image(fromTar); err != nil {
+		t.Errorf("validate.Image of the OCI tarball: %v", err)
+	}
+	r, _ := name.ParseReference(baseRef, name.Insecure)
+	fromRegistry, err := remote.Image(r)
+	if err != nil {
+		t.Fatalf("pull the pushed base: %v", err)
+	}
+	for what, img := range map[string]v1.Image{"OCI tarball": fromTar, "registry": fromRegistry} {
+		if d, _ := img.Digest(); !strings.HasSuffix(printed, "@"+d.String()) {
+			t.Errorf("the %s holds %s, pei base printed %s", what, d, printed)
+		}
+	}
 	dest := filepath.Join(proj, "image.tar")
 	out := asUser(pei, "build", "-p", proj, "--output", "type=oci,dest="+dest, "--progress", "plain")
 	if !strings.Contains(out, img+":stage-2@sha256:") {
@@ -103,4 +132,9 @@ stage_2:
 	if err != nil || strings.TrimSpace(got) != "hpc\n0" {
 		t.Errorf("login to the rootless-built image: %v\n%s", err, got)
 	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
 }

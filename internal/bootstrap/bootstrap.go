@@ -90,7 +90,7 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 	}
 	created := v1.Time{Time: time.Unix(opts.Epoch, 0).UTC()}
 	img, err = mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
-		Architecture: runtime.GOARCH, OS: "linux", Created: created,
+		Architecture: runtime.GOARCH, OS: "linux", Created: created, RootFS: v1.RootFS{Type: "layers"},
 		Config: v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, Cmd: []string{"bash"}},
 	})
 	if err != nil {

@@ -72,7 +72,7 @@ same SOURCE_DATE_EPOCH (default: midnight UTC today) and mirror state it gives
 the same digest. It prints REF@DIGEST.`,
 		Example: `  pei base debian:bookworm
   pei base debian:trixie --variant minbase --load
-  SOURCE_DATE_EPOCH=1700000000 pei base debian:bookworm --tar bookworm.tar`,
+  SOURCE_DATE_EPOCH=1700000000 pei base debian:bookworm --oci bookworm.tar --push 127.0.0.1:5000/debian:bookworm`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -94,6 +94,8 @@ the same digest. It prints REF@DIGEST.`,
 	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror (default http://deb.debian.org/debian)")
 	f.BoolVar(&opts.Load, "load", false, "also load the image into the Docker engine")
 	f.StringVar(&opts.Tar, "tar", "", "also write a docker-archive tarball to this file")
+	f.StringVar(&opts.OCI, "oci", "", "also write an OCI layout tarball to this file")
+	f.StringVar(&opts.Push, "push", "", "also push the image to this registry reference (plain HTTP for localhost)")
 	return cmd
 }
 

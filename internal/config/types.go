@@ -15,8 +15,8 @@ type Config struct {
 	Stage1 Stage1  `yaml:"stage_1" doc:"The base image: system packages, SSH, proxy, apt and build hooks."`
 	Stage2 *Stage2 `yaml:"stage_2" doc:"The final image, built on stage-1: storage, mounts and more hooks."`
 	// SourceDateEpoch and Secrets are pei extensions (PeiDocker has neither).
-	SourceDateEpoch *int `yaml:"source_date_epoch" doc:"Seconds since 1970 that pei build clamps file times to, for reproducible digests (default: SOURCE_DATE_EPOCH from the environment, else the project's last git commit)."`
-	Secrets []BuildSecret `yaml:"secrets" key:"id" doc:"Build secrets by id, visible to every on_build script at /run/secrets/ID and never stored in the image."`
+	SourceDateEpoch *int          `yaml:"source_date_epoch" doc:"Seconds since 1970 that pei build clamps file times to, for reproducible digests (default: SOURCE_DATE_EPOCH from the environment, else the project's last git commit)."`
+	Secrets         []BuildSecret `yaml:"secrets" key:"id" doc:"Build secrets by id, visible to every on_build script at /run/secrets/ID and never stored in the image."`
 
 	// File is the config's path as shown in messages.
 	File string `yaml:"-"`

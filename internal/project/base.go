@@ -1,15 +1,23 @@
 package project
 
 import (
+	"archive/tar"
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/pei-dev/pei/internal/bootstrap"
@@ -24,6 +32,8 @@ type BaseOptions struct {
 	Mirror  string
 	Load    bool   // also load into the Docker engine
 	Tar     string // also write a docker-archive tarball here
+	OCI     string // also write an OCI layout tarball here
+	Push    string // also push to this registry reference
 	// StateDir holds the base store ("" means the user's cache dir).
 	StateDir string
 	Getenv   func(string) string
@@ -69,6 +79,16 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 			return "", fmt.Errorf("write %s: %w", opts.Tar, err)
 		}
 	}
+	if opts.OCI != "" {
+		if err := writeOCITar(opts.OCI, opts.Ref, img); err != nil {
+			return "", fmt.Errorf("write %s: %w", opts.OCI, err)
+		}
+	}
+	if opts.Push != "" {
+		if err := pushImage(ctx, opts.Push, img); err != nil {
+			return "", err
+		}
+	}
 	if opts.Load {
 		w, wait, err := dockerLoad(ctx)
 		if err != nil {
@@ -98,4 +118,73 @@ func StateDir(dir string) (string, error) {
 		return "", fmt.Errorf("cache directory: %w", err)
 	}
 	return filepath.Join(cache, "pei"), nil
+}
+
+// writeOCITar writes img as an OCI layout tarball (what docker buildx and
+// BuildKit call type=oci), through a temporary file and a rename.
+func writeOCITar(dest, ref string, img v1.Image) error {
+	dir, err := os.MkdirTemp("", "pei-oci-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		return err
+	}
+	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{buildkit.RefAnnotation: ref})); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".pei-oci-*")
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(tmp)
+	werr := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || path == dir {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		h, err := tar.FileInfoHeader(info, "")
+		if err != nil {
+			return err
+		}
+		h.Name, h.ModTime = filepath.ToSlash(rel), time.Unix(0, 0)
+		h.Uid, h.Gid, h.Uname, h.Gname = 0, 0, "", ""
+		if err := tw.WriteHeader(h); err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(tw, f)
+		return err
+	})
+	if err := firstErr(werr, tw.Close(), tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
+
+// pushImage pushes img to ref (plain HTTP for localhost).
+func pushImage(ctx context.Context, ref string, img v1.Image) error {
+	opts := []name.Option{name.WeakValidation}
+	if host, _, _ := strings.Cut(ref, "/"); strings.HasPrefix(host, "localhost") || strings.HasPrefix(host, "127.0.0.1") {
+		opts = append(opts, name.Insecure)
+	}
+	r, err := name.ParseReference(ref, opts...)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return fmt.Errorf("push %s: %w", ref, err)
+	}
+	return nil
 }
