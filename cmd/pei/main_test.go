@@ -56,7 +56,7 @@ func TestCLI(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), `"stage_1"`) {
 		t.Errorf("schema: %v", err)
 	}
-	for _, sub := range []string{"create", "configure", "remove", "schema"} {
+	for _, sub := range []string{"create", "configure", "build", "base", "builder", "remove", "schema"} {
 		out, err := exec.Command(pei, sub, "--help").CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "Examples:") {
 			t.Errorf("%s --help: %v\n%s", sub, err, out)
