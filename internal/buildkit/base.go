@@ -72,15 +72,8 @@ func (s BaseStore) Lookup(ref string) (Base, bool, error) {
 		if err != nil {
 			return Base{}, false, fmt.Errorf("base %s in %s: %w", ref, s.Dir, err)
 		}
-		raw, err := img.RawConfigFile()
-		if err != nil {
-			return Base{}, false, err
-		}
-		b := Base{Ref: ref, StoreID: StoreID, Manifest: d.Digest.String()}
-		if err := json.Unmarshal(raw, &b.Config); err != nil {
-			return Base{}, false, err
-		}
-		return b, true, nil
+		b, err := baseOf(ref, img)
+		return b, err == nil, err
 	}
 	return Base{}, false, nil
 }
@@ -144,17 +137,9 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 	if err := s.Add("engine:"+ref, img); err != nil {
 		return Base{}, fmt.Errorf("copy %s into %s: %w", ref, s.Dir, err)
 	}
-	dgst, err := img.Digest()
+	base, err := baseOf(ref, img)
 	if err != nil {
 		return Base{}, err
-	}
-	raw, err := img.RawConfigFile()
-	if err != nil {
-		return Base{}, err
-	}
-	base := Base{Ref: ref, StoreID: StoreID, Manifest: dgst.String()}
-	if err := json.Unmarshal(raw, &base.Config); err != nil {
-		return Base{}, fmt.Errorf("config of %s: %w", ref, err)
 	}
 	b, _ := json.Marshal(base)
 	if err := os.WriteFile(marker, b, 0o644); err != nil {
@@ -163,21 +148,8 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 	return base, nil
 }
 
-// FromRegistry resolves a base in a registry (plain HTTP for localhost, as
-// BuildKit itself does), for the daemon to pull by digest.
-func FromRegistry(ctx context.Context, ref string, platform v1.Platform) (Base, error) {
-	opts := []name.Option{name.WeakValidation}
-	if isLocalhost(ref) {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.ParseReference(ref, opts...)
-	if err != nil {
-		return Base{}, err
-	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
-	if err != nil {
-		return Base{}, err
-	}
+// baseOf describes img as a base named ref.
+func baseOf(ref string, img v1.Image) (Base, error) {
 	dgst, err := img.Digest()
 	if err != nil {
 		return Base{}, err
@@ -186,10 +158,39 @@ func FromRegistry(ctx context.Context, ref string, platform v1.Platform) (Base, 
 	if err != nil {
 		return Base{}, err
 	}
-	b := Base{Ref: r.Context().Name() + "@" + dgst.String(), Manifest: dgst.String()}
+	b := Base{Ref: ref, StoreID: StoreID, Manifest: dgst.String()}
 	if err := json.Unmarshal(raw, &b.Config); err != nil {
 		return Base{}, fmt.Errorf("config of %s: %w", ref, err)
 	}
+	return b, nil
+}
+
+// ParseRef parses an image reference for go-containerregistry, allowing
+// plain HTTP for localhost registries as BuildKit does.
+func ParseRef(ref string) (name.Reference, error) {
+	opts := []name.Option{name.WeakValidation}
+	if isLocalhost(ref) {
+		opts = append(opts, name.Insecure)
+	}
+	return name.ParseReference(ref, opts...)
+}
+
+// FromRegistry resolves a base in a registry (plain HTTP for localhost, as
+// BuildKit itself does), for the daemon to pull by digest.
+func FromRegistry(ctx context.Context, ref string, platform v1.Platform) (Base, error) {
+	r, err := ParseRef(ref)
+	if err != nil {
+		return Base{}, err
+	}
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
+	if err != nil {
+		return Base{}, err
+	}
+	b, err := baseOf(ref, img)
+	if err != nil {
+		return Base{}, err
+	}
+	b.Ref, b.StoreID = r.Context().Name()+"@"+b.Manifest, ""
 	return b, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -175,11 +174,7 @@ func writeOCITar(dest, ref string, img v1.Image) error {
 
 // pushImage pushes img to ref (plain HTTP for localhost).
 func pushImage(ctx context.Context, ref string, img v1.Image) error {
-	opts := []name.Option{name.WeakValidation}
-	if host, _, _ := strings.Cut(ref, "/"); strings.HasPrefix(host, "localhost") || strings.HasPrefix(host, "127.0.0.1") {
-		opts = append(opts, name.Insecure)
-	}
-	r, err := name.ParseReference(ref, opts...)
+	r, err := buildkit.ParseRef(ref)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
