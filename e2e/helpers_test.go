@@ -116,21 +116,7 @@ func scanImage(t *testing.T, image string, secrets map[string]string) []secretHi
 		}
 		if strings.HasSuffix(h.Name, "layer.tar") {
 			layers++
-			inner := tar.NewReader(outer)
-			for {
-				ih, err := inner.Next()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatalf("layer %s: %v", h.Name, err)
-				}
-				data, err := io.ReadAll(inner)
-				if err != nil {
-					t.Fatal(err)
-				}
-				scan(h.Name+":"+ih.Name, data)
-			}
+			eachTarEntry(t, outer, func(ih *tar.Header, data []byte) { scan(h.Name+":"+ih.Name, data) })
 			continue
 		}
 		data, err := io.ReadAll(outer)
@@ -214,4 +200,24 @@ func findStep(steps map[string]*buildStep, substr string) (*buildStep, bool) {
 		}
 	}
 	return nil, false
+}
+
+// eachTarEntry calls fn for every entry of the tar stream r, with its content.
+func eachTarEntry(t *testing.T, r io.Reader, fn func(h *tar.Header, data []byte)) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("read tar: %v", err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("read %s: %v", h.Name, err)
+		}
+		fn(h, data)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -155,18 +154,12 @@ func TestPeiBuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tr := tar.NewReader(rc)
-			for {
-				h, err := tr.Next()
-				if err != nil {
-					break
-				}
-				b, _ := io.ReadAll(tr)
+			eachTarEntry(t, rc, func(h *tar.Header, b []byte) {
 				files[h.Name] = b
 				if strings.Contains(string(b), token) {
 					t.Errorf("the secret is in layer %d at %s", i, h.Name)
 				}
-			}
+			})
 			rc.Close()
 		}
 		sum := sha256.Sum256([]byte(token))
@@ -227,18 +220,12 @@ func TestPeiBuild(t *testing.T) {
 		peiBuild(t, next, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
 		rc := mutate.Extract(ociImage(t, dest))
 		defer rc.Close()
-		tr := tar.NewReader(rc)
 		found := ""
-		for {
-			h, err := tr.Next()
-			if err != nil {
-				break
-			}
+		eachTarEntry(t, rc, func(h *tar.Header, b []byte) {
 			if h.Name == "opt/on-top" {
-				b, _ := io.ReadAll(tr)
 				found = string(b)
 			}
-		}
+		})
 		if found != "one\n" {
 			t.Errorf("a build on the registry base did not see the base's files: /opt/on-top = %q", found)
 		}
@@ -292,25 +279,15 @@ func ociImage(t *testing.T, tarPath string) v1.Image {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	tr := tar.NewReader(f)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachTarEntry(t, f, func(h *tar.Header, data []byte) {
 		p := filepath.Join(dir, filepath.FromSlash(h.Name))
 		if h.Typeflag == tar.TypeDir {
 			os.MkdirAll(p, 0o755)
-			continue
+			return
 		}
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		out, _ := os.Create(p)
-		io.Copy(out, tr)
-		out.Close()
-	}
+		os.WriteFile(p, data, 0o644)
+	})
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -343,19 +320,10 @@ func engineFiles(t *testing.T, ref string) map[string]string {
 	rc := mutate.Extract(img)
 	defer rc.Close()
 	files := map[string]string{}
-	tr := tar.NewReader(rc)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.New()
-		io.Copy(sum, tr)
-		files[strings.TrimPrefix(h.Name, "./")] = fmt.Sprintf("%o %d:%d %c %s%s", h.Mode&0o7777, h.Uid, h.Gid, h.Typeflag, hex.EncodeToString(sum.Sum(nil))[:16], h.Linkname)
-	}
+	eachTarEntry(t, rc, func(h *tar.Header, data []byte) {
+		sum := sha256.Sum256(data)
+		files[strings.TrimPrefix(h.Name, "./")] = fmt.Sprintf("%o %d:%d %c %s%s", h.Mode&0o7777, h.Uid, h.Gid, h.Typeflag, hex.EncodeToString(sum[:])[:16], h.Linkname)
+	})
 	return files
 }
 

@@ -27,36 +27,29 @@ if [ "${#need[@]}" -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# Compose v2, built from the pinned Go module and cached by its version.
-compose_version=$(awk '$1 == "github.com/docker/compose/v2" {print $2}' tools/go.mod)
-compose_bin=$PEI_CACHE/bin/docker-compose-$compose_version
-if [ ! -x "$compose_bin" ]; then
-	log "building docker compose $compose_version from its Go module (about 2 minutes)"
-	(cd tools && go build -trimpath -ldflags "-X github.com/docker/compose/v2/internal.Version=$compose_version" \
-		-o "$compose_bin.tmp" github.com/docker/compose/v2/cmd)
-	mv "$compose_bin.tmp" "$compose_bin"
-fi
-# buildx, which the docker CLI needs for BuildKit builds (build-merged.sh),
-# at the version Compose itself pins.
-buildx_version=$(awk '$1 == "github.com/docker/buildx" {print $2}' tools/go.mod)
-buildx_bin=$PEI_CACHE/bin/docker-buildx-$buildx_version
-if [ ! -x "$buildx_bin" ]; then
-	log "building docker buildx $buildx_version from its Go module (about 2 minutes)"
-	(cd tools && go build -trimpath -ldflags "-X github.com/docker/buildx/version.Version=$buildx_version" \
-		-o "$buildx_bin.tmp" github.com/docker/buildx/cmd/buildx)
-	mv "$buildx_bin.tmp" "$buildx_bin"
-fi
-# BuildKit's daemon and CLI for pei build, from their own pinned module.
-buildkit_version=$(awk '$1 == "github.com/moby/buildkit" {print $2}' tools/buildkit/go.mod)
-for tool in buildkitd buildctl; do
-	bin=$PEI_CACHE/bin/$tool-$buildkit_version
+# build_tool NAME MODULE_DIR PACKAGE VERSION_VAR: builds a tool from a Go
+# module pinned in MODULE_DIR/go.mod, cached under $PEI_CACHE/bin by version,
+# and prints its path.
+build_tool() {
+	local name=$1 dir=$2 pkg=$3 version_var=$4 module version bin
+	module=${pkg%%/cmd*}
+	version=$(awk -v m="$module" '$1 == m {print $2}' "$dir/go.mod")
+	bin=$PEI_CACHE/bin/$name-$version
 	if [ ! -x "$bin" ]; then
-		log "building $tool $buildkit_version from its Go module (about 2 minutes)"
-		(cd tools/buildkit && go build -trimpath -ldflags "-X github.com/moby/buildkit/version.Version=$buildkit_version" \
-			-o "$bin.tmp" "github.com/moby/buildkit/cmd/$tool")
+		log "building $name $version from its Go module (about 2 minutes)"
+		(cd "$dir" && go build -trimpath -ldflags "-X $version_var=$version" -o "$bin.tmp" "$pkg")
 		mv "$bin.tmp" "$bin"
 	fi
-	install -m 755 "$bin" "/usr/local/bin/$tool"
+	echo "$bin"
+}
+
+# Compose v2 and buildx (the docker CLI needs it for BuildKit builds, as in
+# build-merged.sh), at the versions pinned in tools/go.mod; BuildKit's daemon
+# and CLI for pei build from their own module.
+compose_bin=$(build_tool docker-compose tools github.com/docker/compose/v2/cmd github.com/docker/compose/v2/internal.Version)
+buildx_bin=$(build_tool docker-buildx tools github.com/docker/buildx/cmd/buildx github.com/docker/buildx/version.Version)
+for tool in buildkitd buildctl; do
+	install -m 755 "$(build_tool "$tool" tools/buildkit "github.com/moby/buildkit/cmd/$tool" github.com/moby/buildkit/version.Version)" "/usr/local/bin/$tool"
 done
 mkdir -p /usr/local/lib/docker/cli-plugins
 install -m 755 "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose

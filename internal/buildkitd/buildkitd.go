@@ -117,17 +117,23 @@ func StopWarm(state string) (bool, error) {
 	if err != nil || syscall.Kill(pid, 0) != nil {
 		return false, nil
 	}
+	terminate(pid, addr, func() bool { return syscall.Kill(pid, 0) != nil })
+	return true, nil
+}
+
+// terminate ends a daemon's process group (SIGTERM, then SIGKILL after
+// 20 s) and removes its socket directory.
+func terminate(pid int, addr string, exited func() bool) {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
+	for i := 0; i < 200 && !exited(); i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
-	if syscall.Kill(pid, 0) == nil {
+	if !exited() {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
 	if sock, ok := strings.CutPrefix(addr, "unix://"); ok {
 		os.RemoveAll(filepath.Dir(sock))
 	}
-	return true, nil
 }
 
 // Start starts a buildkitd with its state in stateDir: as root directly,
@@ -214,17 +220,15 @@ func (d *Daemon) Stop() error {
 	if d == nil || d.cmd == nil || d.cmd.Process == nil {
 		return nil
 	}
-	pid := d.cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-d.done
-	}
-	if sock, ok := strings.CutPrefix(d.Addr, "unix://"); ok {
-		os.RemoveAll(filepath.Dir(sock))
-	}
+	terminate(d.cmd.Process.Pid, d.Addr, func() bool {
+		select {
+		case <-d.done:
+			return true
+		default:
+			return false
+		}
+	})
+	<-d.done
 	d.cmd = nil
 	return nil
 }

@@ -22,17 +22,7 @@ func TestSchemaCheckedIn(t *testing.T) {
 	if err := json.Unmarshal(got, &v); err != nil {
 		t.Fatalf("schema is not JSON: %v", err)
 	}
-	path := filepath.Join("..", "..", "schema", "user_config.schema.json")
-	if *update {
-		os.WriteFile(path, got, 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: run go test ./internal/config -run TestSchemaCheckedIn -update", path)
-	}
+	checkedIn(t, filepath.Join("..", "..", "schema", "user_config.schema.json"), got)
 	props := v["properties"].(map[string]any)
 	s1 := props["stage_1"].(map[string]any)["properties"].(map[string]any)
 	if _, ok := s1["ssh"]; !ok {
@@ -42,8 +32,12 @@ func TestSchemaCheckedIn(t *testing.T) {
 
 // docs/config.md is what the Go types say.
 func TestReferenceCheckedIn(t *testing.T) {
-	path := filepath.Join("..", "..", "docs", "config.md")
-	got := []byte(Reference())
+	checkedIn(t, filepath.Join("..", "..", "docs", "config.md"), []byte(Reference()))
+}
+
+// checkedIn fails t unless the file at path holds got; -update writes it.
+func checkedIn(t *testing.T, path string, got []byte) {
+	t.Helper()
 	if *update {
 		os.WriteFile(path, got, 0o644)
 	}
@@ -52,6 +46,6 @@ func TestReferenceCheckedIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale: run go test ./internal/config -run TestReferenceCheckedIn -update", path)
+		t.Fatalf("%s is stale: run go test ./internal/config -run %s -update", path, t.Name())
 	}
 }

@@ -1,7 +1,6 @@
 package project
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -98,7 +97,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Progress:        opts.Progress,
 		Stderr:          opts.Stderr,
 		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
-		Exclude:         readDockerignore(abs),
+		Exclude:         res.Exclude,
 		Platform:        platform,
 	})
 }
@@ -235,21 +234,4 @@ func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv f
 		}
 	}
 	return -1
-}
-
-// readDockerignore reads the project's .dockerignore patterns.
-func readDockerignore(dir string) []string {
-	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out
 }

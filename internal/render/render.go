@@ -201,23 +201,18 @@ var runtimeVarRe = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 // Compose to resolve at run time (pei writes {{VAR}} so), any other $ is
 // literal.
 func composeValue(s string) string {
-	var b strings.Builder
-	last := 0
-	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
-		b.WriteString(strings.ReplaceAll(s[last:loc[0]], "$", "$$"))
-		b.WriteString(s[loc[0]:loc[1]])
-		last = loc[1]
-	}
-	b.WriteString(strings.ReplaceAll(s[last:], "$", "$$"))
-	return b.String()
+	return keepRuntimeVars(s, strings.NewReplacer("$", "$$"))
 }
 
 // shellValue quotes a value for a shell script the way composeValue keeps
 // it for Compose: ${VAR} expands, everything else is literal.
 func shellValue(s string) string {
+	return `"` + keepRuntimeVars(s, strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)) + `"`
+}
+
+// keepRuntimeVars escapes s with esc except for its ${VAR} references.
+func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	var b strings.Builder
-	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
-	b.WriteByte('"')
 	last := 0
 	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
 		b.WriteString(esc.Replace(s[last:loc[0]]))
@@ -225,6 +220,5 @@ func shellValue(s string) string {
 		last = loc[1]
 	}
 	b.WriteString(esc.Replace(s[last:]))
-	b.WriteByte('"')
 	return b.String()
 }
