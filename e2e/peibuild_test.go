@@ -3,10 +3,12 @@ package e2e
 import (
 	"archive/tar"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
 	stdlog "log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -188,10 +191,50 @@ func TestPeiBuild(t *testing.T) {
 	})
 
 	t.Run("push to a registry and pull back", func(t *testing.T) {
-		srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
-		t.Cleanup(srv.Close)
-		ref := strings.TrimPrefix(srv.URL, "http://") + "/pei/e2e:latest"
-		refs := peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Push = ref; o.Insecure = true })
+		// The registry wants a login for every request, as most do: pei
+		// must hand the client's docker credentials to buildkitd's pushes
+		// and pulls and use them itself to resolve bases.
+		const user, pass = "ci", "reg pass"
+		reg := registry.New(registry.Logger(stdlog.New(io.Discard, "", 0)))
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("WWW-Authenticate", `Basic realm="pei-e2e"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"log in"}]}`, http.StatusUnauthorized)
+				return
+			}
+			reg.ServeHTTP(w, r)
+		}))
+		t.Cleanup(func() {
+			srv.CloseClientConnections() // a client that stopped reading must not hang Close
+			srv.Close()
+		})
+		host := strings.TrimPrefix(srv.URL, "http://")
+		ref := host + "/pei/e2e:latest"
+		creds := t.TempDir()
+		writeFile(t, filepath.Join(creds, "config.json"), fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`,
+			host, base64.StdEncoding.EncodeToString([]byte(user+":"+pass))), 0o600)
+		withCreds := func(o *project.BuildOptions) {
+			o.Getenv = func(k string) string {
+				if k == "DOCKER_CONFIG" {
+					return creds
+				}
+				return ""
+			}
+		}
+
+		// No credentials: the push is refused, and the error says so.
+		_, err := project.Build(t.Context(), project.BuildOptions{Dir: dir, StateDir: state, Stderr: io.Discard, Push: ref, Insecure: true,
+			Getenv: func(k string) string {
+				if k == "DOCKER_CONFIG" {
+					return t.TempDir()
+				}
+				return ""
+			}})
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
+			t.Errorf("push without credentials: err = %v, want an unauthorized error", err)
+		}
+
+		refs := peiBuild(t, dir, state, io.Discard, withCreds, func(o *project.BuildOptions) { o.Push = ref; o.Insecure = true })
 		pushed := refs[len(refs)-1]
 		if !strings.HasPrefix(pushed, ref+"@sha256:") {
 			t.Fatalf("pei build --push printed %q", pushed)
@@ -200,7 +243,7 @@ func TestPeiBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		img, err := remote.Image(r)
+		img, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: user, Password: pass}))
 		if err != nil {
 			t.Fatalf("pull %s: %v", ref, err)
 		}
@@ -217,7 +260,7 @@ func TestPeiBuild(t *testing.T) {
 		writeFile(t, filepath.Join(next, "installation/stage-1/custom/on-top.sh"), "#!/bin/sh\ncat /opt/b1 > /opt/on-top\n", 0o755)
 		writeFile(t, filepath.Join(next, "user_config.yml"), fmt.Sprintf("stage_1:\n  image: {base: '%s', output: 'pei-e2e-next:stage-1'}\n  custom:\n    on_build: ['stage-1/custom/on-top.sh']\n", ref), 0o644)
 		dest := filepath.Join(t.TempDir(), "next.tar")
-		peiBuild(t, next, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+		peiBuild(t, next, state, io.Discard, withCreds, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
 		rc := mutate.Extract(ociImage(t, dest))
 		defer rc.Close()
 		found := ""

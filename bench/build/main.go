@@ -39,13 +39,13 @@ func main() {
 	check(err)
 	defer os.RemoveAll(work)
 
-	scenarios := []string{"cold", "no-op rebuild", "edit one on_build script", "edit one on_every_run script"}
+	scenarios := []string{"cold", "no-op rebuild", "edit one on_build script", "edit one on_every_run script", "second project, same base"}
 	tools := []string{"docker compose build", "pei build", "pei build (warm daemon)"}
 	results := map[string]map[string]result{}
 	for i, tool := range tools {
 		results[tool] = map[string]result{}
 		dir := filepath.Join(work, fmt.Sprintf("project%d", i))
-		makeProject(dir, *base)
+		makeProject(dir, *base, "pei-bench", "git curl", "make")
 		state := filepath.Join(work, fmt.Sprintf("state%d", i))
 		builder := "auto"
 		switch tool {
@@ -64,6 +64,12 @@ func main() {
 				appendLine(filepath.Join(dir, "installation/stage-1/custom/my-build-2.sh"), "echo edited")
 			case "edit one on_every_run script":
 				appendLine(filepath.Join(dir, "installation/stage-1/custom/my-on-every-run-1.sh"), "echo edited")
+			case "second project, same base":
+				// Another project on a machine that has built one: the
+				// base is unpacked and the engine (or pei's daemon) keeps
+				// its cache; the on_build steps are new.
+				dir = filepath.Join(work, fmt.Sprintf("second%d", i))
+				makeProject(dir, *base, "pei-bench2", "jq less", "file")
 			}
 			var log bytes.Buffer
 			start := time.Now()
@@ -78,7 +84,7 @@ func main() {
 			}
 			results[tool][sc] = result{dur: time.Since(start), reran: reran(log.String())}
 		}
-		run("", "docker", "rmi", "-f", "pei-bench:stage-1", "pei-bench:stage-2")
+		run("", "docker", "rmi", "-f", "pei-bench:stage-1", "pei-bench:stage-2", "pei-bench2:stage-1", "pei-bench2:stage-2")
 	}
 	fmt.Printf("| scenario | docker compose build | pei build | pei build, warm daemon | pei / compose | warm pei / compose | apt + on_build steps re-run (compose / pei / warm) |\n|---|---|---|---|---|---|---|\n")
 	for _, sc := range scenarios {
@@ -88,20 +94,20 @@ func main() {
 	}
 }
 
-func makeProject(dir, base string) {
+func makeProject(dir, base, name, pkgs1, pkgs2 string) {
 	_, err := project.Create(project.CreateOptions{Dir: dir, Quick: "ssh", Base: base})
 	check(err)
 	cfg := filepath.Join(dir, "user_config.yml")
 	b, err := os.ReadFile(cfg)
 	check(err)
-	s := strings.ReplaceAll(string(b), filepath.Base(dir)+":stage", "pei-bench:stage")
+	s := strings.ReplaceAll(string(b), filepath.Base(dir)+":stage", name+":stage")
 	s = strings.Replace(s, "      - 'stage-1/custom/my-build-1.sh'\n", "      - 'stage-1/custom/my-build-1.sh'\n      - 'stage-1/custom/my-build-2.sh'\n", 1)
 	check(os.WriteFile(cfg, []byte(s), 0o644))
 	// Real work in the build hooks: packages from the Debian mirror.
 	check(os.WriteFile(filepath.Join(dir, "installation/stage-1/custom/my-build-1.sh"),
-		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends git curl\n"), 0o755))
+		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends "+pkgs1+"\n"), 0o755))
 	check(os.WriteFile(filepath.Join(dir, "installation/stage-1/custom/my-build-2.sh"),
-		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends make\n"), 0o755))
+		[]byte("#!/bin/bash\nset -e\napt-get update\napt-get install -y --no-install-recommends "+pkgs2+"\n"), 0o755))
 }
 
 var stepRe = regexp.MustCompile(`(?m)^#(\d+) \[stage-\d[^\]]*\] (.*)$`)

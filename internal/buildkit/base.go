@@ -130,7 +130,11 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 	if err != nil {
 		return Base{}, fmt.Errorf("base image %s: %w", ref, err)
 	}
-	img, err := tarball.ImageFromPath(tmp.Name(), &tag)
+	saved, err := tarball.ImageFromPath(tmp.Name(), &tag)
+	if err != nil {
+		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
+	}
+	img, err := uncompressed(saved)
 	if err != nil {
 		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
 	}
@@ -177,12 +181,12 @@ func ParseRef(ref string) (name.Reference, error) {
 
 // FromRegistry resolves a base in a registry (plain HTTP for localhost, as
 // BuildKit itself does), for the daemon to pull by digest.
-func FromRegistry(ctx context.Context, ref string, platform v1.Platform) (Base, error) {
+func FromRegistry(ctx context.Context, ref string, platform v1.Platform, kc authn.Keychain) (Base, error) {
 	r, err := ParseRef(ref)
 	if err != nil {
 		return Base{}, err
 	}
-	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithPlatform(platform))
+	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(kc), remote.WithPlatform(platform))
 	if err != nil {
 		return Base{}, err
 	}

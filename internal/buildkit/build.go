@@ -3,6 +3,7 @@ package buildkit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"strings"
 
 	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/content/proxy"
 	"github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/log"
 	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config/configfile"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/client/llb"
@@ -41,9 +44,9 @@ type Output struct {
 	Dest string
 	// Load takes the docker exporter's stream into the engine.
 	Load func(ctx context.Context) (io.WriteCloser, func() error, error)
-	// Has says whether the engine holds image name with this config digest
-	// (its image id), so that loading it again can be skipped.
-	Has func(ctx context.Context, name, configDigest string) bool
+	// Inspect says what the engine holds under a name, so that a load can
+	// be skipped (same image id) or leave out the layers it has.
+	Inspect func(ctx context.Context, name string) (EngineImage, bool)
 	// Insecure allows plain HTTP for a registry push.
 	Insecure bool
 }
@@ -66,6 +69,8 @@ type Options struct {
 	SourceDateEpoch int64
 	// Exclude is the build context's exclude patterns (.dockerignore).
 	Exclude []string
+	// Auth holds registry credentials (LoadAuth); nil means none.
+	Auth *configfile.ConfigFile
 	// Platform is the target platform; nil means the host's.
 	Platform *ocispecs.Platform
 }
@@ -94,6 +99,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	stores := map[string]content.Store{}
 	secrets := secretIDs(opt.Secrets)
 	var results []Result
+	var loading <-chan error
 	last := opt.Stages[len(opt.Stages)-1]
 	for _, s := range opt.Plan.Stages {
 		if s.Index > last {
@@ -105,24 +111,10 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if p, ok := partials[s.BaseStage]; ok && s.BaseStage > 0 {
 			base, baseCfg, carried = p.state, p.cfg, p.carried
 		} else {
-			b, err := opt.Bases.Resolve(ctx, s.Base)
-			if err == nil {
-				store, err := local.NewStore(opt.Bases.Dir)
-				if err != nil {
-					return nil, fmt.Errorf("open base store: %w", err)
-				}
-				stores[b.StoreID] = store
-				base = llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+s.Base))
-			} else {
-				// Not in pei's store nor in the engine: a registry, if any.
-				rb, rerr := FromRegistry(ctx, s.Base, ocispecsToV1(platformOf(opt)))
-				if rerr != nil {
-					return nil, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", s.Base, err, rerr)
-				}
-				b = rb
-				base = llb.Image(rb.Ref, llb.WithCustomName("[base] "+s.Base))
+			var err error
+			if base, baseCfg, err = baseImage(ctx, opt, s.Base, stores); err != nil {
+				return results, errors.Join(err, wait(loading))
 			}
-			baseCfg = b.Config
 		}
 		if opt.SourceDateEpoch >= 0 {
 			// Scripts see the epoch too, to pin dates they write (shadow).
@@ -140,13 +132,52 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if s.Index != last && opt.Output.Type != "docker" {
 			continue // an intermediate stage: built as part of the last one
 		}
-		res, err := solve(ctx, c, opt, s, st, cfg, stores, s.Index == last)
+		res, load, err := solve(ctx, c, opt, s, st, cfg, stores, s.Index == last)
 		if err != nil {
-			return results, err
+			return results, errors.Join(err, wait(loading))
+		}
+		if load != nil {
+			// Loads run one after another (each leaves out the layers the
+			// one before it put in the engine), alongside later solves.
+			before, done := loading, make(chan error, 1)
+			go func() {
+				if err := wait(before); err != nil {
+					done <- err
+					return
+				}
+				done <- load()
+			}()
+			loading = done
 		}
 		results = append(results, res)
 	}
-	return results, nil
+	return results, wait(loading)
+}
+
+// baseImage is the LLB source of a stage's base image and its config: from
+// pei's base store (or copied there from the engine), else a registry.
+func baseImage(ctx context.Context, opt Options, ref string, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
+	b, err := opt.Bases.Resolve(ctx, ref)
+	if err != nil {
+		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(platformOf(opt)), Keychain(auth(opt)))
+		if rerr != nil {
+			return llb.State{}, ocispecs.Image{}, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
+		}
+		return llb.Image(rb.Ref, llb.WithCustomName("[base] "+ref)), rb.Config, nil
+	}
+	store, err := local.NewStore(opt.Bases.Dir)
+	if err != nil {
+		return llb.State{}, ocispecs.Image{}, fmt.Errorf("open base store: %w", err)
+	}
+	stores[b.StoreID] = store
+	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+ref)), b.Config, nil
+}
+
+func wait(ch <-chan error) error {
+	if ch == nil {
+		return nil
+	}
+	return <-ch
 }
 
 func secretIDs(m map[string]string) []string {
@@ -170,22 +201,24 @@ func baseRef(b Base) string {
 	return n + "@" + b.Manifest
 }
 
-func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, error) {
+// solve builds one stage. For the docker output it also returns the load
+// into the engine, for the caller to run while later stages build.
+func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, func() error, error) {
 	mopts := []llb.ConstraintsOpt{llb.Platform(platformOf(opt))}
 	if opt.NoCache {
 		mopts = append(mopts, llb.IgnoreCache)
 	}
 	def, err := st.Marshal(ctx, mopts...)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
+		return Result{}, nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
 	}
 	cfgJSON, err := json.Marshal(cfg)
 	if err != nil {
-		return Result{}, err
+		return Result{}, nil, err
 	}
 	contextFS, err := fsutil.NewFS(opt.ProjectDir)
 	if err != nil {
-		return Result{}, fmt.Errorf("project %s: %w", opt.ProjectDir, err)
+		return Result{}, nil, fmt.Errorf("project %s: %w", opt.ProjectDir, err)
 	}
 	var srcs []secretsprovider.Source
 	for _, sec := range s.Build.Secrets {
@@ -203,7 +236,7 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	}
 	secretStore, err := secretsprovider.NewStore(srcs)
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: secrets: %w", s.Name, err)
+		return Result{}, nil, fmt.Errorf("%s: secrets: %w", s.Name, err)
 	}
 
 	attrs := map[string]string{"name": s.Output}
@@ -211,15 +244,24 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 		attrs[string(exptypes.OptKeyRewriteTimestamp)] = "true"
 		attrs["source-date-epoch"] = strconv.FormatInt(opt.SourceDateEpoch, 10)
 	}
+	if opt.Output.Type == "docker" {
+		// The engine unpacks what it loads: compressing layers only for the
+		// engine to decompress them again would cost seconds per build.
+		attrs["compression"] = "uncompressed"
+	} else {
+		// Images that leave the machine are gzipped, the plain-tar bases
+		// of pei's store included (BuildKit keeps a layer's compression
+		// unless forced).
+		attrs["compression"] = "gzip"
+		attrs["force-compression"] = "true"
+	}
 	export := bkclient.ExportEntry{Type: opt.Output.Type, Attrs: attrs}
-	var loadWait func() error
 	switch {
 	case opt.Output.Type == "docker":
-		export.Output = func(map[string]string) (io.WriteCloser, error) {
-			w, wait, err := opt.Output.Load(ctx)
-			loadWait = wait
-			return w, err
-		}
+		// Build into the daemon's own store; the image goes to the engine
+		// afterwards, without what the engine already has (a no-op rebuild
+		// sends nothing).
+		export.Type = "image"
 	case opt.Output.Type == "oci" && final:
 		dest := opt.Output.Dest
 		export.Output = func(map[string]string) (io.WriteCloser, error) {
@@ -237,7 +279,7 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	solveOpt := bkclient.SolveOpt{
 		LocalMounts: map[string]fsutil.FS{ContextName: contextFS},
 		OCIStores:   stores,
-		Session:     []session.Attachable{secretsprovider.NewSecretProvider(secretStore)},
+		Session:     []session.Attachable{secretsprovider.NewSecretProvider(secretStore), authSession(auth(opt))},
 	}
 	if s.Build.HostNetwork {
 		solveOpt.AllowedEntitlements = []string{"network.host"}
@@ -251,83 +293,130 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	run := func(exports []bkclient.ExportEntry, mode progressui.DisplayMode) (*bkclient.SolveResponse, error) {
-		display, err := progressui.NewDisplay(stderr, mode)
-		if err != nil {
-			return nil, fmt.Errorf("progress: %w", err)
-		}
-		so := solveOpt
-		so.Exports = exports
-		ch := make(chan *bkclient.SolveStatus)
-		shown := make(chan *bkclient.SolveStatus)
-		steps := newStepLog()
-		var resp *bkclient.SolveResponse
-		eg, ectx := errgroup.WithContext(ctx)
-		eg.Go(func() error {
-			defer close(shown)
-			for st := range ch {
-				steps.add(st)
-				shown <- st
+	solveOpt.Exports = []bkclient.ExportEntry{export}
+	resp, err := run(ctx, c, solveOpt, def, cfgJSON, display{stderr, mode}, s.Name)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	if opt.Output.Type == "docker" {
+		res := Result{Stage: s.Name, Ref: s.Output, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}
+		configDigest := resp.ExporterResponse[exptypes.ExporterImageConfigDigestKey]
+		return res, func() error {
+			engine := engineLayers(ctx, opt, s, configDigest)
+			if engine == nil {
+				return nil // the engine has it
 			}
-			return nil
-		})
-		eg.Go(func() error {
-			var err error
-			resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
-				r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			store := proxy.NewContentStore(c.ContentClient())
+			m, err := readManifest(ctx, store, res.Manifest)
+			if err != nil {
+				return fmt.Errorf("load %s into the engine: %w", s.Output, err)
+			}
+			skip := known(m, engine)
+			for {
+				w, wait, err := opt.Output.Load(ctx)
 				if err != nil {
-					return nil, err
+					return err
 				}
-				r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
-				return r, nil
-			}, ch)
-			return err
-		})
-		eg.Go(func() error {
-			_, err := display.UpdateFrom(context.WithoutCancel(ectx), shown)
-			return err
-		})
-		if err := eg.Wait(); err != nil {
-			if failed := steps.failure(); failed != "" {
-				// Name the step, its config line and exit status, and show the
-				// end of its output, rather than BuildKit's internal error.
-				return nil, fmt.Errorf("build %s: %s", s.Name, failed)
+				werr := dockerArchive(ctx, w, store, m, s.Output, skip)
+				w.Close()
+				err = errors.Join(werr, wait())
+				if err == nil {
+					return nil
+				}
+				if len(skip) == 0 {
+					return fmt.Errorf("load %s into the engine: %w", s.Output, err)
+				}
+				// A layer went away between the look and the load: send all.
+				skip = nil
 			}
-			return nil, fmt.Errorf("build %s: %w", s.Name, err)
-		}
-		return resp, nil
-	}
-
-	var resp *bkclient.SolveResponse
-	if export.Type == "docker" {
-		// Build into the daemon's own store first; stream the image to the
-		// engine only when the engine lacks it (a no-op rebuild sends nothing).
-		local := bkclient.ExportEntry{Type: "image", Attrs: map[string]string{}}
-		for k, v := range attrs {
-			local.Attrs[k] = v
-		}
-		if resp, err = run([]bkclient.ExportEntry{local}, mode); err != nil {
-			return Result{}, err
-		}
-		if opt.Output.Has != nil && opt.Output.Has(ctx, s.Output, resp.ExporterResponse[exptypes.ExporterImageConfigDigestKey]) {
-			return Result{Stage: s.Name, Ref: s.Output, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil
-		}
-		if resp, err = run([]bkclient.ExportEntry{export}, progressui.QuietMode); err != nil {
-			return Result{}, err
-		}
-	} else if resp, err = run([]bkclient.ExportEntry{export}, mode); err != nil {
-		return Result{}, err
-	}
-	if loadWait != nil {
-		if err := loadWait(); err != nil {
-			return Result{}, fmt.Errorf("load %s into the engine: %w", s.Output, err)
-		}
+		}, nil
 	}
 	ref := s.Output
-	if export.Type == "image" {
+	if opt.Output.Type == "registry" {
 		ref = attrs["name"]
 	}
-	return Result{Stage: s.Name, Ref: ref, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil
+	return Result{Stage: s.Name, Ref: ref, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil, nil
+}
+
+// display is where and how build progress is shown.
+type display struct {
+	w    io.Writer
+	mode progressui.DisplayMode
+}
+
+// run solves def with the exports in so, showing progress; a failed step
+// is named with its config line, exit status and last lines of output.
+func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, def *llb.Definition, cfgJSON []byte, out display, stage string) (*bkclient.SolveResponse, error) {
+	d, err := progressui.NewDisplay(out.w, out.mode)
+	if err != nil {
+		return nil, fmt.Errorf("progress: %w", err)
+	}
+	ch := make(chan *bkclient.SolveStatus)
+	shown := make(chan *bkclient.SolveStatus)
+	steps := newStepLog()
+	var resp *bkclient.SolveResponse
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		defer close(shown)
+		for st := range ch {
+			steps.add(st)
+			shown <- st
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		var err error
+		resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			if err != nil {
+				return nil, err
+			}
+			r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
+			return r, nil
+		}, ch)
+		return err
+	})
+	eg.Go(func() error {
+		_, err := d.UpdateFrom(context.WithoutCancel(ectx), shown)
+		return err
+	})
+	if err := eg.Wait(); err != nil {
+		if failed := steps.failure(); failed != "" {
+			// Name the step, its config line and exit status, and show the
+			// end of its output, rather than BuildKit's internal error.
+			return nil, fmt.Errorf("build %s: %s", stage, failed)
+		}
+		return nil, fmt.Errorf("build %s: %w", stage, err)
+	}
+	return resp, nil
+}
+
+// engineLayers returns the diff ids of the images in the engine that a
+// load of stage s can share layers with: its own previous build, its base,
+// and the stage it is built on. It returns nil when the engine already
+// holds the image just built (configDigest is the new image's id).
+func engineLayers(ctx context.Context, opt Options, s plan.Stage, configDigest string) [][]string {
+	if opt.Output.Inspect == nil {
+		return [][]string{}
+	}
+	names := []string{s.Output, s.Base}
+	for _, b := range opt.Plan.Stages {
+		if b.Index == s.BaseStage && s.BaseStage > 0 {
+			names = append(names, b.Output)
+		}
+	}
+	out := [][]string{}
+	for i, n := range names {
+		img, ok := opt.Output.Inspect(ctx, n)
+		if !ok {
+			continue
+		}
+		if i == 0 && configDigest != "" && img.ID == configDigest {
+			return nil
+		}
+		out = append(out, img.Layers)
+	}
+	return out
 }
 
 // stepLog keeps the last lines each build step printed, to explain a failure.
@@ -384,6 +473,13 @@ func (l *stepLog) failure() string {
 		return b.String()
 	}
 	return ""
+}
+
+func auth(opt Options) *configfile.ConfigFile {
+	if opt.Auth == nil {
+		return configfile.New("")
+	}
+	return opt.Auth
 }
 
 func platformOf(opt Options) ocispecs.Platform {

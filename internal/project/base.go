@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -84,7 +83,7 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 		}
 	}
 	if opts.Push != "" {
-		if err := pushImage(ctx, opts.Push, img); err != nil {
+		if err := pushImage(ctx, opts.Push, img, opts.Getenv); err != nil {
 			return "", err
 		}
 	}
@@ -173,12 +172,20 @@ func writeOCITar(dest, ref string, img v1.Image) error {
 }
 
 // pushImage pushes img to ref (plain HTTP for localhost).
-func pushImage(ctx context.Context, ref string, img v1.Image) error {
+func pushImage(ctx context.Context, ref string, img v1.Image, getenv func(string) string) error {
 	r, err := buildkit.ParseRef(ref)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+	dockerConfig := ""
+	if getenv != nil {
+		dockerConfig = getenv("DOCKER_CONFIG")
+	}
+	auth, err := buildkit.LoadAuth(dockerConfig)
+	if err != nil {
+		return err
+	}
+	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(buildkit.Keychain(auth))); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil

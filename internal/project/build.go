@@ -1,7 +1,9 @@
 package project
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -86,6 +88,10 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	auth, err := buildkit.LoadAuth(getenv("DOCKER_CONFIG"))
+	if err != nil {
+		return nil, err
+	}
 	return buildkit.Build(ctx, c, buildkit.Options{
 		ProjectDir:      abs,
 		Plan:            res.Plan,
@@ -99,6 +105,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
 		Exclude:         res.Exclude,
 		Platform:        platform,
+		Auth:            auth,
 	})
 }
 
@@ -131,7 +138,7 @@ func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
 	}
 	switch kv["type"] {
 	case "docker":
-		return buildkit.Output{Type: "docker", Load: dockerLoad, Has: engineHas}, nil
+		return buildkit.Output{Type: "docker", Load: dockerLoad, Inspect: engineImage}, nil
 	case "oci":
 		if kv["dest"] == "" {
 			return buildkit.Output{}, fmt.Errorf("--output type=oci needs dest=FILE")
@@ -185,14 +192,19 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 	return out, nil
 }
 
-// engineHas says whether the engine holds image name with this config
-// digest (a Docker image id is its config digest).
-func engineHas(ctx context.Context, name, configDigest string) bool {
-	if configDigest == "" {
-		return false
+// engineImage says what the engine holds under name: its id (a Docker
+// image id is its config digest) and its layers' diff ids.
+func engineImage(ctx context.Context, name string) (buildkit.EngineImage, bool) {
+	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{json .Id}} {{json .RootFS.Layers}}", name).Output()
+	if err != nil {
+		return buildkit.EngineImage{}, false
 	}
-	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", name).Output()
-	return err == nil && strings.TrimSpace(string(out)) == configDigest
+	var img buildkit.EngineImage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	if dec.Decode(&img.ID) != nil || dec.Decode(&img.Layers) != nil {
+		return buildkit.EngineImage{}, false
+	}
+	return img, true
 }
 
 func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
