@@ -133,6 +133,26 @@ func TestPeiBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("cache exported then imported by a fresh daemon", func(t *testing.T) {
+		cache := filepath.Join(t.TempDir(), "cache")
+		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) {
+			o.Stage = "1"
+			o.CacheTo = []string{"type=local,dest=" + cache + ",mode=max"}
+		})
+		// A new state directory: a daemon that has never built anything.
+		var log strings.Builder
+		peiBuild(t, dir, t.TempDir(), &log, func(o *project.BuildOptions) {
+			o.Stage = "1"
+			o.CacheFrom = []string{"type=local,src=" + cache}
+		})
+		steps := buildSteps(log.String())
+		for _, want := range []string{"apt sources", "SSH users", "on_build: stage-1/custom/b1.sh", "on_build: stage-1/custom/b2.sh"} {
+			if st, ok := findStep(steps, want); !ok || !st.cached {
+				t.Errorf("step %q was not taken from the imported cache (found %v)\n%s", want, ok, log.String())
+			}
+		}
+	})
+
 	t.Run("user build secret", func(t *testing.T) {
 		const token = "s3cr3t-token-for-the-binary-cache"
 		dest := filepath.Join(t.TempDir(), "image.tar")

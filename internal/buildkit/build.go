@@ -61,10 +61,15 @@ type Options struct {
 	Bases  BaseStore
 	Output Output
 	// Secrets maps secret ids to files, beyond the plan's own.
-	Secrets  map[string]string
-	NoCache  bool
-	Progress string // auto, tty, plain, rawjson, quiet
-	Stderr   io.Writer
+	Secrets map[string]string
+	NoCache bool
+	// CacheImports and CacheExports are BuildKit cache sources and
+	// destinations; the cache is exported from the last stage's solve,
+	// which holds every build step.
+	CacheImports []bkclient.CacheOptionsEntry
+	CacheExports []bkclient.CacheOptionsEntry
+	Progress     string // auto, tty, plain, rawjson, quiet
+	Stderr       io.Writer
 	// SourceDateEpoch clamps timestamps in the image; -1 leaves them.
 	SourceDateEpoch int64
 	// Exclude is the build context's exclude patterns (.dockerignore).
@@ -281,6 +286,14 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 		OCIStores:   stores,
 		Session:     []session.Attachable{secretsprovider.NewSecretProvider(secretStore), authSession(auth(opt))},
 	}
+	if len(opt.CacheImports) > 0 || len(opt.CacheExports) > 0 {
+		solveOpt.CacheImports = opt.CacheImports
+		if final {
+			solveOpt.CacheExports = opt.CacheExports
+		}
+		// The client fills frontend attributes from the imports.
+		solveOpt.FrontendAttrs = map[string]string{}
+	}
 	if s.Build.HostNetwork {
 		solveOpt.AllowedEntitlements = []string{"network.host"}
 	}
@@ -338,6 +351,21 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 	return Result{Stage: s.Name, Ref: ref, Manifest: resp.ExporterResponse[exptypes.ExporterImageDigestKey]}, nil, nil
 }
 
+// cacheImports reads the cache sources the client hands a gateway build
+// (as the frontend attribute "cache-imports", JSON): in a gateway build it
+// is the frontend that must pass them to the solver, or nothing is imported.
+func cacheImports(opts map[string]string) ([]gateway.CacheOptionsEntry, error) {
+	raw := opts["cache-imports"]
+	if raw == "" {
+		return nil, nil
+	}
+	var entries []gateway.CacheOptionsEntry
+	if err := json.Unmarshal([]byte(raw), &entries); err != nil {
+		return nil, fmt.Errorf("cache imports %q: %w", raw, err)
+	}
+	return entries, nil
+}
+
 // display is where and how build progress is shown.
 type display struct {
 	w    io.Writer
@@ -367,7 +395,11 @@ func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, def *llb
 	eg.Go(func() error {
 		var err error
 		resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
-			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true})
+			imports, err := cacheImports(gw.BuildOpts().Opts)
+			if err != nil {
+				return nil, err
+			}
+			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
 			if err != nil {
 				return nil, err
 			}

@@ -55,6 +55,8 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
 	f.BoolVar(&opts.Insecure, "insecure-registry", false, "allow plain HTTP to the registry (e.g. localhost)")
 	f.StringArrayVar(&opts.Secrets, "secret", nil, "build secret for on_build scripts: id=ID,env=VAR or id=ID,src=FILE (at /run/secrets/ID)")
 	f.BoolVar(&opts.NoCache, "no-cache", false, "do not use cached steps")
+	f.StringArrayVar(&opts.CacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=REF")
+	f.StringArrayVar(&opts.CacheTo, "cache-to", nil, "export build cache: type=local,dest=DIR[,mode=max] or type=registry,ref=REF[,mode=max] or type=inline")
 	f.StringVar(&opts.Platform, "platform", "", "target platform, e.g. linux/arm64 (needs QEMU emulation unless it is the host's)")
 	f.StringVar(&opts.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	return cmd

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	bkclient "github.com/moby/buildkit/client"
+	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pei-dev/pei/internal/buildkit"
@@ -32,6 +33,8 @@ type BuildOptions struct {
 	Secrets    []string
 	Platform   string // e.g. linux/arm64; "" means the host's
 	NoCache    bool
+	CacheFrom  []string // --cache-from specs, as buildctl takes them
+	CacheTo    []string // --cache-to specs
 	Progress   string
 	Lookup     config.LookupFunc
 	Getenv     func(string) string
@@ -55,6 +58,14 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
 	if err != nil {
 		return nil, err
+	}
+	cacheFrom, err := buildctl.ParseImportCache(opts.CacheFrom)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-from: %w", err)
+	}
+	cacheTo, err := buildctl.ParseExportCache(opts.CacheTo)
+	if err != nil {
+		return nil, fmt.Errorf("--cache-to: %w", err)
 	}
 	var platform *ocispecs.Platform
 	if opts.Platform != "" {
@@ -100,6 +111,8 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Output:          out,
 		Secrets:         secrets,
 		NoCache:         opts.NoCache,
+		CacheImports:    cacheFrom,
+		CacheExports:    cacheTo,
 		Progress:        opts.Progress,
 		Stderr:          opts.Stderr,
 		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
