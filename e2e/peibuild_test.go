@@ -210,6 +210,34 @@ func TestPeiBuild(t *testing.T) {
 		}
 	})
 
+	t.Run("base from an OCI layout directory", func(t *testing.T) {
+		// The OCI export above, unpacked into another project, is that
+		// project's base: no engine, store or registry involved.
+		src := filepath.Join(t.TempDir(), "image.tar")
+		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + src })
+		next := filepath.Join(t.TempDir(), "next")
+		unpackOCI(t, src, filepath.Join(next, "layout"))
+		writeFile(t, filepath.Join(next, "installation/stage-1/custom/on-top.sh"), "#!/bin/sh\ncat /opt/b1 > /opt/from-layout\n", 0o755)
+		writeFile(t, filepath.Join(next, "user_config.yml"), "stage_1:\n  image: {base: 'oci-layout://layout', output: 'pei-e2e-layout:stage-1'}\n  custom:\n    on_build: ['stage-1/custom/on-top.sh']\n", 0o644)
+		dest := filepath.Join(t.TempDir(), "next.tar")
+		peiBuild(t, next, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+		rc := mutate.Extract(ociImage(t, dest))
+		defer rc.Close()
+		found := ""
+		eachTarEntry(t, rc, func(h *tar.Header, b []byte) {
+			if h.Name == "opt/from-layout" {
+				found = string(b)
+			}
+		})
+		if found != "one\n" {
+			t.Errorf("a build on the OCI layout base did not see the base's files: /opt/from-layout = %q", found)
+		}
+		// The layout is read from the project, never sent as build context.
+		if ignore, err := os.ReadFile(filepath.Join(next, ".dockerignore")); err != nil || !strings.Contains(string(ignore), "\nlayout\n") {
+			t.Errorf(".dockerignore does not keep the layout out of the context: %q %v", ignore, err)
+		}
+	})
+
 	t.Run("push to a registry and pull back", func(t *testing.T) {
 		// The registry wants a login for every request, as most do: pei
 		// must hand the client's docker credentials to buildkitd's pushes
@@ -337,6 +365,25 @@ func TestPeiBuild(t *testing.T) {
 func ociImage(t *testing.T, tarPath string) v1.Image {
 	t.Helper()
 	dir := t.TempDir()
+	unpackOCI(t, tarPath, dir)
+	idx, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) == 0 {
+		t.Fatalf("OCI index: %v", err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// unpackOCI unpacks an OCI layout tarball into dir.
+func unpackOCI(t *testing.T, tarPath, dir string) {
+	t.Helper()
 	f, err := os.Open(tarPath)
 	if err != nil {
 		t.Fatal(err)
@@ -351,19 +398,6 @@ func ociImage(t *testing.T, tarPath string) v1.Image {
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, data, 0o644)
 	})
-	idx, err := layout.ImageIndexFromPath(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil || len(m.Manifests) == 0 {
-		t.Fatalf("OCI index: %v", err)
-	}
-	img, err := idx.Image(m.Manifests[0].Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return img
 }
 
 // engineFiles flattens an image from the engine into path -> "mode uid:gid

@@ -2,6 +2,8 @@ package buildkit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pei-dev/pei/internal/config"
 )
 
 // Base is a base image held in an OCI layout that BuildKit reads through
@@ -24,6 +28,7 @@ import (
 type Base struct {
 	Ref      string // as the config names it
 	StoreID  string // the OCI store's id in the solve
+	Dir      string // the OCI layout holding it, when not pei's store
 	Manifest string // manifest digest, sha256:...
 	Config   ocispecs.Image
 }
@@ -202,4 +207,82 @@ func isLocalhost(ref string) bool {
 	host, _, _ := strings.Cut(ref, "/")
 	host, _, _ = strings.Cut(host, ":")
 	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+}
+
+// FromLayout finds a base in an OCI image layout directory (the user's, not
+// pei's store): by digest, else by tag (the index's ref name), else the
+// layout's only image. An index for several platforms gives platform's.
+func FromLayout(dir string, ref config.LayoutRef, platform v1.Platform) (Base, error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+	}
+	var found []v1.Descriptor
+	var names []string
+	for _, d := range m.Manifests {
+		name := d.Annotations[RefAnnotation]
+		names = append(names, name)
+		switch {
+		case ref.Digest != "":
+			if d.Digest.String() == ref.Digest {
+				found = append(found, d)
+			}
+		case ref.Tag != "":
+			if name == ref.Tag || strings.HasSuffix(name, ":"+ref.Tag) {
+				found = append(found, d)
+			}
+		default:
+			found = append(found, d)
+		}
+	}
+	want := ref.Tag
+	if ref.Digest != "" {
+		want = ref.Digest
+	}
+	switch {
+	case len(found) == 0:
+		return Base{}, fmt.Errorf("OCI layout %s has no image %s (it has: %s)", ref.Path, want, strings.Join(names, ", "))
+	case len(found) > 1 && ref.Digest == "":
+		return Base{}, fmt.Errorf("OCI layout %s has %d images%s: name one with :TAG or @DIGEST (it has: %s)", ref.Path, len(found), map[bool]string{true: " tagged " + ref.Tag}[ref.Tag != ""], strings.Join(names, ", "))
+	}
+	d := found[0]
+	var img v1.Image
+	if d.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+		}
+		cm, err := child.IndexManifest()
+		if err != nil {
+			return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+		}
+		for _, cd := range cm.Manifests {
+			if cd.Platform != nil && cd.Platform.Satisfies(platform) {
+				if img, err = child.Image(cd.Digest); err != nil {
+					return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+				}
+				break
+			}
+		}
+		if img == nil {
+			return Base{}, fmt.Errorf("OCI layout %s: %s has no image for %s", ref.Path, want, platform.String())
+		}
+	} else if img, err = idx.Image(d.Digest); err != nil {
+		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+	}
+	b, err := baseOf(ref.EngineName(), img)
+	if err != nil {
+		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+	}
+	sum := sha256.Sum256([]byte(dir))
+	b.StoreID, b.Dir = "pei-layout-"+hex.EncodeToString(sum[:8]), dir
+	return b, nil
 }

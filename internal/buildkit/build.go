@@ -117,7 +117,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			base, baseCfg, carried = p.state, p.cfg, p.carried
 		} else {
 			var err error
-			if base, baseCfg, err = baseImage(ctx, opt, s.Base, stores); err != nil {
+			if base, baseCfg, err = baseImage(ctx, opt, s, stores); err != nil {
 				return results, errors.Join(err, wait(loading))
 			}
 		}
@@ -160,19 +160,32 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 }
 
 // baseImage is the LLB source of a stage's base image and its config: from
-// pei's base store (or copied there from the engine), else a registry.
-func baseImage(ctx context.Context, opt Options, ref string, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
-	b, err := opt.Bases.Resolve(ctx, ref)
-	if err != nil {
+// an OCI layout in the project, from pei's base store (or copied there from
+// the engine), else from a registry.
+func baseImage(ctx context.Context, opt Options, s plan.Stage, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
+	ref := s.Base
+	var b Base
+	var err error
+	if l := s.BaseLayout; l != nil {
+		ref = config.LayoutPrefix + l.Path
+		b, err = FromLayout(filepath.Join(opt.ProjectDir, filepath.FromSlash(l.Path)), *l, ocispecsToV1(platformOf(opt)))
+		if err != nil {
+			return llb.State{}, ocispecs.Image{}, err
+		}
+	} else if b, err = opt.Bases.Resolve(ctx, ref); err != nil {
 		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(platformOf(opt)), Keychain(auth(opt)))
 		if rerr != nil {
 			return llb.State{}, ocispecs.Image{}, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
 		}
 		return llb.Image(rb.Ref, llb.WithCustomName("[base] "+ref)), rb.Config, nil
 	}
-	store, err := local.NewStore(opt.Bases.Dir)
+	dir := b.Dir
+	if dir == "" {
+		dir = opt.Bases.Dir
+	}
+	store, err := local.NewStore(dir)
 	if err != nil {
-		return llb.State{}, ocispecs.Image{}, fmt.Errorf("open base store: %w", err)
+		return llb.State{}, ocispecs.Image{}, fmt.Errorf("open OCI store %s: %w", dir, err)
 	}
 	stores[b.StoreID] = store
 	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+ref)), b.Config, nil

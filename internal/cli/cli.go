@@ -95,6 +95,9 @@ ${VAR} and ${VAR:-default} in the config are taken from pei's environment;
 			}
 			w := cmd.ErrOrStderr()
 			fmt.Fprintf(w, "configured project %q in %s (%d files)\n", res.Plan.Name, opts.Dir, len(res.Files))
+			for _, n := range res.Plan.Notes {
+				fmt.Fprintf(w, "note: %s\n", n)
+			}
 			fmt.Fprintf(w, "build and start it:\n  cd %s && docker compose build stage-1 && docker compose build stage-2 && docker compose up -d\n", opts.Dir)
 			return nil
 		},

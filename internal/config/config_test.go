@@ -69,6 +69,22 @@ stage_1:
 stage_1:
   image: [debian]
 `, `user_config.yml:3:10: stage_1.image: expected a mapping, got a list`},
+		{"oci layout outside the project", `
+stage_1:
+  image: {base: 'oci-layout://../bases/debian:bookworm'}
+`, `user_config.yml:3:17: stage_1.image.base: oci-layout: "../bases/debian" leaves the project directory; keep it inside the project`},
+		{"oci layout that is not one", `
+stage_1:
+  image: {base: 'oci-layout://installation:v1'}
+`, `user_config.yml:3:17: stage_1.image.base: oci-layout: installation has no index.json, so it is not an OCI image layout (unpack one there, e.g. tar -xf image.tar from pei build --output type=oci)`},
+		{"oci layout as an output", `
+stage_1:
+  image: {base: debian:bookworm, output: 'oci-layout://out'}
+`, `user_config.yml:3:42: stage_1.image.output: "oci-layout://out": an OCI layout can be a base, not an output; name the output like my-image:stage-1`},
+		{"oci layout with a bad digest", `
+stage_1:
+  image: {base: 'oci-layout://bases/debian@sha256:123'}
+`, `user_config.yml:3:17: stage_1.image.base: "oci-layout://bases/debian@sha256:123": "sha256:123" is not a digest (sha256:<64 hex digits>)`},
 		{"proxy without a port", `
 stage_1:
   image: {base: debian:bookworm}
@@ -269,6 +285,33 @@ stage_2:
 	}
 	if c.Stage2.Storage.Data != nil {
 		t.Error("WithDefaults changed its input")
+	}
+}
+
+func TestParseLayoutRef(t *testing.T) {
+	const dgst = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	for _, tc := range []struct {
+		in     string
+		want   LayoutRef
+		engine string
+	}{
+		{"oci-layout://bases/debian", LayoutRef{Path: "bases/debian"}, "pei-layout/bases-debian:latest"},
+		{"oci-layout://./bases/Debian:bookworm", LayoutRef{Path: "bases/Debian", Tag: "bookworm"}, "pei-layout/bases-debian:bookworm"},
+		{"oci-layout://b:v1@" + dgst, LayoutRef{Path: "b", Tag: "v1", Digest: dgst}, "pei-layout/b:v1"},
+		{"oci-layout://host:5000/x", LayoutRef{Path: "host:5000/x"}, "pei-layout/host-5000-x:latest"},
+	} {
+		got, ok, err := ParseLayoutRef(tc.in)
+		if !ok || err != nil || got != tc.want || got.EngineName() != tc.engine {
+			t.Errorf("ParseLayoutRef(%q) = %+v %v %v, engine name %q; want %+v, %q", tc.in, got, ok, err, got.EngineName(), tc.want, tc.engine)
+		}
+	}
+	if _, ok, _ := ParseLayoutRef("debian:bookworm"); ok {
+		t.Errorf("a plain image name parsed as a layout")
+	}
+	for _, bad := range []string{"oci-layout://", "oci-layout://:tag", "oci-layout://d:bad!tag", "oci-layout://d@md5:00"} {
+		if _, ok, err := ParseLayoutRef(bad); !ok || err == nil {
+			t.Errorf("ParseLayoutRef(%q): no error", bad)
+		}
 	}
 }
 

@@ -56,7 +56,7 @@ type Stage2 struct {
 
 // Image names the base and output images of a stage.
 type Image struct {
-	Base   *string `yaml:"base" doc:"Base image (for stage_2, null means the stage-1 output)."`
+	Base   *string `yaml:"base" doc:"Base image: a name the Docker engine, pei's base store or a registry has, or oci-layout://DIR[:TAG][@DIGEST] for an OCI image layout directory in the project (pei build only). For stage_2, null means the stage-1 output."`
 	Output string  `yaml:"output" default:"pei-image:stage-N" doc:"Name:tag of the image this stage produces."`
 }
 

@@ -157,6 +157,18 @@ func (v *validator) imageRef(path, ref string) {
 	if ref == "" || strings.Contains(ref, "${") {
 		return
 	}
+	if l, ok, err := ParseLayoutRef(ref); ok {
+		if !strings.HasSuffix(path, ".base") {
+			v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", ref)
+			return
+		}
+		if err != nil {
+			v.errorf(path, "%v", err)
+			return
+		}
+		v.layoutDir(path, l.Path)
+		return
+	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
 		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, err)
 	}
@@ -373,6 +385,58 @@ func (v *validator) installFile(path, rel string) ([]byte, bool) {
 	return data, true
 }
 
+// layoutDir checks that an OCI layout base names a layout directory inside
+// the project.
+func (v *validator) layoutDir(path, rel string) {
+	full, err := ResolveProjectPath(v.projectDir, rel)
+	if err != nil {
+		v.errorf(path, "oci-layout: %v", err)
+		return
+	}
+	if v.projectDir == "" {
+		return
+	}
+	if _, err := os.Stat(filepath.Join(full, "index.json")); err != nil {
+		v.errorf(path, "oci-layout: %s has no index.json, so it is not an OCI image layout (unpack one there, e.g. tar -xf image.tar from pei build --output type=oci)", rel)
+	}
+}
+
+// ResolveProjectPath maps a project-relative path to a file path, refusing
+// absolute paths and anything that leaves the project directory, through
+// '..' or through a symbolic link.
+func ResolveProjectPath(projectDir, rel string) (string, error) {
+	if rel == "" {
+		return "", fmt.Errorf("empty path")
+	}
+	if strings.HasPrefix(rel, "/") || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%q is absolute; give a path relative to the project directory", rel)
+	}
+	if !filepath.IsLocal(filepath.FromSlash(rel)) {
+		return "", fmt.Errorf("%q leaves the project directory; keep it inside the project", rel)
+	}
+	if projectDir == "" {
+		return "", nil
+	}
+	full := filepath.Join(projectDir, filepath.FromSlash(rel))
+	return full, insideProject(projectDir, full, rel)
+}
+
+// insideProject refuses a path whose symbolic links lead out of the project.
+func insideProject(projectDir, full, rel string) error {
+	real, err := filepath.EvalSymlinks(full)
+	if err != nil {
+		return nil // existence is reported by the caller
+	}
+	root, err := filepath.EvalSymlinks(projectDir)
+	if err != nil {
+		return fmt.Errorf("project directory: %w", err)
+	}
+	if r, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(r) {
+		return fmt.Errorf("%q is a link to %s, outside the project; copy it into the project instead", rel, real)
+	}
+	return nil
+}
+
 // ResolveInstallPath maps a path relative to installation/ to a file path,
 // refusing absolute paths and anything that leaves the project directory,
 // through '..' or through a symbolic link.
@@ -390,16 +454,8 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 		return "", nil
 	}
 	full := filepath.Join(projectDir, InstallDir, filepath.FromSlash(rel))
-	real, err := filepath.EvalSymlinks(full)
-	if err != nil {
-		return full, nil // existence is reported by the caller
-	}
-	root, err := filepath.EvalSymlinks(projectDir)
-	if err != nil {
-		return "", fmt.Errorf("project directory: %w", err)
-	}
-	if r, err := filepath.Rel(root, real); err != nil || !filepath.IsLocal(r) {
-		return "", fmt.Errorf("%q is a link to %s, outside the project; copy the file into %s/ instead", rel, real, InstallDir)
+	if err := insideProject(projectDir, full, rel); err != nil {
+		return "", err
 	}
 	return full, nil
 }

@@ -18,6 +18,8 @@ type Plan struct {
 	Stages []Stage
 	// SourceDateEpoch is the config's source_date_epoch, or -1.
 	SourceDateEpoch int64
+	// Notes are things a user of the generated files should know.
+	Notes []string
 }
 
 // Stage is one image: stage-1 (system) or stage-2 (final).
@@ -30,6 +32,9 @@ type Stage struct {
 	Output string
 	// BaseStage is the index of the stage whose output is Base, or 0.
 	BaseStage int
+	// BaseLayout is set when the base is an OCI layout directory; Base is
+	// then the name the generated Dockerfile uses for it.
+	BaseLayout *config.LayoutRef
 
 	Steps  []Step
 	Script Script  // data for this stage's generated scripts
@@ -230,6 +235,11 @@ func New(c config.Config, name string) (Plan, error) {
 	}
 	b := &builder{c: c, project: name}
 	p.Stages = []Stage{b.stage1(), b.stage2()}
+	for _, st := range p.Stages {
+		if st.BaseLayout != nil {
+			p.Notes = append(p.Notes, fmt.Sprintf("%s's base is the OCI layout %s: pei build reads it; docker compose build needs that image in the engine as %s", st.Name, st.BaseLayout.Path, st.Base))
+		}
+	}
 	return p, nil
 }
 
@@ -262,6 +272,9 @@ func (b *builder) where(origin string) string {
 
 func newStage(i int, base, output string) Stage {
 	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base, Output: output}
+	if l, ok, err := config.ParseLayoutRef(base); ok && err == nil {
+		s.BaseLayout, s.Base = &l, l.EngineName()
+	}
 	s.Dir = config.InstallDir + "/" + s.Name
 	s.Root = "/pei-init/" + s.Name
 	s.Script.Stage = i

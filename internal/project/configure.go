@@ -89,8 +89,24 @@ func excludes(c config.Config) []string {
 			keys = append(keys, config.InstallDir+"/"+filepath.ToSlash(filepath.Clean(u.PrivkeyFile)))
 		}
 	}
+	for _, base := range []*string{c.Stage1.Image.Base, stage2Base(c)} {
+		// An OCI layout base is read by pei build from the project, not
+		// sent with the build context.
+		if base != nil {
+			if l, ok, err := config.ParseLayoutRef(*base); ok && err == nil {
+				keys = append(keys, l.Path)
+			}
+		}
+	}
 	sort.Strings(keys)
 	return append([]string{".git", ".pei"}, keys...)
+}
+
+func stage2Base(c config.Config) *string {
+	if c.Stage2 == nil {
+		return nil
+	}
+	return c.Stage2.Image.Base
 }
 
 // inlineKeys writes privkey_text keys where the build can take them as
