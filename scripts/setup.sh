@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what pei's end-to-end tests and demo need on a fresh
 # Debian 12 machine, as root: Docker Engine, runc, OpenSSH client, sshpass,
-# debootstrap, shellcheck, Compose v2 and buildx (built from the Go modules
+# debootstrap, shellcheck, QEMU (arm64 emulation), Compose v2 and buildx (built from the Go modules
 # pinned in tools/go.mod), buildkitd and buildctl (tools/buildkit/go.mod), a
 # running dockerd and a locally bootstrapped debian:bookworm base image.
 # Idempotent; what it builds is cached under $PEI_CACHE (default
@@ -18,13 +18,25 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap mmdebstrap; do
+for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap mmdebstrap qemu-user-static; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
 	log "installing ${need[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# QEMU emulation of arm64 for multi-platform builds: registered with the
+# kernel directly, as no systemd-binfmt runs here. Failing that, the build
+# says what is missing.
+binfmt=/proc/sys/fs/binfmt_misc
+if [ ! -e "$binfmt/register" ]; then
+	mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null || log "cannot mount $binfmt: no QEMU emulation"
+fi
+if [ -e "$binfmt/register" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
+	log "registering QEMU for arm64 binaries"
+	cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$binfmt/register" || log "cannot register QEMU: no arm64 emulation"
 fi
 
 # build_tool NAME MODULE_DIR PACKAGE VERSION_VAR: builds a tool from a Go

@@ -28,6 +28,9 @@ type Options struct {
 	Suite   string // bookworm, trixie, ...
 	Variant string // minbase (default), buildd, ...
 	Mirror  string // default http://deb.debian.org/debian
+	// Platform is the image's; the zero value means the host's. A foreign
+	// one needs QEMU emulation registered with binfmt_misc.
+	Platform v1.Platform
 	// Epoch is SOURCE_DATE_EPOCH for the file system and image config.
 	Epoch  int64
 	TmpDir string    // where the root file system tarball is made
@@ -71,8 +74,15 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 			done()
 		}
 	}()
+	if opts.Platform.Architecture == "" {
+		opts.Platform = v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	}
+	arch, err := DebianArch(opts.Platform)
+	if err != nil {
+		return nil, nil, err
+	}
 	rootfs := filepath.Join(dir, "rootfs.tar")
-	args := []string{"--variant=" + opts.Variant, "--mode=auto", "--format=tar",
+	args := []string{"--variant=" + opts.Variant, "--mode=auto", "--format=tar", "--architectures=" + arch,
 		// Logs and caches that differ between runs stay out of the image.
 		"--customize-hook=rm -rf \"$1\"/var/log/apt/* \"$1\"/var/log/dpkg.log \"$1\"/var/log/alternatives.log \"$1\"/var/cache/ldconfig/aux-cache \"$1\"/var/cache/apt/*.bin",
 		opts.Suite, rootfs, opts.Mirror}
@@ -90,7 +100,7 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 	}
 	created := v1.Time{Time: time.Unix(opts.Epoch, 0).UTC()}
 	img, err = mutate.ConfigFile(mutate.MediaType(empty.Image, types.OCIManifestSchema1), &v1.ConfigFile{
-		Architecture: runtime.GOARCH, OS: "linux", Created: created, RootFS: v1.RootFS{Type: "layers"},
+		Architecture: opts.Platform.Architecture, Variant: opts.Platform.Variant, OS: "linux", Created: created, RootFS: v1.RootFS{Type: "layers"},
 		Config: v1.Config{Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, Cmd: []string{"bash"}},
 	})
 	if err != nil {
@@ -101,4 +111,23 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 		Created: created, CreatedBy: fmt.Sprintf("pei base: mmdebstrap --variant=%s %s %s", opts.Variant, opts.Suite, opts.Mirror),
 	}})
 	return img, done, err
+}
+
+// DebianArch is Debian's name for a platform's architecture.
+func DebianArch(p v1.Platform) (string, error) {
+	switch a, v := p.Architecture, p.Variant; {
+	case a == "amd64" || a == "arm64" || a == "s390x" || a == "riscv64":
+		return a, nil
+	case a == "386":
+		return "i386", nil
+	case a == "ppc64le":
+		return "ppc64el", nil
+	case a == "mips64le":
+		return "mips64el", nil
+	case a == "arm" && (v == "v7" || v == ""):
+		return "armhf", nil
+	case a == "arm" && (v == "v6" || v == "v5"):
+		return "armel", nil
+	}
+	return "", fmt.Errorf("Debian has no architecture for %s", p.String())
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -47,15 +48,15 @@ const RefAnnotation = "org.opencontainers.image.ref.name"
 
 // Resolve finds a base: an image the store holds under that name (put there
 // by 'pei base', so no Docker engine is needed), else the engine's image.
-func (s BaseStore) Resolve(ctx context.Context, ref string) (Base, error) {
-	if b, ok, err := s.Lookup(ref); err != nil || ok {
+func (s BaseStore) Resolve(ctx context.Context, ref string, p ocispecs.Platform) (Base, error) {
+	if b, ok, err := s.Lookup(ref, p); err != nil || ok {
 		return b, err
 	}
-	return s.FromEngine(ctx, ref)
+	return s.FromEngine(ctx, ref, p)
 }
 
-// Lookup returns the newest image the store holds under ref.
-func (s BaseStore) Lookup(ref string) (Base, bool, error) {
+// Lookup returns the newest image the store holds under ref for platform p.
+func (s BaseStore) Lookup(ref string, plat ocispecs.Platform) (Base, bool, error) {
 	p, err := layout.FromPath(s.Dir)
 	if err != nil {
 		return Base{}, false, nil // no store yet
@@ -78,9 +79,19 @@ func (s BaseStore) Lookup(ref string) (Base, bool, error) {
 			return Base{}, false, fmt.Errorf("base %s in %s: %w", ref, s.Dir, err)
 		}
 		b, err := baseOf(ref, img)
-		return b, err == nil, err
+		if err != nil {
+			return Base{}, false, err
+		}
+		if forPlatform(b.Config, plat) {
+			return b, true, nil
+		}
 	}
 	return Base{}, false, nil
+}
+
+// forPlatform says whether an image config is for platform p.
+func forPlatform(cfg ocispecs.Image, p ocispecs.Platform) bool {
+	return platforms.NewMatcher(p).Match(platforms.Normalize(cfg.Platform))
 }
 
 // Add writes an image into the store under ref.
@@ -99,7 +110,7 @@ func (s BaseStore) Add(ref string, img v1.Image) error {
 
 // FromEngine copies an image from the local Docker engine into the store
 // (once per image id) and returns it as a base.
-func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
+func (s BaseStore) FromEngine(ctx context.Context, ref string, p ocispecs.Platform) (Base, error) {
 	docker := s.Docker
 	if docker == "" {
 		docker = "docker"
@@ -118,7 +129,7 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 		if json.Unmarshal(b, &base) == nil && base.Manifest != "" {
 			if _, err := os.Stat(filepath.Join(s.Dir, "blobs", "sha256", strings.TrimPrefix(base.Manifest, "sha256:"))); err == nil {
 				base.Ref = ref
-				return base, nil
+				return base, engineFor(ref, base, p)
 			}
 		}
 	}
@@ -154,7 +165,16 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string) (Base, error) {
 	if err := os.WriteFile(marker, b, 0o644); err != nil {
 		return Base{}, err
 	}
-	return base, nil
+	return base, engineFor(ref, base, p)
+}
+
+// engineFor refuses an engine image built for another platform than p.
+func engineFor(ref string, b Base, p ocispecs.Platform) error {
+	if forPlatform(b.Config, p) {
+		return nil
+	}
+	return fmt.Errorf("the Docker engine's %s is for %s, not %s (make one with pei base --platform %s, or name a registry image)",
+		ref, platforms.Format(platforms.Normalize(b.Config.Platform)), platforms.Format(p), platforms.Format(p))
 }
 
 // baseOf describes img as a base named ref.

@@ -76,8 +76,9 @@ type Options struct {
 	Exclude []string
 	// Auth holds registry credentials (LoadAuth); nil means none.
 	Auth *configfile.ConfigFile
-	// Platform is the target platform; nil means the host's.
-	Platform *ocispecs.Platform
+	// Platforms are the target platforms; none means the host's. Several
+	// make one image index (OCI or registry outputs only).
+	Platforms []ocispecs.Platform
 }
 
 // Result is one built image.
@@ -92,14 +93,21 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	// containerd's content store logs harmless warnings (no fs-verity);
 	// a library must not print.
 	_ = log.SetLevel("error")
+	plats := opt.Platforms
+	if len(plats) == 0 {
+		plats = []ocispecs.Platform{platforms.DefaultSpec()}
+	}
+	if len(plats) > 1 && opt.Output.Type == "docker" {
+		return nil, fmt.Errorf("the Docker engine takes one platform per image: build several with --output type=oci,dest=FILE or --push REF, or give one --platform")
+	}
 	// Each stage's LLB without its run-time steps, and the stages whose
-	// run-time steps a stage built on it must still apply.
+	// run-time steps a stage built on it must still apply; per platform.
 	type partial struct {
 		state   llb.State
 		cfg     ocispecs.Image
 		carried []plan.Stage
 	}
-	partials := map[int]partial{}
+	partials := map[int][]partial{}
 	context := Context(opt.ProjectDir, opt.Exclude)
 	stores := map[string]content.Store{}
 	secrets := secretIDs(opt.Secrets)
@@ -110,34 +118,38 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if s.Index > last {
 			break
 		}
-		var base llb.State
-		var baseCfg ocispecs.Image
-		var carried []plan.Stage
-		if p, ok := partials[s.BaseStage]; ok && s.BaseStage > 0 {
-			base, baseCfg, carried = p.state, p.cfg, p.carried
-		} else {
-			var err error
-			if base, baseCfg, err = baseImage(ctx, opt, s, stores); err != nil {
-				return results, errors.Join(err, wait(loading))
-			}
-		}
 		if opt.SourceDateEpoch >= 0 {
 			// Scripts see the epoch too, to pin dates they write (shadow).
 			s.Build.Args = append(append([]config.EnvVar(nil), s.Build.Args...),
 				config.EnvVar{Name: "SOURCE_DATE_EPOCH", Value: strconv.FormatInt(opt.SourceDateEpoch, 10)})
 		}
-		st, cfg := StageLLB(s, base, baseCfg, context, secrets, carried)
-		buildOnly := s
-		buildOnly.Steps, _ = SplitRuntime(s.Steps)
-		pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, secrets, nil)
-		partials[s.Index] = partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)}
+		var targets []target
+		for i, p := range plats {
+			var base llb.State
+			var baseCfg ocispecs.Image
+			var carried []plan.Stage
+			if ps, ok := partials[s.BaseStage]; ok && s.BaseStage > 0 {
+				base, baseCfg, carried = ps[i].state, ps[i].cfg, ps[i].carried
+			} else {
+				var err error
+				if base, baseCfg, err = baseImage(ctx, opt, s, p, stores); err != nil {
+					return results, errors.Join(err, wait(loading))
+				}
+			}
+			st, cfg := StageLLB(s, base, baseCfg, context, secrets, carried)
+			buildOnly := s
+			buildOnly.Steps, _ = SplitRuntime(s.Steps)
+			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, secrets, nil)
+			partials[s.Index] = append(partials[s.Index], partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)})
+			targets = append(targets, target{platform: p, state: st, cfg: cfg})
+		}
 		if !slices.Contains(opt.Stages, s.Index) {
 			continue
 		}
 		if s.Index != last && opt.Output.Type != "docker" {
 			continue // an intermediate stage: built as part of the last one
 		}
-		res, load, err := solve(ctx, c, opt, s, st, cfg, stores, s.Index == last)
+		res, load, err := solve(ctx, c, opt, s, targets, stores, s.Index == last)
 		if err != nil {
 			return results, errors.Join(err, wait(loading))
 		}
@@ -162,22 +174,22 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 // baseImage is the LLB source of a stage's base image and its config: from
 // an OCI layout in the project, from pei's base store (or copied there from
 // the engine), else from a registry.
-func baseImage(ctx context.Context, opt Options, s plan.Stage, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
+func baseImage(ctx context.Context, opt Options, s plan.Stage, p ocispecs.Platform, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
 	ref := s.Base
 	var b Base
 	var err error
 	if l := s.BaseLayout; l != nil {
 		ref = config.LayoutPrefix + l.Path
-		b, err = FromLayout(filepath.Join(opt.ProjectDir, filepath.FromSlash(l.Path)), *l, ocispecsToV1(platformOf(opt)))
+		b, err = FromLayout(filepath.Join(opt.ProjectDir, filepath.FromSlash(l.Path)), *l, ocispecsToV1(p))
 		if err != nil {
 			return llb.State{}, ocispecs.Image{}, err
 		}
-	} else if b, err = opt.Bases.Resolve(ctx, ref); err != nil {
-		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(platformOf(opt)), Keychain(auth(opt)))
+	} else if b, err = opt.Bases.Resolve(ctx, ref, p); err != nil {
+		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(p), Keychain(auth(opt)))
 		if rerr != nil {
 			return llb.State{}, ocispecs.Image{}, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
 		}
-		return llb.Image(rb.Ref, llb.WithCustomName("[base] "+ref)), rb.Config, nil
+		return llb.Image(rb.Ref, llb.Platform(p), llb.WithCustomName("[base] "+ref)), rb.Config, nil
 	}
 	dir := b.Dir
 	if dir == "" {
@@ -188,7 +200,7 @@ func baseImage(ctx context.Context, opt Options, s plan.Stage, stores map[string
 		return llb.State{}, ocispecs.Image{}, fmt.Errorf("open OCI store %s: %w", dir, err)
 	}
 	stores[b.StoreID] = store
-	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.WithCustomName("[base] "+ref)), b.Config, nil
+	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.Platform(p), llb.WithCustomName("[base] "+ref)), b.Config, nil
 }
 
 func wait(ch <-chan error) error {
@@ -221,18 +233,22 @@ func baseRef(b Base) string {
 
 // solve builds one stage. For the docker output it also returns the load
 // into the engine, for the caller to run while later stages build.
-func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, st llb.State, cfg ocispecs.Image, stores map[string]content.Store, final bool) (Result, func() error, error) {
-	mopts := []llb.ConstraintsOpt{llb.Platform(platformOf(opt))}
-	if opt.NoCache {
-		mopts = append(mopts, llb.IgnoreCache)
-	}
-	def, err := st.Marshal(ctx, mopts...)
-	if err != nil {
-		return Result{}, nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
-	}
-	cfgJSON, err := json.Marshal(cfg)
-	if err != nil {
-		return Result{}, nil, err
+func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, targets []target, stores map[string]content.Store, final bool) (Result, func() error, error) {
+	var defs []platformDef
+	for _, t := range targets {
+		mopts := []llb.ConstraintsOpt{llb.Platform(t.platform)}
+		if opt.NoCache {
+			mopts = append(mopts, llb.IgnoreCache)
+		}
+		def, err := t.state.Marshal(ctx, mopts...)
+		if err != nil {
+			return Result{}, nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
+		}
+		cfgJSON, err := json.Marshal(t.cfg)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		defs = append(defs, platformDef{t.platform, def, cfgJSON})
 	}
 	contextFS, err := fsutil.NewFS(opt.ProjectDir)
 	if err != nil {
@@ -320,7 +336,7 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, s
 		stderr = io.Discard
 	}
 	solveOpt.Exports = []bkclient.ExportEntry{export}
-	resp, err := run(ctx, c, solveOpt, def, cfgJSON, display{stderr, mode}, s.Name)
+	resp, err := run(ctx, c, solveOpt, defs, display{stderr, mode}, s.Name)
 	if err != nil {
 		return Result{}, nil, err
 	}
@@ -379,6 +395,59 @@ func cacheImports(opts map[string]string) ([]gateway.CacheOptionsEntry, error) {
 	return entries, nil
 }
 
+// target is one platform's LLB of a stage, and its image config.
+type target struct {
+	platform ocispecs.Platform
+	state    llb.State
+	cfg      ocispecs.Image
+}
+
+// platformDef is a target marshalled for the solver.
+type platformDef struct {
+	platform ocispecs.Platform
+	def      *llb.Definition
+	cfgJSON  []byte
+}
+
+// solvePlatforms solves one definition per platform, together. One gives a
+// plain image; several give a result the exporters turn into an index.
+func solvePlatforms(ctx context.Context, gw gateway.Client, defs []platformDef, imports []gateway.CacheOptionsEntry) (*gateway.Result, error) {
+	results := make([]*gateway.Result, len(defs))
+	eg, ectx := errgroup.WithContext(ctx)
+	for i, d := range defs {
+		eg.Go(func() error {
+			r, err := gw.Solve(ectx, gateway.SolveRequest{Definition: d.def.ToPB(), Evaluate: true, CacheImports: imports})
+			results[i] = r
+			return err
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	if len(defs) == 1 {
+		results[0].AddMeta(exptypes.ExporterImageConfigKey, defs[0].cfgJSON)
+		return results[0], nil
+	}
+	out := gateway.NewResult()
+	var ps exptypes.Platforms
+	for i, d := range defs {
+		ref, err := results[i].SingleRef()
+		if err != nil {
+			return nil, err
+		}
+		id := platforms.Format(d.platform)
+		out.AddRef(id, ref)
+		out.AddMeta(exptypes.ExporterImageConfigKey+"/"+id, d.cfgJSON)
+		ps.Platforms = append(ps.Platforms, exptypes.Platform{ID: id, Platform: d.platform})
+	}
+	b, err := json.Marshal(ps)
+	if err != nil {
+		return nil, err
+	}
+	out.AddMeta(exptypes.ExporterPlatformsKey, b)
+	return out, nil
+}
+
 // display is where and how build progress is shown.
 type display struct {
 	w    io.Writer
@@ -387,7 +456,7 @@ type display struct {
 
 // run solves def with the exports in so, showing progress; a failed step
 // is named with its config line, exit status and last lines of output.
-func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, def *llb.Definition, cfgJSON []byte, out display, stage string) (*bkclient.SolveResponse, error) {
+func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, defs []platformDef, out display, stage string) (*bkclient.SolveResponse, error) {
 	d, err := progressui.NewDisplay(out.w, out.mode)
 	if err != nil {
 		return nil, fmt.Errorf("progress: %w", err)
@@ -412,12 +481,7 @@ func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, def *llb
 			if err != nil {
 				return nil, err
 			}
-			r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
-			if err != nil {
-				return nil, err
-			}
-			r.AddMeta(exptypes.ExporterImageConfigKey, cfgJSON)
-			return r, nil
+			return solvePlatforms(ctx, gw, defs, imports)
 		}, ch)
 		return err
 	})
@@ -525,13 +589,6 @@ func auth(opt Options) *configfile.ConfigFile {
 		return configfile.New("")
 	}
 	return opt.Auth
-}
-
-func platformOf(opt Options) ocispecs.Platform {
-	if opt.Platform != nil {
-		return *opt.Platform
-	}
-	return platforms.DefaultSpec()
 }
 
 func ocispecsToV1(p ocispecs.Platform) v1.Platform {

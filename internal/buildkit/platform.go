@@ -15,13 +15,28 @@ var qemuNames = map[string]string{
 	"ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64", "mips64le": "mips64el",
 }
 
+// ParsePlatforms parses a comma-separated --platform list, checking each
+// (ParsePlatform) and dropping repeats; the order is kept.
+func ParsePlatforms(list, binfmtDir string) ([]ocispecs.Platform, error) {
+	var out []ocispecs.Platform
+	seen := map[string]bool{}
+	for _, spec := range strings.Split(list, ",") {
+		p, err := ParsePlatform(strings.TrimSpace(spec), binfmtDir)
+		if err != nil {
+			return nil, err
+		}
+		if id := platforms.Format(*p); !seen[id] {
+			seen[id] = true
+			out = append(out, *p)
+		}
+	}
+	return out, nil
+}
+
 // ParsePlatform checks that a platform can be built here: the host's, or
 // one whose binaries the kernel runs through QEMU (binfmt_misc). binfmtDir
 // is /proc/sys/fs/binfmt_misc outside tests.
 func ParsePlatform(spec, binfmtDir string) (*ocispecs.Platform, error) {
-	if strings.Contains(spec, ",") {
-		return nil, fmt.Errorf("--platform %s: one platform per build for now; build each in turn", spec)
-	}
 	p, err := platforms.Parse(spec)
 	if err != nil {
 		return nil, fmt.Errorf("--platform %q: %w", spec, err)
@@ -32,6 +47,7 @@ func ParsePlatform(spec, binfmtDir string) (*ocispecs.Platform, error) {
 		return nil, fmt.Errorf("--platform %s: pei builds linux images only", spec)
 	}
 	if platforms.Only(host).Match(p) {
+		// The host's own (or one it runs natively, like arm/v7 on arm64).
 		return &p, nil
 	}
 	name, ok := qemuNames[p.Architecture]

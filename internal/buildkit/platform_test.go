@@ -25,9 +25,17 @@ func TestParsePlatform(t *testing.T) {
 	if p, err := ParsePlatform("linux/"+other, binfmt); err != nil || p.Architecture != other {
 		t.Fatalf("foreign platform with emulation: %v %v", p, err)
 	}
-	for _, bad := range []string{"linux/amd64,linux/arm64", "windows/amd64", "linux/nonsense"} {
+	for _, bad := range []string{"windows/amd64", "linux/nonsense"} {
 		if _, err := ParsePlatform(bad, binfmt); err == nil {
 			t.Errorf("%s: no error", bad)
 		}
+	}
+
+	list, err := ParsePlatforms("linux/"+runtime.GOARCH+", linux/"+other+",linux/"+runtime.GOARCH, binfmt)
+	if err != nil || len(list) != 2 || list[0].Architecture != runtime.GOARCH || list[1].Architecture != other {
+		t.Errorf("ParsePlatforms: %v %v", list, err)
+	}
+	if _, err := ParsePlatforms("linux/"+runtime.GOARCH+",linux/s390x", binfmt); err == nil || !strings.Contains(err.Error(), "linux/s390x") {
+		t.Errorf("a list with an unrunnable platform: %v", err)
 	}
 }

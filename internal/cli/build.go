@@ -57,7 +57,7 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
 	f.BoolVar(&opts.NoCache, "no-cache", false, "do not use cached steps")
 	f.StringArrayVar(&opts.CacheFrom, "cache-from", nil, "import build cache: type=local,src=DIR or type=registry,ref=REF")
 	f.StringArrayVar(&opts.CacheTo, "cache-to", nil, "export build cache: type=local,dest=DIR[,mode=max] or type=registry,ref=REF[,mode=max] or type=inline")
-	f.StringVar(&opts.Platform, "platform", "", "target platform, e.g. linux/arm64 (needs QEMU emulation unless it is the host's)")
+	f.StringVar(&opts.Platform, "platform", "", "target platforms, e.g. linux/arm64 or linux/amd64,linux/arm64 (one image index; foreign ones need QEMU emulation)")
 	f.StringVar(&opts.Progress, "progress", "auto", "progress output: auto, tty, plain, rawjson or quiet")
 	return cmd
 }
@@ -74,6 +74,7 @@ same SOURCE_DATE_EPOCH (default: midnight UTC today) and mirror state it gives
 the same digest. It prints REF@DIGEST.`,
 		Example: `  pei base debian:bookworm
   pei base debian:trixie --variant minbase --load
+  pei base debian:bookworm --platform linux/arm64
   SOURCE_DATE_EPOCH=1700000000 pei base debian:bookworm --oci bookworm.tar --push 127.0.0.1:5000/debian:bookworm`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +94,7 @@ the same digest. It prints REF@DIGEST.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Suite, "suite", "", "Debian suite (default: the tag of REF)")
 	f.StringVar(&opts.Variant, "variant", "minbase", "mmdebstrap variant")
+	f.StringVar(&opts.Platform, "platform", "", "image platform, e.g. linux/arm64 (a foreign one needs QEMU emulation); default the host's")
 	f.StringVar(&opts.Mirror, "mirror", "", "Debian mirror (default http://deb.debian.org/debian)")
 	f.BoolVar(&opts.Load, "load", false, "also load the image into the Docker engine")
 	f.StringVar(&opts.Tar, "tar", "", "also write a docker-archive tarball to this file")

@@ -28,10 +28,12 @@ type BaseOptions struct {
 	Suite   string // "" means the tag of Ref
 	Variant string
 	Mirror  string
-	Load    bool   // also load into the Docker engine
-	Tar     string // also write a docker-archive tarball here
-	OCI     string // also write an OCI layout tarball here
-	Push    string // also push to this registry reference
+	// Platform is e.g. linux/arm64; "" means the host's.
+	Platform string
+	Load     bool   // also load into the Docker engine
+	Tar      string // also write a docker-archive tarball here
+	OCI      string // also write an OCI layout tarball here
+	Push     string // also push to this registry reference
 	// StateDir holds the base store ("" means the user's cache dir).
 	StateDir string
 	Getenv   func(string) string
@@ -63,7 +65,15 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	img, done, err := bootstrap.Debian(ctx, bootstrap.Options{Suite: opts.Suite, Variant: opts.Variant, Mirror: opts.Mirror, Epoch: epoch, Stderr: opts.Stderr})
+	var plat v1.Platform
+	if opts.Platform != "" {
+		p, err := buildkit.ParsePlatform(opts.Platform, "/proc/sys/fs/binfmt_misc")
+		if err != nil {
+			return "", err
+		}
+		plat = v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	}
+	img, done, err := bootstrap.Debian(ctx, bootstrap.Options{Suite: opts.Suite, Variant: opts.Variant, Mirror: opts.Mirror, Platform: plat, Epoch: epoch, Stderr: opts.Stderr})
 	if err != nil {
 		return "", err
 	}

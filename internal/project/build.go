@@ -31,7 +31,7 @@ type BuildOptions struct {
 	Push       string // shorthand for type=registry,ref=REF
 	Insecure   bool   // plain HTTP registry
 	Secrets    []string
-	Platform   string // e.g. linux/arm64; "" means the host's
+	Platform   string // e.g. linux/arm64 or linux/amd64,linux/arm64; "" means the host's
 	NoCache    bool
 	CacheFrom  []string // --cache-from specs, as buildctl takes them
 	CacheTo    []string // --cache-to specs
@@ -67,9 +67,9 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--cache-to: %w", err)
 	}
-	var platform *ocispecs.Platform
+	var plats []ocispecs.Platform
 	if opts.Platform != "" {
-		if platform, err = buildkit.ParsePlatform(opts.Platform, "/proc/sys/fs/binfmt_misc"); err != nil {
+		if plats, err = buildkit.ParsePlatforms(opts.Platform, "/proc/sys/fs/binfmt_misc"); err != nil {
 			return nil, err
 		}
 	}
@@ -117,7 +117,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Stderr:          opts.Stderr,
 		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
 		Exclude:         res.Exclude,
-		Platform:        platform,
+		Platforms:       plats,
 		Auth:            auth,
 	})
 }

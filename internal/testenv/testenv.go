@@ -83,3 +83,15 @@ func Tools(t testing.TB, tools ...string) {
 		}
 	}
 }
+
+// Emulation requires QEMU registered with the kernel for arch (binfmt_misc
+// name, e.g. aarch64) and mmdebstrap to bootstrap a base for it.
+func Emulation(t testing.TB, arch string) {
+	t.Helper()
+	if _, err := os.Stat("/proc/sys/fs/binfmt_misc/qemu-" + arch); err != nil {
+		Missing(t, "no QEMU emulation of "+arch+" is registered")
+	}
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		Missing(t, "mmdebstrap is not installed")
+	}
+}
