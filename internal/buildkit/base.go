@@ -22,6 +22,7 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/engine"
 )
 
 // Base is a base image held in an OCI layout that BuildKit reads through
@@ -115,11 +116,11 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string, p ocispecs.Platfo
 	if docker == "" {
 		docker = "docker"
 	}
-	idOut, err := exec.CommandContext(ctx, docker, "image", "inspect", "--format", "{{.Id}}", ref).Output()
-	if err != nil {
-		return Base{}, fmt.Errorf("base image %s is not in the Docker engine (docker pull it, import it, or build it with pei): %w", ref, err)
+	held, ok := engine.Inspect(ctx, ref)
+	if !ok {
+		return Base{}, fmt.Errorf("base image %s is not in the Docker engine (docker pull it, import it, or build it with pei)", ref)
 	}
-	id := strings.TrimSpace(string(idOut))
+	id := held.ID
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return Base{}, err
 	}

@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/engine"
 	"github.com/pei-dev/pei/internal/plan"
 )
 
@@ -46,7 +47,7 @@ type Output struct {
 	Load func(ctx context.Context) (io.WriteCloser, func() error, error)
 	// Inspect says what the engine holds under a name, so that a load can
 	// be skipped (same image id) or leave out the layers it has.
-	Inspect func(ctx context.Context, name string) (EngineImage, bool)
+	Inspect func(ctx context.Context, name string) (engine.Image, bool)
 	// Insecure allows plain HTTP for a registry push.
 	Insecure bool
 }
@@ -111,8 +112,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	context := Context(opt.ProjectDir, opt.Exclude)
 	stores := map[string]content.Store{}
 	secrets := secretIDs(opt.Secrets)
-	var results []Result
-	var loading <-chan error
+	var jobs []job
 	last := opt.Stages[len(opt.Stages)-1]
 	for _, s := range opt.Plan.Stages {
 		if s.Index > last {
@@ -133,7 +133,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			} else {
 				var err error
 				if base, baseCfg, err = baseImage(ctx, opt, s, p, stores); err != nil {
-					return results, errors.Join(err, wait(loading))
+					return nil, err
 				}
 			}
 			st, cfg := StageLLB(s, base, baseCfg, context, secrets, carried)
@@ -149,26 +149,63 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if s.Index != last && opt.Output.Type != "docker" {
 			continue // an intermediate stage: built as part of the last one
 		}
-		res, load, err := solve(ctx, c, opt, s, targets, stores, s.Index == last)
-		if err != nil {
-			return results, errors.Join(err, wait(loading))
-		}
-		if load != nil {
-			// Loads run one after another (each leaves out the layers the
-			// one before it put in the engine), alongside later solves.
-			before, done := loading, make(chan error, 1)
-			go func() {
-				if err := wait(before); err != nil {
-					done <- err
-					return
-				}
-				done <- load()
-			}()
-			loading = done
-		}
-		results = append(results, res)
+		jobs = append(jobs, job{s, targets, s.Index == last})
 	}
-	return results, wait(loading)
+	return solveAll(ctx, c, opt, jobs, stores)
+}
+
+// job is one stage to solve.
+type job struct {
+	stage   plan.Stage
+	targets []target
+	final   bool
+}
+
+// solveAll solves the stages together (BuildKit runs the steps they share
+// once), under one progress display. Loads into the engine run one after
+// another in stage order, each leaving out the layers the one before put
+// there, while later stages still build.
+func solveAll(ctx context.Context, c *bkclient.Client, opt Options, jobs []job, stores map[string]content.Store) ([]Result, error) {
+	prog, err := newProgress(opt)
+	if err != nil {
+		return nil, err
+	}
+	results := make([]Result, len(jobs))
+	errs := make([]error, len(jobs))
+	eg, ectx := errgroup.WithContext(ctx)
+	var loaded <-chan error
+	for i, j := range jobs {
+		before, done := loaded, make(chan error, 1)
+		loaded = done
+		eg.Go(func() error {
+			res, load, err := solve(ectx, c, opt, j.stage, j.targets, stores, j.final, prog)
+			if err == nil {
+				results[i] = res
+				if err = wait(before); err == nil && load != nil {
+					err = load()
+				}
+			}
+			done <- err
+			errs[i] = err
+			return err
+		})
+	}
+	err = eg.Wait()
+	for _, e := range errs {
+		// A step that fails fails every stage built on it: report the
+		// first stage's failure, the same on every run.
+		if e != nil && !errors.Is(e, context.Canceled) {
+			err = e
+			break
+		}
+	}
+	if perr := prog.close(); err == nil {
+		err = perr
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 // baseImage is the LLB source of a stage's base image and its config: from
@@ -233,7 +270,7 @@ func baseRef(b Base) string {
 
 // solve builds one stage. For the docker output it also returns the load
 // into the engine, for the caller to run while later stages build.
-func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, targets []target, stores map[string]content.Store, final bool) (Result, func() error, error) {
+func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, targets []target, stores map[string]content.Store, final bool, prog *progress) (Result, func() error, error) {
 	var defs []platformDef
 	for _, t := range targets {
 		mopts := []llb.ConstraintsOpt{llb.Platform(t.platform)}
@@ -327,16 +364,8 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, t
 		solveOpt.AllowedEntitlements = []string{"network.host"}
 	}
 
-	mode := progressui.DisplayMode(opt.Progress)
-	if mode == "" {
-		mode = progressui.AutoMode
-	}
-	stderr := opt.Stderr
-	if stderr == nil {
-		stderr = io.Discard
-	}
 	solveOpt.Exports = []bkclient.ExportEntry{export}
-	resp, err := run(ctx, c, solveOpt, defs, display{stderr, mode}, s.Name)
+	resp, err := run(ctx, c, solveOpt, defs, prog, s.Name)
 	if err != nil {
 		return Result{}, nil, err
 	}
@@ -448,48 +477,62 @@ func solvePlatforms(ctx context.Context, gw gateway.Client, defs []platformDef, 
 	return out, nil
 }
 
-// display is where and how build progress is shown.
-type display struct {
-	w    io.Writer
-	mode progressui.DisplayMode
+// progress shows the status of all of a build's solves in one display.
+type progress struct {
+	ch   chan *bkclient.SolveStatus
+	done chan error
 }
 
-// run solves def with the exports in so, showing progress; a failed step
-// is named with its config line, exit status and last lines of output.
-func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, defs []platformDef, out display, stage string) (*bkclient.SolveResponse, error) {
-	d, err := progressui.NewDisplay(out.w, out.mode)
+func newProgress(opt Options) (*progress, error) {
+	mode := progressui.DisplayMode(opt.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	w := opt.Stderr
+	if w == nil {
+		w = io.Discard
+	}
+	d, err := progressui.NewDisplay(w, mode)
 	if err != nil {
 		return nil, fmt.Errorf("progress: %w", err)
 	}
+	p := &progress{ch: make(chan *bkclient.SolveStatus), done: make(chan error, 1)}
+	go func() {
+		// Not cancelled with the build, so a failure is still shown.
+		_, err := d.UpdateFrom(context.Background(), p.ch)
+		p.done <- err
+	}()
+	return p, nil
+}
+
+// close ends the display once every solve has returned.
+func (p *progress) close() error {
+	close(p.ch)
+	return <-p.done
+}
+
+// run solves defs with the exports in so; a failed step is named with its
+// config line, exit status and last lines of output.
+func run(ctx context.Context, c *bkclient.Client, so bkclient.SolveOpt, defs []platformDef, prog *progress, stage string) (*bkclient.SolveResponse, error) {
 	ch := make(chan *bkclient.SolveStatus)
-	shown := make(chan *bkclient.SolveStatus)
 	steps := newStepLog()
-	var resp *bkclient.SolveResponse
-	eg, ectx := errgroup.WithContext(ctx)
-	eg.Go(func() error {
-		defer close(shown)
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
 		for st := range ch {
 			steps.add(st)
-			shown <- st
+			prog.ch <- st
 		}
-		return nil
-	})
-	eg.Go(func() error {
-		var err error
-		resp, err = c.Build(ectx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
-			imports, err := cacheImports(gw.BuildOpts().Opts)
-			if err != nil {
-				return nil, err
-			}
-			return solvePlatforms(ctx, gw, defs, imports)
-		}, ch)
-		return err
-	})
-	eg.Go(func() error {
-		_, err := d.UpdateFrom(context.WithoutCancel(ectx), shown)
-		return err
-	})
-	if err := eg.Wait(); err != nil {
+	}()
+	resp, err := c.Build(ctx, so, "pei", func(ctx context.Context, gw gateway.Client) (*gateway.Result, error) {
+		imports, err := cacheImports(gw.BuildOpts().Opts)
+		if err != nil {
+			return nil, err
+		}
+		return solvePlatforms(ctx, gw, defs, imports)
+	}, ch)
+	<-forwarded // the client closes ch when the build returns
+	if err != nil {
 		if failed := steps.failure(); failed != "" {
 			// Name the step, its config line and exit status, and show the
 			// end of its output, rather than BuildKit's internal error.

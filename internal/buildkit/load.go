@@ -12,12 +12,6 @@ import (
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// EngineImage is what the Docker engine holds under a name.
-type EngineImage struct {
-	ID     string   // config digest
-	Layers []string // diff ids, bottom first
-}
-
 // readManifest reads an image manifest from the daemon's content store.
 func readManifest(ctx context.Context, store content.Provider, dgst string) (ocispecs.Manifest, error) {
 	var m ocispecs.Manifest

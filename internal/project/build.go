@@ -1,9 +1,7 @@
 package project
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/engine"
 )
 
 // BuildOptions configure Build.
@@ -151,7 +150,7 @@ func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
 	}
 	switch kv["type"] {
 	case "docker":
-		return buildkit.Output{Type: "docker", Load: dockerLoad, Inspect: engineImage}, nil
+		return buildkit.Output{Type: "docker", Load: dockerLoad, Inspect: engine.Inspect}, nil
 	case "oci":
 		if kv["dest"] == "" {
 			return buildkit.Output{}, fmt.Errorf("--output type=oci needs dest=FILE")
@@ -203,21 +202,6 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 		}
 	}
 	return out, nil
-}
-
-// engineImage says what the engine holds under name: its id (a Docker
-// image id is its config digest) and its layers' diff ids.
-func engineImage(ctx context.Context, name string) (buildkit.EngineImage, bool) {
-	out, err := exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{json .Id}} {{json .RootFS.Layers}}", name).Output()
-	if err != nil {
-		return buildkit.EngineImage{}, false
-	}
-	var img buildkit.EngineImage
-	dec := json.NewDecoder(bytes.NewReader(out))
-	if dec.Decode(&img.ID) != nil || dec.Decode(&img.Layers) != nil {
-		return buildkit.EngineImage{}, false
-	}
-	return img, true
 }
 
 func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
