@@ -23,6 +23,7 @@ import (
 
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/engine"
+	"github.com/pei-dev/pei/internal/image"
 )
 
 // Base is a base image held in an OCI layout that BuildKit reads through
@@ -45,7 +46,7 @@ type BaseStore struct {
 const StoreID = "pei-bases"
 
 // RefAnnotation names an image in the store's index.
-const RefAnnotation = "org.opencontainers.image.ref.name"
+const RefAnnotation = image.RefAnnotation
 
 // Resolve finds a base: an image the store holds under that name (put there
 // by 'pei base', so no Docker engine is needed), else the engine's image.
@@ -151,7 +152,7 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string, p ocispecs.Platfo
 	if err != nil {
 		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
 	}
-	img, err := uncompressed(saved)
+	img, err := image.Uncompressed(saved)
 	if err != nil {
 		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
 	}
@@ -231,73 +232,11 @@ func isLocalhost(ref string) bool {
 }
 
 // FromLayout finds a base in an OCI image layout directory (the user's, not
-// pei's store): by digest, else by tag (the index's ref name), else the
-// layout's only image. An index for several platforms gives platform's.
+// pei's store).
 func FromLayout(dir string, ref config.LayoutRef, platform v1.Platform) (Base, error) {
-	p, err := layout.FromPath(dir)
+	img, err := image.FromLayout(dir, ref.Path, ref.Tag, ref.Digest, platform)
 	if err != nil {
-		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-	}
-	m, err := idx.IndexManifest()
-	if err != nil {
-		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-	}
-	var found []v1.Descriptor
-	var names []string
-	for _, d := range m.Manifests {
-		name := d.Annotations[RefAnnotation]
-		names = append(names, name)
-		switch {
-		case ref.Digest != "":
-			if d.Digest.String() == ref.Digest {
-				found = append(found, d)
-			}
-		case ref.Tag != "":
-			if name == ref.Tag || strings.HasSuffix(name, ":"+ref.Tag) {
-				found = append(found, d)
-			}
-		default:
-			found = append(found, d)
-		}
-	}
-	want := ref.Tag
-	if ref.Digest != "" {
-		want = ref.Digest
-	}
-	switch {
-	case len(found) == 0:
-		return Base{}, fmt.Errorf("OCI layout %s has no image %s (it has: %s)", ref.Path, want, strings.Join(names, ", "))
-	case len(found) > 1 && ref.Digest == "":
-		return Base{}, fmt.Errorf("OCI layout %s has %d images%s: name one with :TAG or @DIGEST (it has: %s)", ref.Path, len(found), map[bool]string{true: " tagged " + ref.Tag}[ref.Tag != ""], strings.Join(names, ", "))
-	}
-	d := found[0]
-	var img v1.Image
-	if d.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(d.Digest)
-		if err != nil {
-			return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-		}
-		cm, err := child.IndexManifest()
-		if err != nil {
-			return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-		}
-		for _, cd := range cm.Manifests {
-			if cd.Platform != nil && cd.Platform.Satisfies(platform) {
-				if img, err = child.Image(cd.Digest); err != nil {
-					return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
-				}
-				break
-			}
-		}
-		if img == nil {
-			return Base{}, fmt.Errorf("OCI layout %s: %s has no image for %s", ref.Path, want, platform.String())
-		}
-	} else if img, err = idx.Image(d.Digest); err != nil {
-		return Base{}, fmt.Errorf("OCI layout %s: %w", ref.Path, err)
+		return Base{}, err
 	}
 	b, err := baseOf(ref.EngineName(), img)
 	if err != nil {

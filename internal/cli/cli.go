@@ -32,7 +32,7 @@ It reads PeiDocker's user_config.yml unchanged.`,
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.AddCommand(newCreateCmd(), newConfigureCmd(), newBuildCmd(), newBaseCmd(), newBuilderCmd(), newRemoveCmd(), newSchemaCmd())
+	root.AddCommand(newCreateCmd(), newConfigureCmd(), newBuildCmd(), newBaseCmd(), newBuilderCmd(), newInspectCmd(), newRemoveCmd(), newSchemaCmd())
 	return root
 }
 

@@ -1,4 +1,4 @@
-package buildkit
+package image
 
 import (
 	"fmt"
@@ -30,9 +30,9 @@ func (l uncompressedLayer) MediaType() (types.MediaType, error) {
 	return types.OCIUncompressedLayer, nil
 }
 
-// uncompressed rebuilds img as an OCI image whose layers are plain tars,
+// Uncompressed rebuilds img as an OCI image whose layers are plain tars,
 // with the same config (and so the same image id and diff ids).
-func uncompressed(img v1.Image) (v1.Image, error) {
+func Uncompressed(img v1.Image) (v1.Image, error) {
 	layers, err := img.Layers()
 	if err != nil {
 		return nil, err

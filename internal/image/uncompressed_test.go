@@ -1,4 +1,4 @@
-package buildkit
+package image
 
 import (
 	"testing"
@@ -15,7 +15,7 @@ func TestUncompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := uncompressed(src)
+	img, err := Uncompressed(src)
 	if err != nil {
 		t.Fatal(err)
 	}
