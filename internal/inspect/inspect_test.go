@@ -129,3 +129,20 @@ func TestLargeFileSecret(t *testing.T) {
 		t.Errorf("findings %+v", r.Findings)
 	}
 }
+
+// The programs that read keys carry the PEM header too, and documents
+// show it; only a header with a key after it, outside programs, is a
+// finding.
+func TestKeyHeaderWithoutKey(t *testing.T) {
+	// GnuTLS carries a whole test key.
+	binary := "\x7fELF\x00-----BEGIN PRIVATE KEY-----\nMGoCAQAwIQYIKoUDBwEBAQIwFQYJKoUDBwECAQIBBggqhQMHAQECAwRCBECjFpvp\n-----END PRIVATE KEY-----\x00"
+	doc := "A key file starts with\n-----BEGIN RSA PRIVATE KEY-----\n(your key here)\n"
+	img := testImage(t, []v1.Layer{testLayer(t, entry{name: "usr/bin/ssh-keygen", data: binary}, entry{name: "usr/share/doc/ssh/README", data: doc}, entry{name: "home/me/.ssh/id_rsa", data: "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,0123\n\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----\n"})}, []string{"keys"})
+	r, err := Analyze("keys", img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 1 || r.Findings[0].Path != "/home/me/.ssh/id_rsa" {
+		t.Errorf("findings %+v, want only the key file", r.Findings)
+	}
+}

@@ -13,8 +13,17 @@ import (
 // fixed strings only, so a multi-gigabyte layer costs one pass.
 const smallFile = 1 << 20
 
-// privateKey is in the first line of every PEM or OpenSSH private key.
-var privateKey = []byte("PRIVATE KEY-----")
+// privateKey is in the first line of every PEM or OpenSSH private key;
+// the programs that read keys hold it too, so a finding also needs the key
+// itself: a base64 line after the header (and any PEM header fields).
+var (
+	privateKey   = []byte("PRIVATE KEY-----")
+	privateKeyRe = regexp.MustCompile(`-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n(?:[A-Za-z-]+: [^\r\n]*\r?\n)*\r?\n?[A-Za-z0-9+/=]{32,}`)
+)
+
+// window is how far a match may reach back into the previous chunk of a
+// large file.
+const window = 512
 
 // tokens are credentials with a recognisable shape. A pattern runs only
 // where one of its literal prefixes occurs: searching for those is many
@@ -37,7 +46,7 @@ type scanner struct {
 }
 
 func newScanner(secrets []string) *scanner {
-	s := &scanner{keep: len(privateKey), buf: make([]byte, 64<<10)}
+	s := &scanner{keep: window, buf: make([]byte, 64<<10)}
 	for _, v := range secrets {
 		if v == "" {
 			continue
@@ -50,10 +59,15 @@ func newScanner(secrets []string) *scanner {
 	return s
 }
 
-// match names what data holds.
-func (s *scanner) match(data []byte, withTokens bool) []string {
+// elf starts every program and shared library: they carry their own test
+// and self-check keys (GnuTLS does), which are not leaks, so only given
+// secrets are looked for in them.
+var elf = []byte("\x7fELF")
+
+// match names what data holds; shapes turns on the key and token patterns.
+func (s *scanner) match(data []byte, shapes bool) []string {
 	var kinds []string
-	if bytes.Contains(data, privateKey) {
+	if shapes && bytes.Contains(data, privateKey) && privateKeyRe.Match(data) {
 		kinds = append(kinds, "private key")
 	}
 	for _, n := range s.needles {
@@ -62,7 +76,7 @@ func (s *scanner) match(data []byte, withTokens bool) []string {
 			break
 		}
 	}
-	if withTokens {
+	if shapes {
 		for _, t := range tokens {
 			for _, p := range t.prefixes {
 				if bytes.Contains(data, []byte(p)) {
@@ -84,15 +98,19 @@ func (s *scanner) file(r io.Reader, size int64) []string {
 		if err != nil {
 			return nil
 		}
-		return s.match(data, true)
+		return s.match(data, !bytes.HasPrefix(data, elf))
 	}
 	found := map[string]bool{}
 	var kinds []string
 	carry := 0
-	for {
+	shapes := true
+	for first := true; ; first = false {
 		n, err := io.ReadFull(r, s.buf[carry:])
 		window := s.buf[:carry+n]
-		for _, k := range s.match(window, false) {
+		if first {
+			shapes = !bytes.HasPrefix(window, elf)
+		}
+		for _, k := range s.match(window, shapes) {
 			if !found[k] {
 				found[k] = true
 				kinds = append(kinds, k)
