@@ -108,8 +108,9 @@ func Analyze(name string, img v1.Image, opt Options) (Report, error) {
 		if d, err := l.Digest(); err == nil {
 			lr.Digest = d.String()
 		}
-		if d, err := l.DiffID(); err == nil {
-			lr.DiffID = d.String()
+		// From the config: asking the layer would decompress it to hash it.
+		if i < len(cf.RootFS.DiffIDs) {
+			lr.DiffID = cf.RootFS.DiffIDs[i].String()
 		}
 		if n, err := l.Size(); err == nil {
 			lr.Size = n

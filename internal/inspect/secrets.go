@@ -43,6 +43,7 @@ type scanner struct {
 	needles [][]byte // the given secrets
 	keep    int      // bytes carried between chunks, to see across them
 	buf     []byte
+	small   []byte // a whole small file
 }
 
 func newScanner(secrets []string) *scanner {
@@ -59,10 +60,15 @@ func newScanner(secrets []string) *scanner {
 	return s
 }
 
-// elf starts every program and shared library: they carry their own test
-// and self-check keys (GnuTLS does), which are not leaks, so only given
-// secrets are looked for in them.
-var elf = []byte("\x7fELF")
+// textual says whether a file is text, judged by its start as git and grep
+// do (no NUL byte in the first 8000). Keys and tokens are looked for in
+// text only: programs and libraries carry their own test and self-check
+// keys (GnuTLS does), which are not leaks, and searching every binary for
+// every shape would cost more than reading the image. Given secrets are
+// looked for everywhere.
+func textual(start []byte) bool {
+	return bytes.IndexByte(start[:min(len(start), 8000)], 0) < 0
+}
 
 // match names what data holds; shapes turns on the key and token patterns.
 func (s *scanner) match(data []byte, shapes bool) []string {
@@ -94,11 +100,14 @@ func (s *scanner) match(data []byte, shapes bool) []string {
 // file scans a file's contents from r (size bytes), reading all of it.
 func (s *scanner) file(r io.Reader, size int64) []string {
 	if size <= smallFile {
-		data, err := io.ReadAll(io.LimitReader(r, size))
-		if err != nil {
+		if int64(cap(s.small)) < size {
+			s.small = make([]byte, smallFile)
+		}
+		data := s.small[:size]
+		if _, err := io.ReadFull(r, data); err != nil {
 			return nil
 		}
-		return s.match(data, !bytes.HasPrefix(data, elf))
+		return s.match(data, textual(data))
 	}
 	found := map[string]bool{}
 	var kinds []string
@@ -108,7 +117,7 @@ func (s *scanner) file(r io.Reader, size int64) []string {
 		n, err := io.ReadFull(r, s.buf[carry:])
 		window := s.buf[:carry+n]
 		if first {
-			shapes = !bytes.HasPrefix(window, elf)
+			shapes = textual(window)
 		}
 		for _, k := range s.match(window, shapes) {
 			if !found[k] {
