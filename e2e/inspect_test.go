@@ -95,6 +95,37 @@ func TestInspect(t *testing.T) {
 			len(e.Layers), len(o.Layers), e.TotalBytes, o.TotalBytes, e.WastedBytes, o.WastedBytes, e.Files, o.Files)
 	}
 
+	t.Run("compare", func(t *testing.T) {
+		// The engine's copy against the OCI export: the same layers, no
+		// file differs. Against the base: what the build added.
+		out, err := peiInspect(t, img+":stage-1", "--compare", dest, "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c inspect.Comparison
+		if err := json.Unmarshal([]byte(out), &c); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Changes) != 0 || c.SharedLayers != c.LayersA || c.LayersA != c.LayersB {
+			t.Errorf("engine vs OCI copy: %d changes, %d/%d/%d layers shared/A/B", len(c.Changes), c.SharedLayers, c.LayersA, c.LayersB)
+		}
+		out, err = peiInspect(t, baseImage, "--compare", img+":stage-1", "--json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c = inspect.Comparison{}
+		if err := json.Unmarshal([]byte(out), &c); err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]string{}
+		for _, ch := range c.Changes {
+			found[ch.Path] = ch.Kind
+		}
+		if c.SharedLayers != 1 || found["/opt/leak.pem"] != "added" || found["/usr/sbin/sshd"] != "added" || found["/opt/big"] != "" {
+			t.Errorf("base vs stage-1: shared %d, /opt/leak.pem %q, /usr/sbin/sshd %q, /opt/big %q", c.SharedLayers, found["/opt/leak.pem"], found["/usr/sbin/sshd"], found["/opt/big"])
+		}
+	})
+
 	t.Run("ci gate", func(t *testing.T) {
 		_, err := peiInspect(t, img+":stage-1", "--ci", "--max-wasted", "1MB")
 		if err == nil || !strings.Contains(err.Error(), "wasted is over the maximum 1MB") || !strings.Contains(err.Error(), "secret(s) found") {

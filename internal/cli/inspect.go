@@ -21,6 +21,7 @@ func newInspectCmd() *cobra.Command {
 		asJSON, ci          bool
 		minEff              float64
 		maxWasted, platform string
+		compare             string
 		secrets, secretEnvs []string
 		top                 int
 	)
@@ -39,10 +40,15 @@ IMAGE is an OCI layout directory (or oci-layout://DIR[:TAG]), an OCI or
 docker-archive tarball, docker://NAME for the Docker engine, registry://REF,
 or a NAME tried in the engine first and then in a registry.
 
+With --compare OTHER it shows instead what changed from IMAGE to OTHER:
+the bottom layers they share, and the files added, removed and changed
+(content, type, mode, owner or link target).
+
 With --ci it exits 1 when the efficiency is under --min-efficiency, the
 waste over --max-wasted, or a secret is found.`,
 		Example: `  pei inspect my-env:stage-2
   pei inspect image.tar --json
+  pei inspect my-env:stage-1 --compare my-env:stage-2
   pei inspect my-env:stage-2 --ci --min-efficiency 0.95 --max-wasted 20MB --secret-env ROOT_PASSWORD`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -79,11 +85,28 @@ waste over --max-wasted, or a secret is found.`,
 				return err
 			}
 			defer done()
+			out := cmd.OutOrStdout()
+			if compare != "" {
+				other, odone, err := image.Open(cmd.Context(), compare, opts)
+				if err != nil {
+					return err
+				}
+				defer odone()
+				c, err := inspect.Compare(args[0], img, compare, other)
+				if err != nil {
+					return fmt.Errorf("compare %s with %s: %w", args[0], compare, err)
+				}
+				if asJSON {
+					enc := json.NewEncoder(out)
+					enc.SetIndent("", "  ")
+					return enc.Encode(c)
+				}
+				return inspect.WriteComparison(out, c, top)
+			}
 			r, err := inspect.Analyze(args[0], img, inspect.Options{Secrets: secrets, Top: top})
 			if err != nil {
 				return fmt.Errorf("inspect %s: %w", args[0], err)
 			}
-			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
@@ -111,6 +134,7 @@ waste over --max-wasted, or a secret is found.`,
 	f.BoolVar(&ci, "ci", false, "exit 1 when a limit below is broken or a secret is found")
 	f.Float64Var(&minEff, "min-efficiency", 0, "with --ci: the lowest efficiency allowed (0..1)")
 	f.StringVar(&maxWasted, "max-wasted", "", "with --ci: the most wasted bytes allowed, e.g. 20MB")
+	f.StringVar(&compare, "compare", "", "show what changed from IMAGE to this image (files added, removed, changed)")
 	f.StringVar(&platform, "platform", "", "the platform to take from a multi-platform image (default: the host's)")
 	return cmd
 }

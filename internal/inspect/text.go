@@ -3,6 +3,7 @@ package inspect
 import (
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
@@ -64,4 +65,28 @@ func ints(xs []int) string {
 		parts[i] = fmt.Sprint(x)
 	}
 	return strings.Join(parts, ",")
+}
+
+// WriteComparison prints c for people, with at most top changes, the
+// largest first.
+func WriteComparison(w io.Writer, c Comparison, top int) error {
+	fmt.Fprintf(w, "A: %s (%d layers, %s)\nB: %s (%d layers, %s)\n", c.A, c.LayersA, human(c.BytesA), c.B, c.LayersB, human(c.BytesB))
+	fmt.Fprintf(w, "shared bottom layers: %d\n", c.SharedLayers)
+	fmt.Fprintf(w, "files: %d added, %d removed, %d changed; size %+d bytes\n", c.Added, c.Removed, c.Changed, c.BytesB-c.BytesA)
+	changes := append([]Change(nil), c.Changes...)
+	sort.SliceStable(changes, func(i, j int) bool {
+		return max(changes[i].SizeA, changes[i].SizeB) > max(changes[j].SizeA, changes[j].SizeB)
+	})
+	if len(changes) > top {
+		changes = changes[:top]
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, ch := range changes {
+		fmt.Fprintf(tw, "  %s\t%s\t%s -> %s\n", ch.Kind, ch.Path, human(ch.SizeA), human(ch.SizeB))
+	}
+	return tw.Flush()
 }
