@@ -362,7 +362,9 @@ func TestPeiBuild(t *testing.T) {
 	})
 }
 
-func ociImage(t *testing.T, tarPath string) v1.Image {
+// ociLayout unpacks an OCI layout tarball and returns its index and the
+// index's entries.
+func ociLayout(t *testing.T, tarPath string) (v1.ImageIndex, []v1.Descriptor) {
 	t.Helper()
 	dir := t.TempDir()
 	unpackOCI(t, tarPath, dir)
@@ -374,7 +376,13 @@ func ociImage(t *testing.T, tarPath string) v1.Image {
 	if err != nil || len(m.Manifests) == 0 {
 		t.Fatalf("OCI index: %v", err)
 	}
-	img, err := idx.Image(m.Manifests[0].Digest)
+	return idx, m.Manifests
+}
+
+func ociImage(t *testing.T, tarPath string) v1.Image {
+	t.Helper()
+	idx, entries := ociLayout(t, tarPath)
+	img, err := idx.Image(entries[0].Digest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
@@ -46,20 +45,14 @@ func TestMultiPlatform(t *testing.T) {
 	if len(refs) != 1 {
 		t.Fatalf("pei build printed %v", refs)
 	}
-	layoutDir := t.TempDir()
-	unpackOCI(t, dest, layoutDir)
-	outer, err := layout.ImageIndexFromPath(layoutDir)
-	if err != nil {
-		t.Fatal(err)
+	outer, entries := ociLayout(t, dest)
+	if len(entries) != 1 {
+		t.Fatalf("layout index: %+v", entries)
 	}
-	om, err := outer.IndexManifest()
-	if err != nil || len(om.Manifests) != 1 {
-		t.Fatalf("layout index: %v %+v", err, om)
+	if !strings.HasSuffix(refs[0], "@"+entries[0].Digest.String()) {
+		t.Errorf("pei printed %s, the layout holds %s", refs[0], entries[0].Digest)
 	}
-	if !strings.HasSuffix(refs[0], "@"+om.Manifests[0].Digest.String()) {
-		t.Errorf("pei printed %s, the layout holds %s", refs[0], om.Manifests[0].Digest)
-	}
-	idx, err := outer.ImageIndex(om.Manifests[0].Digest)
+	idx, err := outer.ImageIndex(entries[0].Digest)
 	if err != nil {
 		t.Fatalf("the image is not an index: %v", err)
 	}

@@ -3,10 +3,8 @@ package inspect
 import (
 	"archive/tar"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"path"
 	"sort"
 	"strings"
 
@@ -110,43 +108,14 @@ func finalFS(layers []v1.Layer) (map[string]file, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
-		tr := tar.NewReader(rc)
-		for {
-			hd, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				rc.Close()
-				return nil, fmt.Errorf("layer %d: %w", i, err)
-			}
-			p := clean(hd.Name)
-			if p == "" {
-				continue
-			}
-			dir, base := path.Split(p)
-			if target, ok := strings.CutPrefix(base, ".wh."); ok {
-				gone := dir + target
-				if target == ".wh..opq" {
-					gone = strings.TrimSuffix(dir, "/")
-				} else if f, ok := fs[gone]; ok && f.layer < i {
-					delete(fs, gone)
-				}
-				for q, f := range fs {
-					if strings.HasPrefix(q, gone+"/") && f.layer < i {
-						delete(fs, q)
-					}
-				}
-				continue
-			}
+		err = eachEntry(rc, func(p string, hd *tar.Header, r io.Reader) error {
 			ident := fmt.Sprintf("%c %o %d:%d %s", hd.Typeflag, hd.Mode&0o7777, hd.Uid, hd.Gid, hd.Linkname)
 			var size int64
 			if hd.Typeflag == tar.TypeReg {
 				size = hd.Size
 				h.Reset()
-				if _, err := io.Copy(h, tr); err != nil {
-					rc.Close()
-					return nil, fmt.Errorf("layer %d: %s: %w", i, p, err)
+				if _, err := io.Copy(h, r); err != nil {
+					return fmt.Errorf("%s: %w", p, err)
 				}
 				ident += fmt.Sprintf(" %x", h.Sum(nil))
 			}
@@ -154,6 +123,21 @@ func finalFS(layers []v1.Layer) (map[string]file, error) {
 				ident = "d" + ident // directories: only presence counts
 			}
 			fs[p] = file{size: size, layer: i, ident: ident}
+			return nil
+		}, func(gone string, opaque bool) {
+			// Only what lower layers wrote goes.
+			if f, ok := fs[gone]; ok && !opaque && f.layer < i {
+				delete(fs, gone)
+			}
+			for q, f := range fs {
+				if strings.HasPrefix(q, gone+"/") && f.layer < i {
+					delete(fs, q)
+				}
+			}
+		})
+		if err != nil {
+			rc.Close()
+			return nil, fmt.Errorf("layer %d: %w", i, err)
 		}
 		rc.Close()
 	}

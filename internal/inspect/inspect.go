@@ -186,8 +186,11 @@ func layerHistory(cf *v1.ConfigFile) []string {
 	return out
 }
 
-// walkLayer applies one layer's entries to paths.
-func walkLayer(rc io.Reader, layer int, paths map[string]*pathState, lr *Layer, sc *scanner, findings *[]Finding) error {
+// eachEntry calls entry for each file a layer writes (p is its path
+// without the leading slash; r its contents) and whiteout for each path it
+// deletes: a file or directory, or (opaque) what lower layers put inside a
+// directory.
+func eachEntry(rc io.Reader, entry func(p string, h *tar.Header, r io.Reader) error, whiteout func(p string, opaque bool)) error {
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
@@ -204,18 +207,26 @@ func walkLayer(rc io.Reader, layer int, paths map[string]*pathState, lr *Layer, 
 		dir, base := path.Split(p)
 		if target, ok := strings.CutPrefix(base, ".wh."); ok {
 			if target == ".wh..opq" {
-				// An opaque directory: what lower layers put inside is gone.
-				lr.Removed += remove(paths, strings.TrimSuffix(dir, "/"), false, layer)
+				whiteout(strings.TrimSuffix(dir, "/"), true)
 			} else {
-				lr.Removed += remove(paths, dir+target, true, layer)
+				whiteout(dir+target, false)
 			}
 			continue
 		}
+		if err := entry(p, h, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// walkLayer applies one layer's entries to paths.
+func walkLayer(rc io.Reader, layer int, paths map[string]*pathState, lr *Layer, sc *scanner, findings *[]Finding) error {
+	return eachEntry(rc, func(p string, h *tar.Header, r io.Reader) error {
 		isDir := h.Typeflag == tar.TypeDir
 		var size int64
 		if h.Typeflag == tar.TypeReg {
 			size = h.Size
-			for _, kind := range sc.file(tr, size) {
+			for _, kind := range sc.file(r, size) {
 				*findings = append(*findings, Finding{Layer: layer, Path: "/" + p, Kind: kind})
 			}
 		}
@@ -238,7 +249,10 @@ func walkLayer(rc io.Reader, layer int, paths map[string]*pathState, lr *Layer, 
 		}
 		st.dir = isDir
 		st.versions = append(st.versions, version{layer, size})
-	}
+		return nil
+	}, func(p string, opaque bool) {
+		lr.Removed += remove(paths, p, !opaque, layer)
+	})
 }
 
 // remove marks p (itself when self, and everything below it) as deleted by
