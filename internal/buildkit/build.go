@@ -56,11 +56,15 @@ type Output struct {
 type Options struct {
 	ProjectDir string
 	Plan       plan.Plan
-	// Stages to build, by index; the last one gets Output, earlier ones are
-	// loaded into the engine only when Output is docker.
+	// Stages to build, by index (3 is the plan's final image); the last
+	// one gets Output, earlier ones are loaded into the engine only when
+	// Output is docker.
 	Stages []int
-	Bases  BaseStore
-	Output Output
+	// FinalIfAny lets Stages name the final image when the plan may have
+	// none ('all'); otherwise asking for it without one is an error.
+	FinalIfAny bool
+	Bases      BaseStore
+	Output     Output
 	// Secrets maps secret ids to files, beyond the plan's own.
 	Secrets map[string]string
 	NoCache bool
@@ -113,8 +117,19 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	stores := map[string]content.Store{}
 	secrets := secretIDs(opt.Secrets)
 	var jobs []job
+	stages := opt.Plan.Stages
+	if opt.Plan.Final != nil {
+		stages = append(append([]plan.Stage(nil), stages...), *opt.Plan.Final)
+	} else if slices.Contains(opt.Stages, finalIndex) {
+		if !opt.FinalIfAny {
+			return nil, fmt.Errorf("the config has no final image: add stage_2.final (see docs/config.md), or build another --stage")
+		}
+		opt.Stages = slices.DeleteFunc(slices.Clone(opt.Stages), func(i int) bool { return i == finalIndex })
+	}
+	// Each stage's full LLB per platform: what a final image keeps paths of.
+	fulls := map[int][]llb.State{}
 	last := opt.Stages[len(opt.Stages)-1]
-	for _, s := range opt.Plan.Stages {
+	for _, s := range stages {
 		if s.Index > last {
 			break
 		}
@@ -136,10 +151,17 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 					return nil, err
 				}
 			}
-			st, cfg := StageLLB(s, base, baseCfg, context, secrets, carried)
+			carry := llb.Scratch()
+			if c := s.Carry; c != nil {
+				// The carry steps run on the full image of stage c.From.
+				from := plan.Stage{Name: s.Name, Root: s.Root, Steps: c.Steps, Build: s.Build}
+				carry, _ = StageLLB(from, fulls[c.From][i], ocispecs.Image{}, context, llb.Scratch(), nil, nil)
+			}
+			st, cfg := StageLLB(s, base, baseCfg, context, carry, secrets, carried)
+			fulls[s.Index] = append(fulls[s.Index], st)
 			buildOnly := s
 			buildOnly.Steps, _ = SplitRuntime(s.Steps)
-			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, secrets, nil)
+			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, carry, secrets, nil)
 			partials[s.Index] = append(partials[s.Index], partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)})
 			targets = append(targets, target{platform: p, state: st, cfg: cfg})
 		}
@@ -153,6 +175,9 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	}
 	return solveAll(ctx, c, opt, jobs, stores)
 }
+
+// finalIndex is the final image's stage number in Options.Stages.
+const finalIndex = 3
 
 // job is one stage to solve.
 type job struct {

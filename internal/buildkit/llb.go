@@ -33,8 +33,9 @@ func Context(projectKey string, exclude []string) llb.State {
 // every on_build step. The run-time steps of the carried stages (earlier
 // stages that base is built from, without their run-time steps) are applied
 // after this stage's build steps and before its own run-time steps. It is a
-// pure function of its inputs.
-func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context llb.State, secrets []string, carried []plan.Stage) (llb.State, ocispecs.Image) {
+// pure function of its inputs. carry is the image a final stage's carry
+// step copies from (see plan.Carry); other stages ignore it.
+func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, carry llb.State, secrets []string, carried []plan.Stage) (llb.State, ocispecs.Image) {
 	st := base
 	cfg := baseConfig
 	cfg.Config.Env = append([]string(nil), baseConfig.Config.Env...)
@@ -88,6 +89,10 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context l
 		case plan.StepCopy:
 			st = st.File(llb.Copy(context, "/"+step.Src, step.Dst, &llb.CopyInfo{
 				CopyDirContentsOnly: true, CreateDestPath: true,
+			}), llb.WithCustomName(name))
+		case plan.StepCarry:
+			st = st.File(llb.Copy(carry, plan.CarryDir+"/", "/", &llb.CopyInfo{
+				CopyDirContentsOnly: true, CreateDestPath: true, AllowWildcard: false,
 			}), llb.WithCustomName(name))
 		case plan.StepRun:
 			opts := []llb.RunOption{llb.Args(step.Command), llb.WithCustomName(name)}

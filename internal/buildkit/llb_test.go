@@ -81,8 +81,8 @@ func TestStageLLB(t *testing.T) {
 	p := testPlan(t)
 	ctx := Context("t", nil)
 	base := llb.Image("docker.io/library/debian:bookworm")
-	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, []string{"token"}, nil)
-	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil, nil)
+	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, llb.Scratch(), []string{"token"}, nil)
+	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, nil)
 
 	runs := 0
 	for _, s := range p.Stages[0].Steps {
@@ -150,7 +150,7 @@ func TestStageLLB(t *testing.T) {
 func TestStageLLBDeterministic(t *testing.T) {
 	digest := func() string {
 		p := testPlan(t)
-		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), []string{"b", "a"}, nil)
+		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), llb.Scratch(), []string{"b", "a"}, nil)
 		def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
 		if err != nil {
 			t.Fatal(err)
@@ -175,8 +175,8 @@ func TestCarriedRuntimeSteps(t *testing.T) {
 	s1 := p.Stages[0]
 	pre := s1
 	pre.Steps, _ = SplitRuntime(s1.Steps)
-	st1, cfg1 := StageLLB(pre, llb.Image("debian:bookworm"), ocispecs.Image{}, ctx, nil, nil)
-	_, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, nil, []plan.Stage{s1})
+	st1, cfg1 := StageLLB(pre, llb.Image("debian:bookworm"), ocispecs.Image{}, ctx, llb.Scratch(), nil, nil)
+	_, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, []plan.Stage{s1})
 	var order []string
 	for _, h := range cfg2.History {
 		order = append(order, strings.TrimPrefix(h.CreatedBy, "pei "))
@@ -190,5 +190,57 @@ func TestCarriedRuntimeSteps(t *testing.T) {
 			t.Fatalf("history order: want %q after position %d in:\n%s", w, at, got)
 		}
 		at += i
+	}
+}
+
+// The final image copies /pei-carry of the carry state, and none of the
+// stages' on_build steps runs in it.
+func TestFinalLLB(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+stage_1:
+  image: {base: debian:bookworm}
+  custom:
+    on_build: ['stage-1/custom/tools.sh']
+stage_2:
+  custom:
+    on_build: ['stage-2/custom/compile.sh']
+  final: {keep: [/opt/app]}
+`), "user_config.yml", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.New(config.WithDefaults(cfg), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	carry := llb.Image("docker.io/library/busybox:latest").Run(llb.Args([]string{"carry-marker"})).Root()
+	st, _ := StageLLB(*p.Final, llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, Context("t", nil), carry, nil, nil)
+	def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies, sawCarry := 0, false
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		if e := op.GetExec(); e != nil {
+			args := strings.Join(e.Meta.Args, " ")
+			sawCarry = sawCarry || args == "carry-marker"
+			if strings.Contains(args, "custom/") {
+				t.Errorf("an on_build step runs in the final image: %s", args)
+			}
+		}
+		if f := op.GetFile(); f != nil {
+			for _, a := range f.Actions {
+				if c := a.GetCopy(); c != nil && c.Src == plan.CarryDir && c.Dest == "/" && c.DirCopyContents {
+					copies++
+				}
+			}
+		}
+	}
+	if copies != 1 || !sawCarry {
+		t.Errorf("copies of %s/ to /: %d, carry state in the graph: %v", plan.CarryDir, copies, sawCarry)
 	}
 }

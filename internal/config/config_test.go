@@ -85,6 +85,28 @@ stage_1:
 stage_1:
   image: {base: 'oci-layout://bases/debian@sha256:123'}
 `, `user_config.yml:3:17: stage_1.image.base: "oci-layout://bases/debian@sha256:123": "sha256:123" is not a digest (sha256:<64 hex digits>)`},
+		{"final image mistakes", `
+stage_1:
+  image: {base: debian:bookworm}
+stage_2:
+  final:
+    keep: [opt/app, /, /usr/lib/../lib]
+    exclude: [lib/*.a, '']
+    apt: ['Bad Name']
+    strip: [docs, debugs]
+`, `user_config.yml:6:12: stage_2.final.keep[0]: "opt/app" must be an absolute path in the stage-2 image
+user_config.yml:6:21: stage_2.final.keep[1]: "/": give a clean path below / (like /opt/app), not / itself
+user_config.yml:6:24: stage_2.final.keep[2]: "/usr/lib/../lib": give a clean path below / (like /opt/app), not / itself
+user_config.yml:7:15: stage_2.final.exclude[0]: "lib/*.a": a pattern matches file names, without '/'; to leave out a directory give its absolute path
+user_config.yml:7:24: stage_2.final.exclude[1]: "" excludes everything; name a path or a file name pattern
+user_config.yml:8:11: stage_2.final.apt[0]: "Bad Name" is not a Debian package name
+user_config.yml:9:19: stage_2.final.strip[1]: "debugs" is not one of docs, man, locales, debug (did you mean "debug"?)`},
+		{"final image without paths", `
+stage_1:
+  image: {base: debian:bookworm}
+stage_2:
+  final: {base: debian:bookworm}
+`, `user_config.yml:5:10: stage_2.final.keep: list the absolute paths to keep from the stage-2 image, e.g. [/opt/app]`},
 		{"proxy without a port", `
 stage_1:
   image: {base: debian:bookworm}

@@ -1,5 +1,7 @@
 package config
 
+import "strings"
+
 // Default names and values, applied by WithDefaults.
 const (
 	DefaultStage1Output = "pei-image:stage-1"
@@ -86,8 +88,28 @@ func WithDefaults(in Config) Config {
 	if s2.Custom == nil {
 		s2.Custom = &Custom{}
 	}
+	if s2.Final != nil {
+		f := *s2.Final
+		if f.Base == nil || *f.Base == "" {
+			f.Base = s1.Image.Base
+		}
+		if f.Output == "" {
+			f.Output = FinalOutput(s2.Image.Output)
+		}
+		s2.Final = &f
+	}
 	c.Stage2 = &s2
 	return c
+}
+
+// FinalOutput is the default final image name: the stage-2 output's name
+// with the tag final.
+func FinalOutput(stage2 string) string {
+	name := stage2
+	if i := strings.LastIndex(name, ":"); i > strings.LastIndex(name, "/") {
+		name = name[:i]
+	}
+	return name + ":final"
 }
 
 // proxyDefaults returns p with its null fields taken from base.

@@ -45,7 +45,11 @@ func schemaOf(t reflect.Type, doc string, keyed bool) obj {
 			}
 			fs := schemaOf(f.Type, f.Tag.Get("doc"), f.Tag.Get("key") != "")
 			if enum := f.Tag.Get("enum"); enum != "" {
-				fs["enum"] = strings.Split(enum, "|")
+				if f.Type.Kind() == reflect.Slice {
+					fs["items"] = obj{"enum": strings.Split(enum, "|")} // a list of them
+				} else {
+					fs["enum"] = strings.Split(enum, "|")
+				}
 			}
 			props[name] = fs
 		}

@@ -5,7 +5,7 @@ package config
 //
 //	yaml:"name"   the key in user_config.yml
 //	doc:"..."     one line of documentation (schema description)
-//	enum:"a|b"    the allowed values of a string
+//	enum:"a|b"    the allowed values of a string (of each, for a list)
 //	default:"..." the value WithDefaults gives when the key is absent or null
 //
 // Pointers mark values whose absence matters (null inherits or defaults).
@@ -52,6 +52,18 @@ type Stage2 struct {
 	Storage     *Storage `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
 	Mount       []Mount  `yaml:"mount" key:"name" doc:"Extra mounts, keyed by a name."`
 	Custom      *Custom  `yaml:"custom" doc:"Hook scripts run after stage-1's."`
+	Final       *Final   `yaml:"final" doc:"A final image (pei extension): the paths kept from the stage-2 image on a final base, with the stages' users, SSH, environment, storage and hooks but none of their on_build steps."`
+}
+
+// Final is an image that carries only what runs: kept paths of the build
+// (stage-2) image on its own base.
+type Final struct {
+	Base    *string  `yaml:"base" doc:"Base image of the final image (default: stage_1.image.base), e.g. a slim Debian."`
+	Output  string   `yaml:"output" default:"REPO:final" doc:"Name:tag of the final image (default: the stage-2 output's name with tag final)."`
+	Keep    []string `yaml:"keep" doc:"Absolute paths copied from the stage-2 image, with owners and modes."`
+	Exclude []string `yaml:"exclude" doc:"Left out of the kept paths: an absolute path (with what is under it), or a file name pattern such as '*.a'."`
+	Apt     []string `yaml:"apt" doc:"Debian packages installed in the final image: the run-time libraries the kept files need."`
+	Strip   []string `yaml:"strip" enum:"docs|man|locales|debug" doc:"What to leave out: docs, man, locales (dpkg never unpacks them in the final image), debug (symbols stripped from kept programs and libraries; needs binutils in the stage-2 image)."`
 }
 
 // Image names the base and output images of a stage.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -148,6 +149,49 @@ func (v *validator) run() {
 			}
 		}
 		v.custom("stage_2.custom", s2.Custom)
+		if s2.Final != nil {
+			v.final("stage_2.final", s2.Final)
+		}
+	}
+}
+
+var debPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?$`)
+
+func (v *validator) final(p string, f *Final) {
+	if f.Base != nil {
+		v.imageRef(p+".base", *f.Base)
+	}
+	v.imageRef(p+".output", f.Output)
+	if len(f.Keep) == 0 {
+		v.errorf(p+".keep", "list the absolute paths to keep from the stage-2 image, e.g. [/opt/app]")
+	}
+	for i, k := range f.Keep {
+		at := fmt.Sprintf("%s.keep[%d]", p, i)
+		switch {
+		case !strings.HasPrefix(k, "/"):
+			v.errorf(at, "%q must be an absolute path in the stage-2 image", k)
+		case path.Clean(k) != k || k == "/":
+			v.errorf(at, "%q: give a clean path below / (like /opt/app), not / itself", k)
+		}
+	}
+	for i, e := range f.Exclude {
+		at := fmt.Sprintf("%s.exclude[%d]", p, i)
+		switch {
+		case e == "" || e == "/":
+			v.errorf(at, "%q excludes everything; name a path or a file name pattern", e)
+		case strings.HasPrefix(e, "/") && path.Clean(e) != e:
+			v.errorf(at, "%q: give a clean absolute path", e)
+		case !strings.HasPrefix(e, "/") && strings.Contains(e, "/"):
+			v.errorf(at, "%q: a pattern matches file names, without '/'; to leave out a directory give its absolute path", e)
+		}
+	}
+	for i, a := range f.Apt {
+		if !debPackageRe.MatchString(a) {
+			v.errorf(fmt.Sprintf("%s.apt[%d]", p, i), "%q is not a Debian package name", a)
+		}
+	}
+	for i, s := range f.Strip {
+		v.enum(fmt.Sprintf("%s.strip[%d]", p, i), s, "docs", "man", "locales", "debug")
 	}
 }
 

@@ -20,6 +20,9 @@ type Plan struct {
 	SourceDateEpoch int64
 	// Notes are things a user of the generated files should know.
 	Notes []string
+	// Final is the final image (stage_2.final), or nil: built on its own
+	// base from stage-2's kept paths, without the on_build steps.
+	Final *Stage
 }
 
 // Stage is one image: stage-1 (system) or stage-2 (final).
@@ -35,6 +38,8 @@ type Stage struct {
 	// BaseLayout is set when the base is an OCI layout directory; Base is
 	// then the name the generated Dockerfile uses for it.
 	BaseLayout *config.LayoutRef
+	// Carry is what a final image takes from another stage's image.
+	Carry *Carry
 
 	Steps  []Step
 	Script Script  // data for this stage's generated scripts
@@ -53,7 +58,19 @@ const (
 	StepEnv  StepKind = "env"  // set environment variables
 	StepCopy StepKind = "copy" // copy a project path into the image
 	StepRun  StepKind = "run"  // run a command
+	// StepCarry copies CarryDir of the stage's Carry image to /.
+	StepCarry StepKind = "carry"
 )
+
+// CarryDir is where a carry step gathers the paths a final image keeps.
+const CarryDir = "/pei-carry"
+
+// Carry is the image a final image takes files from: stage From's image
+// with Steps run on it, which gather the kept paths under CarryDir.
+type Carry struct {
+	From  int
+	Steps []Step
+}
 
 // Step is one cached build step.
 type Step struct {
@@ -158,6 +175,15 @@ type Script struct {
 	Owner   string
 	// Cleanup is what the stage's last step undoes.
 	Cleanup Cleanup
+	// Final is the final image's carry script data (the final stage only).
+	Final *FinalScript
+}
+
+// FinalScript says which paths of the build image the final image keeps.
+type FinalScript struct {
+	Keep       []string
+	Exclude    []string // absolute paths, or file name patterns
+	StripDebug bool
 }
 
 // System is stage-1's apt, proxy and SSH setup.
@@ -235,12 +261,102 @@ func New(c config.Config, name string) (Plan, error) {
 	}
 	b := &builder{c: c, project: name}
 	p.Stages = []Stage{b.stage1(), b.stage2()}
-	for _, st := range p.Stages {
+	if b.c.Stage2.Final != nil {
+		f := b.final(p.Stages[0], p.Stages[1])
+		p.Final = &f
+	}
+	for _, st := range append(p.Stages, finalOrNone(p.Final)...) {
 		if st.BaseLayout != nil {
 			p.Notes = append(p.Notes, fmt.Sprintf("%s's base is the OCI layout %s: pei build reads it; docker compose build needs that image in the engine as %s", st.Name, st.BaseLayout.Path, st.Base))
 		}
 	}
 	return p, nil
+}
+
+func finalOrNone(f *Stage) []Stage {
+	if f == nil {
+		return nil
+	}
+	return []Stage{*f}
+}
+
+// CarryScript is the generated script that gathers a final image's kept
+// paths, in stage-2's internals folder.
+const CarryScript = "carry.sh"
+
+// final plans the final image: stage-1's and stage-2's steps on the final
+// base without their on_build steps (the build tools), the runtime
+// packages, and the kept paths of the stage-2 image.
+func (b *builder) final(s1, s2 Stage) Stage {
+	f := *b.c.Stage2.Final
+	s := newStage(3, *f.Base, f.Output)
+	s.Name, s.Dir, s.Root = "final", s2.Dir, s2.Root
+	s.Script = s2.Script
+	s.Run = s2.Run
+	s.Build = s2.Build
+	s.Build.Secrets = nil // only on_build steps see build secrets
+	strip := map[string]bool{}
+	for _, x := range f.Strip {
+		strip[x] = true
+	}
+	var left []string
+	for _, x := range f.Strip {
+		if x != "debug" {
+			left = append(left, x)
+		}
+	}
+	if len(left) > 0 {
+		// Written before any package is installed, so dpkg never unpacks
+		// what is left out: nothing to delete, no layer holds it.
+		var rules []string
+		if strip["docs"] {
+			rules = append(rules, "path-exclude=/usr/share/doc/*", "path-include=/usr/share/doc/*/copyright")
+		}
+		if strip["man"] {
+			rules = append(rules, "path-exclude=/usr/share/man/*", "path-exclude=/usr/share/info/*")
+		}
+		if strip["locales"] {
+			rules = append(rules, "path-exclude=/usr/share/locale/*", "path-include=/usr/share/locale/locale.alias")
+		}
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "leave out " + strings.Join(left, ", "), Origin: "stage_2.final.strip", Pos: b.pos("stage_2.final.strip"),
+			Command: []string{"sh", "-c", "mkdir -p /etc/dpkg/dpkg.cfg.d && printf '%s\\n' " + shellWords(rules) + " > /etc/dpkg/dpkg.cfg.d/pei-final"}})
+	}
+	keep := func(st Step) bool { return !st.Runtime && !strings.Contains(st.Origin, ".custom.on_build[") }
+	for _, st := range s1.Steps {
+		if keep(st) {
+			s.Steps = append(s.Steps, st)
+		}
+	}
+	if len(f.Apt) > 0 {
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "run-time packages", Origin: "stage_2.final.apt", Pos: b.pos("stage_2.final.apt"),
+			Command: append([]string{"sh", "-c", `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"`, "apt-get"}, f.Apt...),
+			Mounts:  append([]Mount(nil), aptCaches...)})
+	}
+	for _, st := range s2.Steps {
+		if keep(st) {
+			s.Steps = append(s.Steps, st)
+		}
+	}
+	s.Steps = append(s.Steps, Step{Kind: StepCarry, Title: "kept paths of stage-2", Origin: "stage_2.final.keep", Pos: b.pos("stage_2.final.keep")})
+	for _, st := range append(append([]Step(nil), s1.Steps...), s2.Steps...) {
+		if st.Runtime {
+			s.Steps = append(s.Steps, st)
+		}
+	}
+	src, dst := s2.internal(CarryScript)
+	s.Carry = &Carry{From: 2, Steps: []Step{{Kind: StepRun, Title: "gather the kept paths", Origin: "stage_2.final.keep", Pos: b.pos("stage_2.final.keep"),
+		Command: []string{"bash", dst}, Mounts: []Mount{{Kind: MountBind, Source: src, Target: dst}}}}}
+	s.Script.Final = &FinalScript{Keep: f.Keep, Exclude: f.Exclude, StripDebug: strip["debug"]}
+	return s
+}
+
+// shellWords quotes each word for sh.
+func shellWords(ws []string) string {
+	q := make([]string, len(ws))
+	for i, w := range ws {
+		q[i] = "'" + strings.ReplaceAll(w, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }
 
 type builder struct {

@@ -91,3 +91,58 @@ stage_2:
 		t.Errorf("stage-1 profiles: %s", got)
 	}
 }
+
+// The final image has the stages' setup without their on_build steps, the
+// run-time packages before stage-2's steps, the kept paths, and the
+// run-time steps last; its carry runs on stage-2's image.
+func TestFinal(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm, output: 'app:stage-1'}
+  ssh: {users: {me: {password: x}}}
+  environment: ['A=1']
+  custom:
+    on_build: ['stage-1/custom/tools.sh']
+stage_2:
+  image: {output: 'app:stage-2'}
+  custom:
+    on_build: ['stage-2/custom/compile.sh']
+  final:
+    base: debian:bookworm-slim
+    keep: [/opt/app]
+    apt: [libgomp1]
+    strip: [docs, debug]
+`)
+	f := p.Final
+	if f == nil {
+		t.Fatal("no final stage")
+	}
+	if f.Base != "debian:bookworm-slim" || f.Output != "app:final" || f.BaseStage != 0 || f.Root != p.Stages[1].Root {
+		t.Errorf("final: base %q output %q base stage %d root %q", f.Base, f.Output, f.BaseStage, f.Root)
+	}
+	var got []string
+	for _, s := range f.Steps {
+		got = append(got, s.Title)
+	}
+	want := []string{"leave out docs", "apt sources, proxy and system packages", "SSH users", "environment", "run-time packages",
+		"storage directories", "kept paths of stage-2",
+		"project files and run-time hooks", "finish the stage", "project files and run-time hooks", "finish the stage"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("final steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if f.Steps[4].Command[len(f.Steps[4].Command)-1] != "libgomp1" {
+		t.Errorf("run-time packages: %v", f.Steps[4].Command)
+	}
+	if f.Carry == nil || f.Carry.From != 2 || len(f.Carry.Steps) != 1 || f.Carry.Steps[0].Mounts[0].Source != "installation/stage-2/internals/carry.sh" {
+		t.Errorf("carry: %+v", f.Carry)
+	}
+	if fs := f.Script.Final; fs == nil || !fs.StripDebug || len(fs.Keep) != 1 {
+		t.Errorf("carry script data: %+v", fs)
+	}
+	if len(f.Build.Secrets) != 0 {
+		t.Errorf("the final image has no on_build step, yet build secrets: %v", f.Build.Secrets)
+	}
+	if newPlan(t, "stage_1:\n  image: {base: debian:bookworm}\n").Final != nil {
+		t.Errorf("a final stage without stage_2.final")
+	}
+}

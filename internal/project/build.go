@@ -24,7 +24,7 @@ import (
 type BuildOptions struct {
 	Dir        string
 	ConfigFile string
-	Stage      string // 1, 2 or all
+	Stage      string // 1, 2, final or all
 	Builder    string // auto or an address
 	Output     string // type=docker | type=oci,dest=FILE | type=registry,ref=REF
 	Push       string // shorthand for type=registry,ref=REF
@@ -50,7 +50,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	stages, err := parseStages(opts.Stage)
+	stages, finalIfAny, err := parseStages(opts.Stage)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +106,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		ProjectDir:      abs,
 		Plan:            res.Plan,
 		Stages:          stages,
+		FinalIfAny:      finalIfAny,
 		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
 		Output:          out,
 		Secrets:         secrets,
@@ -121,16 +122,20 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	})
 }
 
-func parseStages(s string) ([]int, error) {
+// parseStages reads --stage: the stage numbers to build (3 is the final
+// image), and whether the final image is only built if the config has one.
+func parseStages(s string) ([]int, bool, error) {
 	switch s {
 	case "", "all":
-		return []int{1, 2}, nil
+		return []int{1, 2, 3}, true, nil
 	case "1":
-		return []int{1}, nil
+		return []int{1}, false, nil
 	case "2":
-		return []int{1, 2}, nil
+		return []int{1, 2}, false, nil
+	case "final":
+		return []int{1, 2, 3}, false, nil
 	}
-	return nil, fmt.Errorf("--stage %q: use 1, 2 or all", s)
+	return nil, false, fmt.Errorf("--stage %q: use 1, 2, final or all", s)
 }
 
 func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {

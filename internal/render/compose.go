@@ -24,6 +24,16 @@ func Compose(p plan.Plan, full bool) ([]byte, error) {
 		}
 		proj.Services[s.Name] = svc
 	}
+	if p.Final != nil {
+		svc, err := service(p, *p.Final, &proj, full)
+		if err != nil {
+			return nil, err
+		}
+		// Not started by 'docker compose up' (it runs stage-2, on the same
+		// ports): 'docker compose --profile final up final'.
+		svc.Profiles = []string{"final"}
+		proj.Services[p.Final.Name] = svc
+	}
 	out, err := proj.MarshalYAML()
 	if err != nil {
 		return nil, fmt.Errorf("render docker-compose.yml: %w", err)

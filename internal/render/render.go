@@ -18,10 +18,11 @@ import (
 var templateFS embed.FS
 
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"sq":    ShellQuote,
-	"dfq":   dockerfileQuote,
-	"json":  func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
-	"mount": mountFlag,
+	"sq":       ShellQuote,
+	"dfq":      dockerfileQuote,
+	"json":     func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+	"mount":    mountFlag,
+	"carryDir": func() string { return plan.CarryDir },
 }).ParseFS(templateFS, "templates/*"))
 
 // File is one generated file, with a project-relative slash path.
@@ -60,6 +61,13 @@ func Files(p plan.Plan, opts Options) ([]File, error) {
 		}
 		files = append(files, scripts...)
 	}
+	if p.Final != nil {
+		ff, err := FinalFiles(p, opts.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, ff...)
+	}
 	compose, err := Compose(p, opts.FullCompose)
 	if err != nil {
 		return nil, err
@@ -91,13 +99,7 @@ type dockerStep struct {
 // Dockerfile renders one stage. In a merged Dockerfile each stage is named
 // and stage-2 builds on the stage-1 target.
 func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]byte, error) {
-	steps := make([]dockerStep, len(s.Steps))
-	for i, st := range s.Steps {
-		steps[i] = dockerStep{Step: st}
-		if st.Pos.Line > 0 {
-			steps[i].Where = fmt.Sprintf("%s:%d", path.Base(configFile), st.Pos.Line)
-		}
-	}
+	steps := dockerSteps(s.Steps, configFile)
 	base := s.Base
 	if merged && s.BaseStage > 0 {
 		base = fmt.Sprintf("stage-%d", s.BaseStage)
@@ -105,10 +107,44 @@ func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]by
 	if merged {
 		base += " AS " + s.Name
 	}
-	return execute("Dockerfile.tmpl", map[string]any{
+	data := map[string]any{
 		"Name": s.Name, "Project": p.Name, "ConfigFile": path.Base(configFile),
 		"Base": base, "Steps": steps, "Root": s.Root,
-	})
+	}
+	if c := s.Carry; c != nil {
+		// Compose builds the final image after the stage it keeps paths of.
+		data["Carry"] = map[string]any{"From": c.From, "Image": p.Stages[c.From-1].Output, "Steps": dockerSteps(c.Steps, configFile)}
+	}
+	return execute("Dockerfile.tmpl", data)
+}
+
+func dockerSteps(in []plan.Step, configFile string) []dockerStep {
+	steps := make([]dockerStep, len(in))
+	for i, st := range in {
+		steps[i] = dockerStep{Step: st}
+		if st.Pos.Line > 0 {
+			steps[i].Where = fmt.Sprintf("%s:%d", path.Base(configFile), st.Pos.Line)
+		}
+	}
+	return steps
+}
+
+// FinalFiles renders the final image's Dockerfile and the script that
+// gathers its kept paths.
+func FinalFiles(p plan.Plan, configFile string) ([]File, error) {
+	f := p.Final
+	df, err := Dockerfile(p, *f, configFile, false)
+	if err != nil {
+		return nil, err
+	}
+	script, err := execute("carry.sh.tmpl", f.Script.Final)
+	if err != nil {
+		return nil, err
+	}
+	return []File{
+		{Path: f.Name + ".Dockerfile", Data: df, Mode: 0o644},
+		{Path: f.Dir + "/" + plan.Internals + "/" + plan.CarryScript, Data: script, Mode: 0o755},
+	}, nil
 }
 
 // StageScripts renders a stage's in-image scripts under its internals folder.
