@@ -92,6 +92,15 @@ func TestFinalImage(t *testing.T) {
 		}
 		check(t)
 	})
+	t.Run("pei remove takes the final image too", func(t *testing.T) {
+		var out bytes.Buffer
+		if err := project.Remove(t.Context(), project.RemoveOptions{Dir: dir, Yes: true, Out: &out, Lookup: func(string) (string, bool) { return "", false }}); err != nil {
+			t.Fatalf("pei remove: %v\n%s", err, out.String())
+		}
+		if _, err := runErr(dir, "docker", "image", "inspect", img+":final"); err == nil {
+			t.Errorf("%s:final is still in the engine after pei remove:\n%s", img, out.String())
+		}
+	})
 }
 
 // fileFromImage reads one file out of an image (docker create + cp).

@@ -92,7 +92,7 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 			}), llb.WithCustomName(name))
 		case plan.StepCarry:
 			st = st.File(llb.Copy(carry, plan.CarryDir+"/", "/", &llb.CopyInfo{
-				CopyDirContentsOnly: true, CreateDestPath: true, AllowWildcard: false,
+				CopyDirContentsOnly: true, CreateDestPath: true,
 			}), llb.WithCustomName(name))
 		case plan.StepRun:
 			opts := []llb.RunOption{llb.Args(step.Command), llb.WithCustomName(name)}

@@ -55,7 +55,11 @@ func Remove(ctx context.Context, opts RemoveOptions) error {
 		return err
 	}
 	var images []string
-	for _, img := range []string{full.Stage2.Image.Output, full.Stage1.Image.Output} {
+	names := []string{full.Stage2.Image.Output, full.Stage1.Image.Output}
+	if f := full.Stage2.Final; f != nil {
+		names = append([]string{f.Output}, names...)
+	}
+	for _, img := range names {
 		if _, err := run("image", "inspect", "--format", "{{.Id}}", img); err == nil {
 			images = append(images, img)
 		}
