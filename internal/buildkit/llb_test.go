@@ -17,7 +17,7 @@ import (
 
 func testPlan(t *testing.T) plan.Plan {
 	t.Helper()
-	cfg, err := config.Parse([]byte(`
+	return planOf(t, `
 stage_1:
   image: {base: debian:bookworm}
   ssh:
@@ -28,7 +28,13 @@ stage_1:
     on_build: ['stage-1/custom/a.sh x', 'stage-1/custom/b.sh']
 stage_2:
   environment: {B: '2'}
-`), "user_config.yml", "", nil)
+`)
+}
+
+// planOf plans a config given as YAML.
+func planOf(t *testing.T, yml string) plan.Plan {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yml), "user_config.yml", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +202,7 @@ func TestCarriedRuntimeSteps(t *testing.T) {
 // The final image copies /pei-carry of the carry state, and none of the
 // stages' on_build steps runs in it.
 func TestFinalLLB(t *testing.T) {
-	cfg, err := config.Parse([]byte(`
+	p := planOf(t, `
 stage_1:
   image: {base: debian:bookworm}
   custom:
@@ -205,14 +211,7 @@ stage_2:
   custom:
     on_build: ['stage-2/custom/compile.sh']
   final: {keep: [/opt/app]}
-`), "user_config.yml", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := plan.New(config.WithDefaults(cfg), "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	carry := llb.Image("docker.io/library/busybox:latest").Run(llb.Args([]string{"carry-marker"})).Root()
 	st, _ := StageLLB(*p.Final, llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, Context("t", nil), carry, nil, nil)
 	def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
