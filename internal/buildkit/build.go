@@ -63,8 +63,11 @@ type Options struct {
 	// FinalIfAny lets Stages name the final image when the plan may have
 	// none ('all'); otherwise asking for it without one is an error.
 	FinalIfAny bool
-	Bases      BaseStore
-	Output     Output
+	// Compose names one of the plan's composed images to build instead of
+	// Stages.
+	Compose string
+	Bases   BaseStore
+	Output  Output
 	// Secrets maps secret ids to files, beyond the plan's own.
 	Secrets map[string]string
 	NoCache bool
@@ -105,6 +108,14 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	if len(plats) > 1 && opt.Output.Type == "docker" {
 		return nil, fmt.Errorf("the Docker engine takes one platform per image: build several with --output type=oci,dest=FILE or --push REF, or give one --platform")
 	}
+	stores := map[string]content.Store{}
+	if opt.Compose != "" {
+		j, err := composedJob(ctx, opt, plats, stores)
+		if err != nil {
+			return nil, err
+		}
+		return solveAll(ctx, c, opt, []job{j}, stores)
+	}
 	// Each stage's LLB without its run-time steps, and the stages whose
 	// run-time steps a stage built on it must still apply; per platform.
 	type partial struct {
@@ -114,7 +125,6 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	}
 	partials := map[int][]partial{}
 	context := Context(opt.ProjectDir, opt.Exclude)
-	stores := map[string]content.Store{}
 	secrets := secretIDs(opt.Secrets)
 	var jobs []job
 	stages := opt.Plan.Stages
@@ -233,14 +243,18 @@ func solveAll(ctx context.Context, c *bkclient.Client, opt Options, jobs []job, 
 	return results, nil
 }
 
-// baseImage is the LLB source of a stage's base image and its config: from
-// an OCI layout in the project, from pei's base store (or copied there from
-// the engine), else from a registry.
+// baseImage is the LLB source of a stage's base image and its config.
 func baseImage(ctx context.Context, opt Options, s plan.Stage, p ocispecs.Platform, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
-	ref := s.Base
+	return imageSource(ctx, opt, "[base] ", s.Base, s.BaseLayout, p, stores)
+}
+
+// imageSource is the LLB source of an image and its config: from an OCI
+// layout in the project (layout), from pei's base store (or copied there
+// from the engine), else from a registry.
+func imageSource(ctx context.Context, opt Options, label, ref string, layout *config.LayoutRef, p ocispecs.Platform, stores map[string]content.Store) (llb.State, ocispecs.Image, error) {
 	var b Base
 	var err error
-	if l := s.BaseLayout; l != nil {
+	if l := layout; l != nil {
 		ref = config.LayoutPrefix + l.Path
 		b, err = FromLayout(filepath.Join(opt.ProjectDir, filepath.FromSlash(l.Path)), *l, ocispecsToV1(p))
 		if err != nil {
@@ -249,9 +263,9 @@ func baseImage(ctx context.Context, opt Options, s plan.Stage, p ocispecs.Platfo
 	} else if b, err = opt.Bases.Resolve(ctx, ref, p); err != nil {
 		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(p), Keychain(auth(opt)))
 		if rerr != nil {
-			return llb.State{}, ocispecs.Image{}, fmt.Errorf("base image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
+			return llb.State{}, ocispecs.Image{}, fmt.Errorf("image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
 		}
-		return llb.Image(rb.Ref, llb.Platform(p), llb.WithCustomName("[base] "+ref)), rb.Config, nil
+		return llb.Image(rb.Ref, llb.Platform(p), llb.WithCustomName(label+ref)), rb.Config, nil
 	}
 	dir := b.Dir
 	if dir == "" {
@@ -262,7 +276,79 @@ func baseImage(ctx context.Context, opt Options, s plan.Stage, p ocispecs.Platfo
 		return llb.State{}, ocispecs.Image{}, fmt.Errorf("open OCI store %s: %w", dir, err)
 	}
 	stores[b.StoreID] = store
-	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.Platform(p), llb.WithCustomName("[base] "+ref)), b.Config, nil
+	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.Platform(p), llb.WithCustomName(label+ref)), b.Config, nil
+}
+
+// composedJob is the solve of the composed image opt.Compose: its layers
+// merged bottom first (BuildKit's MergeOp), a diff being what its upper
+// image adds to its lower one (DiffOp).
+func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, stores map[string]content.Store) (job, error) {
+	var ci *config.Composed
+	var names []string
+	for i := range opt.Plan.Compose {
+		names = append(names, opt.Plan.Compose[i].Name)
+		if opt.Plan.Compose[i].Name == opt.Compose {
+			ci = &opt.Plan.Compose[i]
+		}
+	}
+	if ci == nil {
+		return job{}, fmt.Errorf("the config composes no image %q (it composes: %s)", opt.Compose, strings.Join(names, ", "))
+	}
+	source := func(ref string, p ocispecs.Platform) (llb.State, ocispecs.Image, error) {
+		l, ok, err := config.ParseLayoutRef(ref)
+		if err != nil {
+			return llb.State{}, ocispecs.Image{}, err
+		}
+		if !ok {
+			return imageSource(ctx, opt, "[image] ", ref, nil, p, stores)
+		}
+		return imageSource(ctx, opt, "[image] ", ref, &l, p, stores)
+	}
+	s := plan.Stage{Name: ci.Name, Output: ci.Output}
+	var targets []target
+	for _, p := range plats {
+		var parts []llb.State
+		var cfg *ocispecs.Image
+		for i, l := range ci.Layers {
+			var st llb.State
+			if l.Image != "" {
+				img, icfg, err := source(l.Image, p)
+				if err != nil {
+					return job{}, fmt.Errorf("compose.%s.layers[%d]: %w", ci.Name, i, err)
+				}
+				st = img
+				if cfg == nil {
+					cfg = &icfg // the first whole image gives the config
+				}
+			} else {
+				lower, _, err := source(l.Diff.Lower, p)
+				if err != nil {
+					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.lower: %w", ci.Name, i, err)
+				}
+				upper, _, err := source(l.Diff.Upper, p)
+				if err != nil {
+					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.upper: %w", ci.Name, i, err)
+				}
+				st = llb.Diff(lower, upper, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> %s", ci.Name, l.Diff.Lower, l.Diff.Upper)))
+			}
+			if len(l.Exclude) > 0 {
+				// A copy without the excluded paths (deletions the layer
+				// holds are not carried over).
+				var patterns []string
+				for _, e := range l.Exclude {
+					patterns = append(patterns, strings.TrimPrefix(e, "/"))
+				}
+				st = llb.Scratch().File(llb.Copy(st, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, ExcludePatterns: patterns}),
+					llb.WithCustomName(fmt.Sprintf("[%s] layer %d without %s", ci.Name, i, strings.Join(l.Exclude, ", "))))
+			}
+			parts = append(parts, st)
+		}
+		merged := llb.Merge(parts, llb.WithCustomName(fmt.Sprintf("[%s] merge %d layers", ci.Name, len(parts))))
+		c := *cfg
+		c.Platform = p
+		targets = append(targets, target{platform: p, state: merged, cfg: c})
+	}
+	return job{stage: s, targets: targets, final: true}, nil
 }
 
 func wait(ch <-chan error) error {

@@ -48,7 +48,7 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
 	f := cmd.Flags()
 	f.StringVarP(&opts.Dir, "project-dir", "p", ".", "project directory")
 	f.StringVarP(&opts.ConfigFile, "config", "c", config.DefaultFile, "config file, relative to the project directory")
-	f.StringVar(&opts.Stage, "stage", "all", "stage to build: 1, 2, final (stage_2.final) or all")
+	f.StringVar(&opts.Stage, "stage", "all", "stage to build: 1, 2, final (stage_2.final), all, or NAME of an image under compose")
 	f.StringVar(&opts.Builder, "builder", "auto", "BuildKit daemon: auto, unix:///path.sock or tcp://host:port")
 	f.StringVar(&opts.Output, "output", "type=docker", "type=docker | type=oci,dest=FILE | type=registry,ref=REF")
 	f.StringVar(&opts.Push, "push", "", "push the final image to REF (same as --output type=registry,ref=REF)")

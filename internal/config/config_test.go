@@ -107,6 +107,26 @@ stage_1:
 stage_2:
   final: {base: debian:bookworm}
 `, `user_config.yml:5:10: stage_2.final.keep: list the absolute paths to keep from the stage-2 image, e.g. [/opt/app]`},
+		{"composed image mistakes", `
+stage_1:
+  image: {base: debian:bookworm}
+compose:
+  runtime:
+    layers:
+      - {image: rt:1, diff: {lower: a:1, upper: b:1}}
+      - diff: {lower: a:1}
+        exclude: [build]
+  empty: {output: 'x:1'}
+  "no whole":
+    output: 'y:1'
+    layers: [{diff: {lower: a:1, upper: b:1}}]
+`, `user_config.yml:6:5: compose.runtime.output: give the composed image a name:tag, e.g. my-runtime:latest
+user_config.yml:7:9: compose.runtime.layers[0]: give either image or diff, not both
+user_config.yml:8:15: compose.runtime.layers[1].diff: a diff needs lower and upper images
+user_config.yml:9:19: compose.runtime.layers[1].exclude[0]: "build": give a clean absolute path below /
+user_config.yml:10:10: compose.empty.layers: list the images to layer, e.g. [{image: runtime-base:latest}, {diff: {lower: dev-base:latest, upper: dev-lang:latest}}]
+user_config.yml:12:5: compose.no whole: name "no whole" must use letters, digits, '_', '.' or '-'
+user_config.yml:13:13: compose.no whole.layers: take at least one image whole (image: REF): it gives the composed image its config`},
 		{"proxy without a port", `
 stage_1:
   image: {base: debian:bookworm}
@@ -217,7 +237,7 @@ user_config.yml:4:29: stage_1.environment[1]: "1BAD" is not a valid environment 
 base: &b {base: debian:bookworm}
 stage_1:
   image: {<<: *b}
-`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, source_date_epoch, secrets
+`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, source_date_epoch, secrets, compose
 user_config.yml:4:11: stage_1.image: YAML merge keys (<<) are not supported; write the keys out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

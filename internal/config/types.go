@@ -17,6 +17,7 @@ type Config struct {
 	// SourceDateEpoch and Secrets are pei extensions (PeiDocker has neither).
 	SourceDateEpoch *int          `yaml:"source_date_epoch" doc:"Seconds since 1970 that pei build clamps file times to, for reproducible digests (default: SOURCE_DATE_EPOCH from the environment, else the project's last git commit)."`
 	Secrets         []BuildSecret `yaml:"secrets" key:"id" doc:"Build secrets by id, visible to every on_build script at /run/secrets/ID and never stored in the image."`
+	Compose         []Composed    `yaml:"compose" key:"name" doc:"Images composed from other images with BuildKit's merge and diff (pei build only), keyed by a name for pei build --stage NAME."`
 
 	// File is the config's path as shown in messages.
 	File string `yaml:"-"`
@@ -153,6 +154,28 @@ type BuildSecret struct {
 	Name string `yaml:"-"`
 	Env  string `yaml:"env" doc:"Environment variable holding the secret (read by docker compose build or pei build)."`
 	File string `yaml:"file" doc:"File holding the secret: absolute, or relative to the project directory."`
+}
+
+// Composed is an image made of other images' file systems, layered in the
+// order written: the MetaCall builder's runtime = merge(runtime-base,
+// diff(dev-base, dev-lang)).
+type Composed struct {
+	Name   string  `yaml:"-"`
+	Output string  `yaml:"output" doc:"Name:tag of the composed image."`
+	Layers []Layer `yaml:"layers" doc:"What to layer, bottom first: {image: REF} takes an image whole (the first one also gives the config: env, entrypoint); {diff: {lower: REF, upper: REF}} takes what upper adds to or changes from lower. exclude leaves absolute paths out of either."`
+}
+
+// Layer is one part of a composed image.
+type Layer struct {
+	Image   string   `yaml:"image" doc:"An image taken whole: a name the engine, pei's base store or a registry has, or oci-layout://DIR."`
+	Diff    *Diff    `yaml:"diff" doc:"What one image adds to another."`
+	Exclude []string `yaml:"exclude" doc:"Absolute paths left out of this layer (with what is under them)."`
+}
+
+// Diff names the two images of a diff.
+type Diff struct {
+	Lower string `yaml:"lower" doc:"The image the diff starts from (e.g. dev-base)."`
+	Upper string `yaml:"upper" doc:"The image built on it (e.g. dev-lang)."`
 }
 
 // EnvVar is one environment variable.

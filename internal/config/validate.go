@@ -98,6 +98,10 @@ func (v *validator) run() {
 		}
 	}
 
+	for _, ci := range v.c.Compose {
+		v.composed("compose."+ci.Name, ci)
+	}
+
 	ports := &portSet{}
 	if s1.SSH != nil && s1.SSH.HostPort != nil && (s1.SSH.Enable == nil || *s1.SSH.Enable) {
 		ports.seen = append(ports.seen, portUse{key: "0.0.0.0:" + strconv.Itoa(*s1.SSH.HostPort) + "/tcp", path: "stage_1.ssh.host_port"})
@@ -153,6 +157,66 @@ func (v *validator) run() {
 			v.final("stage_2.final", s2.Final)
 		}
 	}
+}
+
+func (v *validator) composed(p string, c Composed) {
+	if !validName(c.Name) {
+		v.errorf(p, "name %q must use letters, digits, '_', '.' or '-'", c.Name)
+	}
+	if c.Output == "" {
+		v.errorf(p+".output", "give the composed image a name:tag, e.g. my-runtime:latest")
+	} else {
+		v.imageRef(p+".output", c.Output)
+	}
+	if len(c.Layers) == 0 {
+		v.errorf(p+".layers", "list the images to layer, e.g. [{image: runtime-base:latest}, {diff: {lower: dev-base:latest, upper: dev-lang:latest}}]")
+	}
+	whole := false
+	for i, l := range c.Layers {
+		at := fmt.Sprintf("%s.layers[%d]", p, i)
+		switch {
+		case l.Image != "" && l.Diff != nil:
+			whole = true // one error is enough
+			v.errorf(at, "give either image or diff, not both")
+		case l.Image != "":
+			whole = true
+			v.composedRef(at+".image", l.Image)
+		case l.Diff != nil:
+			if l.Diff.Lower == "" || l.Diff.Upper == "" {
+				v.errorf(at+".diff", "a diff needs lower and upper images")
+			}
+			if l.Diff.Lower != "" {
+				v.composedRef(at+".diff.lower", l.Diff.Lower)
+			}
+			if l.Diff.Upper != "" {
+				v.composedRef(at+".diff.upper", l.Diff.Upper)
+			}
+		default:
+			v.errorf(at, "give image: REF or diff: {lower: REF, upper: REF}")
+		}
+		for j, e := range l.Exclude {
+			if !strings.HasPrefix(e, "/") || path.Clean(e) != e || e == "/" {
+				v.errorf(fmt.Sprintf("%s.exclude[%d]", at, j), "%q: give a clean absolute path below /", e)
+			}
+		}
+	}
+	if len(c.Layers) > 0 && !whole {
+		v.errorf(p+".layers", "take at least one image whole (image: REF): it gives the composed image its config")
+	}
+}
+
+// composedRef checks an input of a composed image: an image name, or an
+// OCI layout in the project.
+func (v *validator) composedRef(p, ref string) {
+	if l, ok, err := ParseLayoutRef(ref); ok {
+		if err != nil {
+			v.errorf(p, "%v", err)
+			return
+		}
+		v.layoutDir(p, l.Path)
+		return
+	}
+	v.imageRef(p, ref)
 }
 
 var debPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?$`)

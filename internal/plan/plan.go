@@ -23,6 +23,9 @@ type Plan struct {
 	// Final is the final image (stage_2.final), or nil: built on its own
 	// base from stage-2's kept paths, without the on_build steps.
 	Final *Stage
+	// Compose are the images composed from others (merge and diff), in the
+	// order written.
+	Compose []config.Composed
 }
 
 // Stage is one image: stage-1 (system) or stage-2 (final).
@@ -264,6 +267,10 @@ func New(c config.Config, name string) (Plan, error) {
 	if b.c.Stage2.Final != nil {
 		f := b.final(p.Stages[0], p.Stages[1])
 		p.Final = &f
+	}
+	p.Compose = c.Compose
+	for _, ci := range c.Compose {
+		p.Notes = append(p.Notes, fmt.Sprintf("compose.%s (%s) is built by pei build --stage %s: Compose has no merge or diff of images", ci.Name, ci.Output, ci.Name))
 	}
 	for _, st := range append(p.Stages, finalOrNone(p.Final)...) {
 		if st.BaseLayout != nil {

@@ -146,3 +146,21 @@ stage_2:
 		t.Errorf("a final stage without stage_2.final")
 	}
 }
+
+// Composed images keep the order written, and configure says how to build
+// them.
+func TestComposeOrder(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+compose:
+  zeta: {output: 'z:1', layers: [{image: 'a:1'}]}
+  alpha: {output: 'a:2', layers: [{image: 'b:1'}, {diff: {lower: 'c:1', upper: 'd:1'}, exclude: [/build]}]}
+`)
+	if len(p.Compose) != 2 || p.Compose[0].Name != "zeta" || p.Compose[1].Name != "alpha" || p.Compose[1].Layers[1].Diff.Upper != "d:1" {
+		t.Fatalf("compose: %+v", p.Compose)
+	}
+	if len(p.Notes) != 2 || !strings.Contains(p.Notes[1], "pei build --stage alpha") {
+		t.Errorf("notes: %q", p.Notes)
+	}
+}

@@ -50,10 +50,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	stages, finalIfAny, err := parseStages(opts.Stage)
-	if err != nil {
-		return nil, err
-	}
+	stages, finalIfAny, stageErr := parseStages(opts.Stage)
 	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
 	if err != nil {
 		return nil, err
@@ -75,6 +72,18 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	res, err := Configure(ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup})
 	if err != nil {
 		return nil, err
+	}
+	composed := ""
+	if stageErr != nil {
+		// Not a stage: the name of a composed image, or a mistake.
+		for _, ci := range res.Plan.Compose {
+			if ci.Name == opts.Stage {
+				composed = ci.Name
+			}
+		}
+		if composed == "" {
+			return nil, stageErr
+		}
 	}
 	getenv := opts.Getenv
 	if getenv == nil {
@@ -107,6 +116,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Plan:            res.Plan,
 		Stages:          stages,
 		FinalIfAny:      finalIfAny,
+		Compose:         composed,
 		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
 		Output:          out,
 		Secrets:         secrets,
@@ -135,7 +145,7 @@ func parseStages(s string) ([]int, bool, error) {
 	case "final":
 		return []int{1, 2, 3}, false, nil
 	}
-	return nil, false, fmt.Errorf("--stage %q: use 1, 2, final or all", s)
+	return nil, false, fmt.Errorf("--stage %q: use 1, 2, final, all or the name of an image under compose", s)
 }
 
 func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
