@@ -7,18 +7,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pei-dev/pei/internal/config"
@@ -38,8 +35,7 @@ type Base struct {
 
 // BaseStore is an OCI layout directory that caches base images.
 type BaseStore struct {
-	Dir    string
-	Docker string // docker CLI; "" means "docker"
+	Dir string
 }
 
 // StoreID is the id under which the store is given to BuildKit.
@@ -113,10 +109,6 @@ func (s BaseStore) Add(ref string, img v1.Image) error {
 // FromEngine copies an image from the local Docker engine into the store
 // (once per image id) and returns it as a base.
 func (s BaseStore) FromEngine(ctx context.Context, ref string, p ocispecs.Platform) (Base, error) {
-	docker := s.Docker
-	if docker == "" {
-		docker = "docker"
-	}
 	held, ok := engine.Inspect(ctx, ref)
 	if !ok {
 		return Base{}, fmt.Errorf("base image %s is not in the Docker engine (docker pull it, import it, or build it with pei)", ref)
@@ -135,27 +127,11 @@ func (s BaseStore) FromEngine(ctx context.Context, ref string, p ocispecs.Platfo
 			}
 		}
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".save-*.tar")
+	img, done, err := image.FromEngine(ctx, ref, s.Dir)
 	if err != nil {
 		return Base{}, err
 	}
-	defer os.Remove(tmp.Name())
-	tmp.Close()
-	if out, err := exec.CommandContext(ctx, docker, "save", "-o", tmp.Name(), ref).CombinedOutput(); err != nil {
-		return Base{}, fmt.Errorf("docker save %s: %v: %s", ref, err, out)
-	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return Base{}, fmt.Errorf("base image %s: %w", ref, err)
-	}
-	saved, err := tarball.ImageFromPath(tmp.Name(), &tag)
-	if err != nil {
-		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
-	}
-	img, err := image.Uncompressed(saved)
-	if err != nil {
-		return Base{}, fmt.Errorf("read %s from docker save: %w", ref, err)
-	}
+	defer done()
 	if err := s.Add("engine:"+ref, img); err != nil {
 		return Base{}, fmt.Errorf("copy %s into %s: %w", ref, s.Dir, err)
 	}
@@ -196,20 +172,10 @@ func baseOf(ref string, img v1.Image) (Base, error) {
 	return b, nil
 }
 
-// ParseRef parses an image reference for go-containerregistry, allowing
-// plain HTTP for localhost registries as BuildKit does.
-func ParseRef(ref string) (name.Reference, error) {
-	opts := []name.Option{name.WeakValidation}
-	if isLocalhost(ref) {
-		opts = append(opts, name.Insecure)
-	}
-	return name.ParseReference(ref, opts...)
-}
-
 // FromRegistry resolves a base in a registry (plain HTTP for localhost, as
 // BuildKit itself does), for the daemon to pull by digest.
 func FromRegistry(ctx context.Context, ref string, platform v1.Platform, kc authn.Keychain) (Base, error) {
-	r, err := ParseRef(ref)
+	r, err := image.ParseRef(ref)
 	if err != nil {
 		return Base{}, err
 	}
@@ -223,12 +189,6 @@ func FromRegistry(ctx context.Context, ref string, platform v1.Platform, kc auth
 	}
 	b.Ref, b.StoreID = r.Context().Name()+"@"+b.Manifest, ""
 	return b, nil
-}
-
-func isLocalhost(ref string) bool {
-	host, _, _ := strings.Cut(ref, "/")
-	host, _, _ = strings.Cut(host, ":")
-	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
 }
 
 // FromLayout finds a base in an OCI image layout directory (the user's, not

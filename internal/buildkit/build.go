@@ -34,6 +34,7 @@ import (
 
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/engine"
+	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/plan"
 )
 
@@ -261,7 +262,7 @@ func imageSource(ctx context.Context, opt Options, label, ref string, layout *co
 			return llb.State{}, ocispecs.Image{}, err
 		}
 	} else if b, err = opt.Bases.Resolve(ctx, ref, p); err != nil {
-		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(p), Keychain(auth(opt)))
+		rb, rerr := FromRegistry(ctx, ref, ocispecsToV1(p), image.Keychain(auth(opt)))
 		if rerr != nil {
 			return llb.State{}, ocispecs.Image{}, fmt.Errorf("image %s is not in pei's base store (pei base makes Debian ones), %v, and no registry has it: %v", ref, err, rerr)
 		}

@@ -11,7 +11,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/inspect"
 )
@@ -75,11 +74,11 @@ waste over --max-wasted, or a secret is found.`,
 				}
 				opts.Platform = *p
 			}
-			auth, err := buildkit.LoadAuth(os.Getenv("DOCKER_CONFIG"))
+			auth, err := image.LoadAuth(os.Getenv("DOCKER_CONFIG"))
 			if err != nil {
 				return err
 			}
-			opts.Keychain = buildkit.Keychain(auth)
+			opts.Keychain = image.Keychain(auth)
 			img, done, err := image.Open(cmd.Context(), args[0], opts)
 			if err != nil {
 				return err

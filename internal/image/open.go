@@ -54,7 +54,7 @@ func Open(ctx context.Context, src string, o OpenOptions) (img v1.Image, done fu
 		return img, done, err
 	}
 	if rest, ok := strings.CutPrefix(src, "docker://"); ok {
-		return fromEngine(ctx, rest, o)
+		return FromEngine(ctx, rest, o.TmpDir)
 	}
 	if rest, ok := strings.CutPrefix(src, "registry://"); ok {
 		img, err := fromRegistry(ctx, rest, o)
@@ -68,7 +68,7 @@ func Open(ctx context.Context, src string, o OpenOptions) (img v1.Image, done fu
 		return fromTarball(src, o)
 	}
 	if _, ok := engine.Inspect(ctx, src); ok {
-		return fromEngine(ctx, src, o)
+		return FromEngine(ctx, src, o.TmpDir)
 	}
 	img, rerr := fromRegistry(ctx, src, o)
 	if rerr != nil {
@@ -78,14 +78,9 @@ func Open(ctx context.Context, src string, o OpenOptions) (img v1.Image, done fu
 }
 
 func fromRegistry(ctx context.Context, ref string, o OpenOptions) (v1.Image, error) {
-	r, err := name.ParseReference(ref, name.WeakValidation)
+	r, err := ParseRef(ref)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
-	}
-	if host := r.Context().RegistryStr(); strings.HasPrefix(host, "localhost") || strings.HasPrefix(host, "127.0.0.1") {
-		if r, err = name.ParseReference(ref, name.WeakValidation, name.Insecure); err != nil {
-			return nil, err
-		}
 	}
 	desc, err := remote.Get(r, remote.WithContext(ctx), remote.WithAuthFromKeychain(o.Keychain))
 	if err != nil {
@@ -101,9 +96,11 @@ func fromRegistry(ctx context.Context, ref string, o OpenOptions) (v1.Image, err
 	return desc.Image()
 }
 
-// fromEngine copies an image out of the Docker engine ('docker save').
-func fromEngine(ctx context.Context, ref string, o OpenOptions) (v1.Image, func(), error) {
-	f, err := os.CreateTemp(o.TmpDir, "pei-inspect-*.tar")
+// FromEngine copies an image out of the Docker engine ('docker save') into
+// a temporary file in tmpDir ("" for the system's), read as plain tar
+// layers; done removes the file.
+func FromEngine(ctx context.Context, ref, tmpDir string) (v1.Image, func(), error) {
+	f, err := os.CreateTemp(tmpDir, ".pei-save-*.tar")
 	if err != nil {
 		return nil, func() {}, err
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // uncompressedLayer is a layer stored as a plain tar: its digest is its
-// diff id. Bases copied out of the engine are kept this way because
-// compressing a few hundred megabytes costs seconds on every cold build,
-// and BuildKit unpacks plain tars fastest; the store is a local cache, not
+// diff id. Images read from docker save are kept this way: compressing a
+// few hundred megabytes only to name the layers costs seconds (a cold
+// build's base copy, every pei inspect of an engine image), and BuildKit
+// unpacks plain tars fastest; pei's base store is a local cache, not
 // something sent over a network.
 type uncompressedLayer struct {
 	diffID v1.Hash

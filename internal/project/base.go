@@ -20,6 +20,7 @@ import (
 
 	"github.com/pei-dev/pei/internal/bootstrap"
 	"github.com/pei-dev/pei/internal/buildkit"
+	"github.com/pei-dev/pei/internal/image"
 )
 
 // BaseOptions configure Base.
@@ -183,7 +184,7 @@ func writeOCITar(dest, ref string, img v1.Image) error {
 
 // pushImage pushes img to ref (plain HTTP for localhost).
 func pushImage(ctx context.Context, ref string, img v1.Image, getenv func(string) string) error {
-	r, err := buildkit.ParseRef(ref)
+	r, err := image.ParseRef(ref)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
@@ -191,11 +192,11 @@ func pushImage(ctx context.Context, ref string, img v1.Image, getenv func(string
 	if getenv != nil {
 		dockerConfig = getenv("DOCKER_CONFIG")
 	}
-	auth, err := buildkit.LoadAuth(dockerConfig)
+	auth, err := image.LoadAuth(dockerConfig)
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(buildkit.Keychain(auth))); err != nil {
+	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(image.Keychain(auth))); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
 	return nil

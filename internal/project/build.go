@@ -18,6 +18,7 @@ import (
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/engine"
+	"github.com/pei-dev/pei/internal/image"
 )
 
 // BuildOptions configure Build.
@@ -107,7 +108,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	auth, err := buildkit.LoadAuth(getenv("DOCKER_CONFIG"))
+	auth, err := image.LoadAuth(getenv("DOCKER_CONFIG"))
 	if err != nil {
 		return nil, err
 	}
