@@ -1,0 +1,592 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/store"
+)
+
+// RecipeArtifactType marks an OCI artifact whose layer is a packed recipe:
+// pushing one to pei serve queues a build whose image points back to it
+// (subject).
+const RecipeArtifactType = "application/vnd.pei.recipe.v1"
+
+// Recipe artifact annotations that say what to build.
+const (
+	AnnotationTag      = "dev.pei.build.tag"
+	AnnotationPlatform = "dev.pei.build.platform"
+	AnnotationKind     = "dev.pei.build.kind"
+	AnnotationStage    = "dev.pei.build.stage"
+	AnnotationSecrets  = "dev.pei.build.secrets"
+)
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+
+// BuildView is a build as the API shows it.
+type BuildView struct {
+	ID         string    `json:"id"`
+	Repository string    `json:"repository"`
+	Tag        string    `json:"tag"`
+	Platform   string    `json:"platform"`
+	Kind       string    `json:"kind"`
+	Stage      string    `json:"stage,omitempty"`
+	State      string    `json:"state"`
+	Created    time.Time `json:"created"`
+	Started    time.Time `json:"started,omitzero"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Worker     string    `json:"worker,omitempty"`
+	Attempts   int       `json:"attempts"`
+	Recipe     string    `json:"recipe"`
+	RecipeSize int64     `json:"recipe_size"`
+	Subject    string    `json:"subject,omitempty"`
+	Secrets    []string  `json:"secrets,omitempty"`
+	Timeout    string    `json:"timeout"`
+	Webhook    bool      `json:"webhook"`
+	Submitter  string    `json:"submitter,omitempty"`
+	Digest     string    `json:"digest,omitempty"`
+	Image      string    `json:"image,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	Cancel     bool      `json:"cancel_requested,omitempty"`
+	Links      struct {
+		Self string `json:"self"`
+		Logs string `json:"logs"`
+	} `json:"links"`
+}
+
+func (s *Server) view(b store.Build) BuildView {
+	v := BuildView{ID: b.ID, Repository: b.Repo, Tag: b.Tag, Platform: b.Platform, Kind: b.Kind, Stage: b.Stage, State: b.State,
+		Created: b.Created, Started: b.Started, Finished: b.Finished, Worker: b.Worker, Attempts: b.Attempts,
+		Recipe: b.Recipe, RecipeSize: b.RecipeSize, Subject: b.Subject, Secrets: b.Secrets, Timeout: b.Timeout.String(),
+		Webhook: b.Webhook != "", Submitter: b.Submitter, Digest: b.Digest, Error: b.Error, Cancel: b.Cancel && !b.Done()}
+	if b.Digest != "" {
+		v.Image = s.host() + "/" + b.Repo + "@" + b.Digest
+	}
+	v.Links.Self = "/v2/" + b.Repo + "/_pei/builds/" + b.ID
+	v.Links.Logs = v.Links.Self + "/logs"
+	return v
+}
+
+func (s *Server) host() string {
+	u, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		return s.cfg.PublicURL
+	}
+	return u.Host
+}
+
+// httpError is an error with the status and code to answer it with.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+func (e *httpError) write(w http.ResponseWriter) {
+	writeError(w, e.status, e.code, e.msg, nil)
+}
+
+func badRequest(format string, args ...any) *httpError {
+	return &httpError{http.StatusBadRequest, "BUILD_INVALID", fmt.Sprintf(format, args...)}
+}
+
+// buildRequest is what a submission asks for.
+type buildRequest struct {
+	repo, tag, platform, kind, stage, dockerfile string
+	secrets                                      []string
+	webhook, webhookSecret                       string
+	timeout                                      time.Duration
+}
+
+func (s *Server) parseRequest(repo string, get func(string) string, list func(string) []string) (buildRequest, *httpError) {
+	req := buildRequest{repo: repo, tag: get("tag"), kind: get("kind"), stage: get("stage"), dockerfile: get("dockerfile"),
+		webhook: get("webhook"), webhookSecret: get("webhook_secret")}
+	if req.tag == "" {
+		req.tag = "latest"
+	}
+	if !tagRE.MatchString(req.tag) {
+		return req, badRequest("tag %q: use letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", req.tag)
+	}
+	switch req.kind {
+	case "":
+		req.kind = "pei"
+	case "pei", "dockerfile":
+	default:
+		return req, badRequest("kind %q: use pei (a pei project) or dockerfile", req.kind)
+	}
+	if req.kind == "dockerfile" && req.dockerfile == "" {
+		req.dockerfile = "Dockerfile"
+	}
+	if req.kind == "pei" && req.stage != "" && !regexp.MustCompile(`^(1|2|final|all|[a-z0-9][a-z0-9_.-]*)$`).MatchString(req.stage) {
+		return req, badRequest("stage %q: use 1, 2, final, all or a name under compose", req.stage)
+	}
+	p := get("platform")
+	if p == "" {
+		p = platforms.DefaultString()
+	}
+	pl, err := platforms.Parse(p)
+	if err != nil {
+		return req, badRequest("platform %q: %v", p, err)
+	}
+	req.platform = platforms.Format(platforms.Normalize(pl))
+	for _, sec := range list("secret") {
+		for _, id := range strings.Split(sec, ",") {
+			if id = strings.TrimSpace(id); id == "" {
+				continue
+			}
+			if !regexp.MustCompile(`^[A-Za-z0-9_.-]+$`).MatchString(id) {
+				return req, badRequest("secret %q: a secret id is letters, digits, '_', '.' and '-'; the value stays with the workers", id)
+			}
+			req.secrets = append(req.secrets, id)
+		}
+	}
+	req.timeout = s.cfg.Limits.BuildTimeout
+	if t := get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return req, badRequest("timeout %q: give a duration such as 30m", t)
+		}
+		if d > s.cfg.Limits.BuildTimeout {
+			return req, &httpError{http.StatusBadRequest, "BUILD_INVALID", fmt.Sprintf("timeout %s is over this server's limit of %s", d, s.cfg.Limits.BuildTimeout)}
+		}
+		req.timeout = d
+	}
+	if req.webhook != "" {
+		u, err := url.Parse(req.webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return req, badRequest("webhook %q: give an http or https URL", req.webhook)
+		}
+	}
+	return req, nil
+}
+
+// submit takes an uploaded recipe: POST /v2/<name>/_pei/builds?tag=...
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
+	c, err := s.caller(r)
+	if err != nil || !s.allowed(c, repo, ScopeBuild) {
+		s.deny(w, c, err, "build in "+repo)
+		return
+	}
+	q := r.URL.Query()
+	req, herr := s.parseRequest(repo, q.Get, func(k string) []string { return q[k] })
+	if herr != nil {
+		herr.write(w)
+		return
+	}
+	if herr := s.checkActive(r.Context(), repo); herr != nil {
+		herr.write(w)
+		return
+	}
+	if r.ContentLength > s.cfg.Limits.MaxRecipeBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("recipe of %d bytes is over the limit of %d bytes", r.ContentLength, s.cfg.Limits.MaxRecipeBytes), nil)
+		return
+	}
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.UploadTimeout))
+	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRecipeBytes)
+	dgst, size, path, herr := s.saveRecipe(body)
+	if herr != nil {
+		herr.write(w)
+		return
+	}
+	if herr := s.checkRecipe(path, req); herr != nil {
+		herr.write(w)
+		return
+	}
+	b, err := s.store.CreateBuild(r.Context(), store.Build{Repo: repo, Namespace: Namespace(repo), Tag: req.tag, Platform: req.platform,
+		Kind: req.kind, Stage: kindStage(req), Recipe: dgst, RecipeSize: size, Secrets: req.secrets, Webhook: req.webhook,
+		WebhookSecret: req.webhookSecret, Submitter: c.Subject, Timeout: req.timeout})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+		return
+	}
+	s.events.notify("")
+	v := s.view(b)
+	w.Header().Set("Location", v.Links.Self)
+	w.Header().Set("Pei-Build-Id", b.ID)
+	writeJSON(w, http.StatusAccepted, v)
+}
+
+// kindStage is what the worker needs besides the kind: pei's --stage, or
+// the Dockerfile's path in the context.
+func kindStage(req buildRequest) string {
+	if req.kind == "dockerfile" {
+		return req.dockerfile
+	}
+	return req.stage
+}
+
+func (s *Server) checkActive(ctx context.Context, repo string) *httpError {
+	n, err := s.store.Active(ctx, Namespace(repo))
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	if n >= s.cfg.Limits.MaxActive {
+		return &httpError{http.StatusTooManyRequests, "TOOMANYREQUESTS", fmt.Sprintf("namespace %s has %d builds queued or running, the limit; wait for some to finish or cancel them", Namespace(repo), n)}
+	}
+	return nil
+}
+
+// saveRecipe stores an upload under recipes/sha256/<hex>, written to a
+// temporary file and renamed once complete, so a cut upload or a crash
+// leaves nothing behind.
+func (s *Server) saveRecipe(body io.Reader) (string, int64, string, *httpError) {
+	dir := filepath.Join(s.cfg.DataDir, "recipes", "sha256")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", 0, "", &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	tmp, err := os.CreateTemp(dir, ".upload-*")
+	if err != nil {
+		return "", 0, "", &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	defer os.Remove(tmp.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	tmp.Close()
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return "", 0, "", &httpError{http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("recipe is over the limit of %d bytes", s.cfg.Limits.MaxRecipeBytes)}
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return "", 0, "", &httpError{http.StatusRequestTimeout, "TIMEOUT", fmt.Sprintf("recipe upload took longer than %s", s.cfg.Limits.UploadTimeout)}
+		}
+		return "", 0, "", &httpError{http.StatusBadRequest, "BLOB_UPLOAD_INVALID", "read recipe: " + err.Error()}
+	}
+	if n == 0 {
+		return "", 0, "", badRequest("empty body: send the recipe as a gzip-compressed tar (pei submit does this)")
+	}
+	hexsum := hex.EncodeToString(h.Sum(nil))
+	final := filepath.Join(dir, hexsum)
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return "", 0, "", &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	return "sha256:" + hexsum, n, final, nil
+}
+
+func (s *Server) recipeLimits() recipe.Limits {
+	return recipe.Limits{MaxBytes: s.cfg.Limits.MaxContextBytes, MaxFiles: 200000}
+}
+
+// checkRecipe unpacks a stored recipe into a scratch directory and checks
+// it: a safe archive, the file the kind needs, and for pei projects a
+// valid user_config.yml (the error names file, line and field).
+func (s *Server) checkRecipe(path string, req buildRequest) *httpError {
+	f, err := os.Open(path)
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	defer f.Close()
+	return s.checkRecipeReader(f, req)
+}
+
+func (s *Server) checkRecipeReader(r io.Reader, req buildRequest) *httpError {
+	dir, err := os.MkdirTemp("", "pei-recipe-*")
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	defer os.RemoveAll(dir)
+	if err := recipe.Extract(r, dir, s.recipeLimits()); err != nil {
+		if errors.Is(err, recipe.ErrTooLarge) {
+			return &httpError{http.StatusRequestEntityTooLarge, "SIZE_INVALID", err.Error()}
+		}
+		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", err.Error()}
+	}
+	if req.kind == "dockerfile" {
+		if _, err := config.ResolveProjectPath(dir, req.dockerfile); err != nil {
+			return &httpError{http.StatusBadRequest, "RECIPE_INVALID", fmt.Sprintf("dockerfile %s: %v", req.dockerfile, err)}
+		}
+		if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(req.dockerfile))); err != nil || !fi.Mode().IsRegular() {
+			return &httpError{http.StatusBadRequest, "RECIPE_INVALID", fmt.Sprintf("recipe has no file %s: put the Dockerfile at the top of the context or name it with dockerfile=PATH", req.dockerfile)}
+		}
+		return nil
+	}
+	cfg, err := config.Load(config.LoadOptions{ProjectDir: dir, Lookup: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", strings.ReplaceAll(err.Error(), dir+string(os.PathSeparator), "")}
+	}
+	p, err := plan.New(config.WithDefaults(cfg), "recipe")
+	if err != nil {
+		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", strings.ReplaceAll(err.Error(), dir+string(os.PathSeparator), "")}
+	}
+	if st := req.stage; st != "" && st != "1" && st != "2" && st != "all" {
+		found := st == "final" && p.Final != nil
+		for _, ci := range p.Compose {
+			found = found || ci.Name == st
+		}
+		if !found {
+			return badRequest("stage %q: the recipe's user_config.yml has no %s image", st, st)
+		}
+	}
+	return nil
+}
+
+// recipeArtifact checks a pushed recipe artifact before the registry
+// stores it and returns what queues its build once it is stored.
+func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifest) (func(string) (string, error), *httpError) {
+	c, err := s.caller(r)
+	if err != nil || !s.allowed(c, repo, ScopeBuild) {
+		return nil, &httpError{http.StatusForbidden, "DENIED", fmt.Sprintf("pushing a pei recipe to %s queues a build: the token needs the build scope there", repo)}
+	}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != recipe.MediaType {
+		return nil, &httpError{http.StatusBadRequest, "MANIFEST_INVALID", fmt.Sprintf("a pei recipe artifact has exactly one layer of type %s", recipe.MediaType)}
+	}
+	a := m.Annotations
+	get := func(k string) string {
+		switch k {
+		case "tag":
+			return a[AnnotationTag]
+		case "platform":
+			return a[AnnotationPlatform]
+		case "kind":
+			return a[AnnotationKind]
+		case "stage":
+			return a[AnnotationStage]
+		}
+		return ""
+	}
+	req, herr := s.parseRequest(repo, get, func(string) []string { return []string{a[AnnotationSecrets]} })
+	if herr != nil {
+		return nil, herr
+	}
+	if herr := s.checkActive(r.Context(), repo); herr != nil {
+		return nil, herr
+	}
+	layer := m.Layers[0]
+	if layer.Size > s.cfg.Limits.MaxRecipeBytes {
+		return nil, &httpError{http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("recipe layer of %d bytes is over the limit of %d", layer.Size, s.cfg.Limits.MaxRecipeBytes)}
+	}
+	rc, err := s.openBlob(r.Context(), repo, layer.Digest)
+	if err != nil {
+		return nil, &httpError{http.StatusBadRequest, "BLOB_UNKNOWN", fmt.Sprintf("recipe layer %s: push it before the manifest: %v", layer.Digest, err)}
+	}
+	herr = s.checkRecipeReader(rc, req)
+	rc.Close()
+	if herr != nil {
+		return nil, herr
+	}
+	return func(manifest string) (string, error) {
+		b, err := s.store.CreateBuild(context.WithoutCancel(r.Context()), store.Build{Repo: repo, Namespace: Namespace(repo), Tag: req.tag,
+			Platform: req.platform, Kind: req.kind, Stage: kindStage(req), Recipe: layer.Digest.String(), RecipeSize: layer.Size,
+			Subject: manifest, Secrets: req.secrets, Submitter: c.Subject, Timeout: req.timeout})
+		if err != nil {
+			return "", err
+		}
+		s.events.notify("")
+		return b.ID, nil
+	}, nil
+}
+
+func (s *Server) openBlob(ctx context.Context, repo string, d digest.Digest) (io.ReadCloser, error) {
+	named, err := reference.WithName(repo)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := s.registry.Repository(ctx, named)
+	if err != nil {
+		return nil, err
+	}
+	return rep.Blobs(ctx).Open(ctx, d)
+}
+
+// getBuild loads a build that must belong to repo; a build of another
+// repository is "not found", so ids cannot be probed across tenants.
+func (s *Server) getBuild(w http.ResponseWriter, r *http.Request, repo, id, action string) (store.Build, bool) {
+	c, err := s.caller(r)
+	if err != nil || !s.allowed(c, repo, action) {
+		s.deny(w, c, err, action+" in "+repo)
+		return store.Build{}, false
+	}
+	b, err := s.store.Build(r.Context(), id)
+	if err != nil || b.Repo != repo {
+		writeError(w, http.StatusNotFound, "BUILD_UNKNOWN", fmt.Sprintf("no build %s in %s", id, repo), nil)
+		return store.Build{}, false
+	}
+	return b, true
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, repo, id string) {
+	if b, ok := s.getBuild(w, r, repo, id, "pull"); ok {
+		writeJSON(w, http.StatusOK, s.view(b))
+	}
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, repo string) {
+	c, err := s.caller(r)
+	if err != nil || !s.allowed(c, repo, "pull") {
+		s.deny(w, c, err, "read builds in "+repo)
+		return
+	}
+	s.writeBuilds(w, r, store.Filter{Repo: repo})
+}
+
+// listAll lists builds in every namespace the caller can read.
+func (s *Server) listAll(w http.ResponseWriter, r *http.Request) {
+	c, err := s.caller(r)
+	if err != nil {
+		s.deny(w, nil, err, "")
+		return
+	}
+	var namespaces []string
+	if c != nil {
+		namespaces = c.Namespaces
+	} else {
+		namespaces = s.cfg.AnonymousPull
+	}
+	if len(namespaces) == 0 {
+		s.deny(w, c, nil, "read builds")
+		return
+	}
+	f := store.Filter{State: r.URL.Query().Get("state")}
+	if !inNamespaces(namespaces, "*") {
+		if len(namespaces) == 1 {
+			f.Namespace = namespaces[0]
+		}
+	}
+	s.writeBuilds(w, r, f, namespaces...)
+}
+
+func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Filter, only ...string) {
+	q := r.URL.Query()
+	if f.State == "" {
+		f.State = q.Get("state")
+	}
+	if n, err := strconv.Atoi(q.Get("n")); err == nil {
+		f.Limit = n
+	}
+	bs, err := s.store.Builds(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+		return
+	}
+	out := []BuildView{}
+	for _, b := range bs {
+		if len(only) == 0 || inNamespaces(only, b.Namespace) {
+			out = append(out, s.view(b))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"builds": out})
+}
+
+func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request, repo, id string) {
+	b, ok := s.getBuild(w, r, repo, id, ScopeBuild)
+	if !ok {
+		return
+	}
+	if b.Done() {
+		writeError(w, http.StatusConflict, "BUILD_DONE", fmt.Sprintf("build %s has already ended (%s)", id, b.State), nil)
+		return
+	}
+	b, err := s.store.Cancel(r.Context(), id)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+		return
+	}
+	if b.Done() {
+		s.ended(b)
+	}
+	s.events.notify(id)
+	writeJSON(w, http.StatusAccepted, s.view(b))
+}
+
+// logs serves a build's log: Server-Sent Events that follow it to the end
+// (resuming after Last-Event-ID), or plain text of what there is so far.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
+	b, ok := s.getBuild(w, r, repo, id, "pull")
+	if !ok {
+		return
+	}
+	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Pei-Build-State", b.State)
+		var after int64
+		for {
+			chunks, err := s.store.Logs(r.Context(), id, after)
+			if err != nil || len(chunks) == 0 {
+				return
+			}
+			for _, c := range chunks {
+				io.WriteString(w, c.Data)
+				after = c.Seq
+			}
+		}
+	}
+	var after int64
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		after, _ = strconv.ParseInt(v, 10, 64)
+	} else if v := r.URL.Query().Get("after"); v != "" {
+		after, _ = strconv.ParseInt(v, 10, 64)
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	fmt.Fprintf(w, "retry: 2000\n\n")
+	rc.Flush()
+	keepalive := time.NewTicker(15 * time.Second)
+	defer keepalive.Stop()
+	for {
+		wake := s.events.wait(id)
+		chunks, err := s.store.Logs(r.Context(), id, after)
+		if err != nil {
+			return
+		}
+		for _, c := range chunks {
+			fmt.Fprintf(w, "id: %d\nevent: log\n", c.Seq)
+			for _, line := range strings.Split(strings.TrimSuffix(c.Data, "\n"), "\n") {
+				fmt.Fprintf(w, "data: %s\n", line)
+			}
+			fmt.Fprint(w, "\n")
+			after = c.Seq
+		}
+		if len(chunks) > 0 {
+			rc.Flush()
+			continue
+		}
+		b, err := s.store.Build(r.Context(), id)
+		if err != nil {
+			return
+		}
+		if b.Done() {
+			// Every chunk is out: the worker writes its last log before
+			// finishing.
+			js, _ := jsonCompact(s.view(b))
+			fmt.Fprintf(w, "event: end\ndata: %s\n\n", js)
+			rc.Flush()
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-wake:
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+			rc.Flush()
+		}
+	}
+}

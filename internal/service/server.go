@@ -1,0 +1,306 @@
+// Package service is pei serve: an OCI distribution registry (the
+// distribution/distribution library, not a hand-written one) with a Docker
+// token server in front of it and build endpoints beside it. Users push and
+// pull images as from any registry and submit recipes (pei projects or
+// Dockerfiles with their context) that workers (package worker) lease,
+// build with BuildKit and push back here.
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3"
+	"github.com/distribution/distribution/v3/configuration"
+	"github.com/distribution/distribution/v3/registry/handlers"
+	"github.com/distribution/distribution/v3/registry/storage"
+	"github.com/distribution/distribution/v3/registry/storage/driver/factory"
+	"github.com/sirupsen/logrus"
+
+	_ "github.com/distribution/distribution/v3/registry/auth/token"                // token access controller
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // default storage
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
+	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
+
+	"github.com/pei-dev/pei/internal/store"
+)
+
+// Config configures a Server.
+type Config struct {
+	// DataDir holds the signing key, uploaded recipes and, unless
+	// RegistryConfig names other storage, the registry's blobs.
+	DataDir string
+	// Database is a SQLite file path or a postgres:// URL; "" is
+	// DataDir/pei.db.
+	Database string
+	// RegistryConfig is a distribution configuration file whose storage
+	// section is used (auth and HTTP are pei's); "" is filesystem storage
+	// under DataDir/registry.
+	RegistryConfig string
+	// PublicURL is how clients reach the server (the token realm),
+	// e.g. http://127.0.0.1:5000.
+	PublicURL string
+	// AnonymousPull lists namespaces anyone may pull from.
+	AnonymousPull []string
+	Limits        Limits
+	// Lease is how long a worker holds a build between heartbeats.
+	Lease time.Duration
+	// MaxAttempts is how many times a build whose worker vanished is run.
+	MaxAttempts int
+	Log         io.Writer
+	Debug       bool
+}
+
+// Limits bound what one tenant can ask of the server.
+type Limits struct {
+	MaxRecipeBytes   int64         // compressed recipe upload
+	MaxContextBytes  int64         // recipe unpacked
+	MaxActive        int           // queued+running builds per namespace
+	BuildTimeout     time.Duration // default and maximum per build
+	UploadTimeout    time.Duration // to receive a recipe
+	RequestsPerSec   float64       // per caller on pei's endpoints
+	Burst            int
+	MaxManifestBytes int64
+}
+
+// DefaultLimits are the limits when none are configured.
+var DefaultLimits = Limits{
+	MaxRecipeBytes:   256 << 20,
+	MaxContextBytes:  2 << 30,
+	MaxActive:        20,
+	BuildTimeout:     time.Hour,
+	UploadTimeout:    10 * time.Minute,
+	RequestsPerSec:   50,
+	Burst:            100,
+	MaxManifestBytes: 4 << 20,
+}
+
+// Server is pei serve.
+type Server struct {
+	cfg      Config
+	store    *store.Store
+	signer   *signer
+	jobKey   []byte
+	app      *handlers.App
+	registry distribution.Namespace
+	limiter  *limiter
+	hooks    *webhooks
+	events   *events
+	handler  http.Handler
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New opens the server's state and builds its handler.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("pei serve needs a data directory")
+	}
+	if cfg.PublicURL == "" {
+		return nil, errors.New("pei serve needs its public URL (the token realm)")
+	}
+	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	fillLimits(&cfg.Limits)
+	if cfg.Lease == 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 2
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "recipes"), 0o700); err != nil {
+		return nil, err
+	}
+	dsn := cfg.Database
+	if dsn == "" {
+		dsn = filepath.Join(cfg.DataDir, "pei.db")
+	}
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, store: st}
+	fail := func(err error) (*Server, error) {
+		st.Close()
+		return nil, err
+	}
+	sig, jwks, err := loadSigner(filepath.Join(cfg.DataDir, "auth"))
+	if err != nil {
+		return fail(fmt.Errorf("signing key: %w", err))
+	}
+	s.signer = sig
+	key, err := s.secretFile("job-key")
+	if err != nil {
+		return fail(err)
+	}
+	s.jobKey = []byte(key)
+	rcfg, err := s.registryConfig(jwks)
+	if err != nil {
+		return fail(err)
+	}
+	// distribution logs through logrus's standard logger.
+	logrus.SetOutput(cfg.Log)
+	logrus.SetLevel(logrus.WarnLevel)
+	if cfg.Debug {
+		logrus.SetLevel(logrus.DebugLevel)
+	}
+	rctx := context.Background()
+	// NewApp panics on a bad storage configuration: try the driver first.
+	driver, err := factory.Create(rctx, rcfg.Storage.Type(), rcfg.Storage.Parameters())
+	if err != nil {
+		return fail(fmt.Errorf("registry storage %s: %w", rcfg.Storage.Type(), err))
+	}
+	if s.registry, err = storage.NewRegistry(rctx, driver, storage.EnableDelete); err != nil {
+		return fail(err)
+	}
+	s.app = handlers.NewApp(rctx, rcfg)
+	s.limiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
+	s.hooks = newWebhooks(cfg.Log)
+	s.events = newEvents()
+	s.handler = s.routes()
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.expireLoop(bg)
+	}()
+	return s, nil
+}
+
+func fillLimits(l *Limits) {
+	d := DefaultLimits
+	if l.MaxRecipeBytes == 0 {
+		l.MaxRecipeBytes = d.MaxRecipeBytes
+	}
+	if l.MaxContextBytes == 0 {
+		l.MaxContextBytes = d.MaxContextBytes
+	}
+	if l.MaxActive == 0 {
+		l.MaxActive = d.MaxActive
+	}
+	if l.BuildTimeout == 0 {
+		l.BuildTimeout = d.BuildTimeout
+	}
+	if l.UploadTimeout == 0 {
+		l.UploadTimeout = d.UploadTimeout
+	}
+	if l.RequestsPerSec == 0 {
+		l.RequestsPerSec = d.RequestsPerSec
+	}
+	if l.Burst == 0 {
+		l.Burst = d.Burst
+	}
+	if l.MaxManifestBytes == 0 {
+		l.MaxManifestBytes = d.MaxManifestBytes
+	}
+}
+
+// registryConfig is distribution's configuration: storage from the user's
+// file or the data directory, token auth against our signing key, and an
+// upload-state secret kept in the data directory so uploads started before
+// a restart (or on another replica) can go on.
+func (s *Server) registryConfig(jwks string) (*configuration.Configuration, error) {
+	cfg := &configuration.Configuration{}
+	if s.cfg.RegistryConfig != "" {
+		f, err := os.Open(s.cfg.RegistryConfig)
+		if err != nil {
+			return nil, fmt.Errorf("registry config: %w", err)
+		}
+		defer f.Close()
+		if cfg, err = configuration.Parse(f); err != nil {
+			return nil, fmt.Errorf("registry config %s: %w", s.cfg.RegistryConfig, err)
+		}
+	} else {
+		cfg.Storage = configuration.Storage{
+			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(s.cfg.DataDir, "registry")},
+		}
+	}
+	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
+	if _, ok := cfg.Storage["cache"]; !ok {
+		cfg.Storage["cache"] = configuration.Parameters{"blobdescriptor": "inmemory"}
+	}
+	secret, err := s.secretFile("http-secret")
+	if err != nil {
+		return nil, err
+	}
+	cfg.HTTP = configuration.HTTP{Secret: secret, Host: s.cfg.PublicURL}
+	cfg.HTTP.Headers = map[string][]string{"X-Content-Type-Options": {"nosniff"}}
+	cfg.Auth = configuration.Auth{"token": configuration.Parameters{
+		"realm":   s.cfg.PublicURL + "/token",
+		"service": service,
+		"issuer":  issuer,
+		"jwks":    jwks,
+	}}
+	cfg.Log.Level = "warn"
+	cfg.Log.AccessLog.Disabled = true
+	cfg.Notifications = configuration.Notifications{}
+	cfg.Validation.Manifests.URLs.Allow = nil
+	return cfg, nil
+}
+
+// secretFile reads a random secret kept in the data directory, making it
+// on first use: replicas sharing the directory share it.
+func (s *Server) secretFile(name string) (string, error) {
+	path := filepath.Join(s.cfg.DataDir, "auth", name)
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(b[:])
+	return secret, writeFileAtomic(path, []byte(secret), 0o600)
+}
+
+// Store is the server's database (pei token create uses it directly).
+func (s *Server) Store() *store.Store { return s.store }
+
+// ServeHTTP serves the registry, the token endpoint and pei's endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close stops background work and closes the database.
+func (s *Server) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	s.hooks.wait()
+	s.app.Shutdown()
+	return s.store.Close()
+}
+
+// expireLoop re-queues builds whose workers stopped heartbeating and ends
+// those past their timeout.
+func (s *Server) expireLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		ended, err := s.store.Expire(ctx, s.cfg.MaxAttempts)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(s.cfg.Log, "pei serve: expire leases: %v\n", err)
+		}
+		for _, b := range ended {
+			s.ended(b)
+		}
+		// Waiters re-check on their own: nothing waits forever on a
+		// change that went unannounced.
+		s.events.notifyAll()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
