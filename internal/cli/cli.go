@@ -32,7 +32,8 @@ It reads PeiDocker's user_config.yml unchanged.`,
 		SilenceErrors: true,
 		Version:       Version,
 	}
-	root.AddCommand(newCreateCmd(), newConfigureCmd(), newBuildCmd(), newBaseCmd(), newBuilderCmd(), newInspectCmd(), newRemoveCmd(), newSchemaCmd())
+	root.AddCommand(newCreateCmd(), newConfigureCmd(), newBuildCmd(), newBaseCmd(), newBuilderCmd(), newInspectCmd(), newRemoveCmd(), newSchemaCmd(),
+		newServeCmd(), newTokenCmd(), newWorkerCmd(), newSubmitCmd())
 	return root
 }
 

@@ -1,0 +1,103 @@
+package buildkit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+
+	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config/configfile"
+	bkclient "github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/tonistiigi/fsutil"
+)
+
+// DockerfileOptions configure BuildDockerfile.
+type DockerfileOptions struct {
+	ContextDir string
+	Dockerfile string // path inside ContextDir
+	Platform   string // e.g. linux/amd64; "" is the host's
+	Secrets    map[string]string
+	Dest       string // the OCI tarball written
+	Auth       *configfile.ConfigFile
+	// SourceDateEpoch clamps timestamps in the image; -1 leaves them.
+	SourceDateEpoch int64
+	Progress        string
+	Stderr          io.Writer
+}
+
+// BuildDockerfile builds a plain Dockerfile with BuildKit's built-in
+// dockerfile frontend into an OCI tarball: what pei serve builds when a
+// recipe is a Dockerfile and its context rather than a pei project.
+func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOptions) (string, error) {
+	ctxFS, err := fsutil.NewFS(opt.ContextDir)
+	if err != nil {
+		return "", err
+	}
+	dfDir := filepath.Join(opt.ContextDir, filepath.Dir(filepath.FromSlash(opt.Dockerfile)))
+	dfFS, err := fsutil.NewFS(dfDir)
+	if err != nil {
+		return "", err
+	}
+	var srcs []secretsprovider.Source
+	for id, file := range opt.Secrets {
+		srcs = append(srcs, secretsprovider.Source{ID: id, FilePath: file})
+	}
+	secretStore, err := secretsprovider.NewStore(srcs)
+	if err != nil {
+		return "", fmt.Errorf("secrets: %w", err)
+	}
+	attrs := map[string]string{"filename": path.Base(opt.Dockerfile)}
+	if opt.Platform != "" {
+		p, err := platforms.Parse(opt.Platform)
+		if err != nil {
+			return "", err
+		}
+		attrs["platform"] = platforms.Format(p)
+	}
+	exp := map[string]string{"compression": "gzip", "force-compression": "true"}
+	if opt.SourceDateEpoch >= 0 {
+		attrs["build-arg:SOURCE_DATE_EPOCH"] = strconv.FormatInt(opt.SourceDateEpoch, 10)
+		exp["rewrite-timestamp"] = "true"
+	}
+	dest := opt.Dest
+	so := bkclient.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts:   map[string]fsutil.FS{"context": ctxFS, "dockerfile": dfFS},
+		Session:       []session.Attachable{secretsprovider.NewSecretProvider(secretStore), authSession(opt.Auth)},
+		Exports: []bkclient.ExportEntry{{Type: "oci", Attrs: exp, Output: func(map[string]string) (io.WriteCloser, error) {
+			return os.Create(dest)
+		}}},
+	}
+	mode := progressui.DisplayMode(opt.Progress)
+	if mode == "" {
+		mode = progressui.AutoMode
+	}
+	w := opt.Stderr
+	if w == nil {
+		w = io.Discard
+	}
+	d, err := progressui.NewDisplay(w, mode)
+	if err != nil {
+		return "", fmt.Errorf("progress: %w", err)
+	}
+	ch := make(chan *bkclient.SolveStatus)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.UpdateFrom(context.Background(), ch)
+	}()
+	resp, err := c.Solve(ctx, nil, so, ch)
+	<-done
+	if err != nil {
+		return "", fmt.Errorf("build %s: %w", opt.Dockerfile, err)
+	}
+	return resp.ExporterResponse["containerimage.digest"], nil
+}

@@ -1,0 +1,386 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/pei-dev/pei/internal/client"
+	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/service"
+	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/worker"
+)
+
+func defaultDataDir() string {
+	if d := os.Getenv("PEI_SERVE_DATA"); d != "" {
+		return d
+	}
+	if dir, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(dir, ".local", "share", "pei", "serve")
+	}
+	return "pei-serve"
+}
+
+type serveFlags struct {
+	cfg       service.Config
+	addr      string
+	maxRecipe string
+	tlsCert   string
+	tlsKey    string
+	anonymous []string
+}
+
+func newServeCmd() *cobra.Command {
+	var f serveFlags
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run an OCI registry that also builds: push a recipe, get an image",
+		Long: `Serve runs an OCI distribution registry (the distribution/distribution
+library) with a Docker token server, so docker login, docker push/pull,
+skopeo, crane and BuildKit work against it, and build endpoints beside it:
+pei submit uploads a pei project or a Dockerfile with its context, a
+pei worker builds it with BuildKit and pushes the image here. Pushing an OCI
+artifact of type application/vnd.pei.recipe.v1 queues a build too.
+
+Every write needs a token (pei token create); tenants are namespaces, the
+first component of a repository name. State lives in --data (signing key,
+recipes, registry blobs) and in SQLite there or PostgreSQL (--database).
+The web page at / lists repositories, tags and builds with live logs.
+API: docs/api.md and docs/openapi.yaml.`,
+		Example: `  pei serve --addr 127.0.0.1:5000 --data /srv/pei
+  pei token create --data /srv/pei --name alice --namespace team-a --scope push,build
+  pei serve --database postgres://pei@db/pei --data /srv/pei --public-url https://registry.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runServe(cmd.Context(), cmd, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.addr, "addr", "127.0.0.1:5000", "address to listen on")
+	fl.StringVar(&f.cfg.DataDir, "data", defaultDataDir(), "data directory ($PEI_SERVE_DATA)")
+	fl.StringVar(&f.cfg.Database, "database", "", "SQLite file or postgres://USER@HOST/DB URL (default DATA/pei.db)")
+	fl.StringVar(&f.cfg.RegistryConfig, "registry-config", "", "distribution config file whose storage section to use (default: filesystem under DATA/registry)")
+	fl.StringVar(&f.cfg.PublicURL, "public-url", "", "URL clients reach the server at (default http://ADDR)")
+	fl.StringSliceVar(&f.anonymous, "anonymous-pull", nil, "namespaces anyone may pull from (repeatable)")
+	fl.StringVar(&f.maxRecipe, "max-recipe-size", "256MiB", "largest recipe upload")
+	fl.IntVar(&f.cfg.Limits.MaxActive, "max-active", service.DefaultLimits.MaxActive, "queued+running builds per namespace")
+	fl.DurationVar(&f.cfg.Limits.BuildTimeout, "build-timeout", service.DefaultLimits.BuildTimeout, "longest a build may run (default and maximum)")
+	fl.Float64Var(&f.cfg.Limits.RequestsPerSec, "rate", service.DefaultLimits.RequestsPerSec, "requests per second per caller on the build endpoints")
+	fl.IntVar(&f.cfg.Limits.Burst, "burst", service.DefaultLimits.Burst, "request burst per caller")
+	fl.DurationVar(&f.cfg.Lease, "lease", 30*time.Second, "how long a worker holds a build between heartbeats")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "and this key")
+	fl.BoolVar(&f.cfg.Debug, "debug", false, "log the registry's requests")
+	return cmd
+}
+
+func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
+	n, err := units.RAMInBytes(f.maxRecipe)
+	if err != nil {
+		return fmt.Errorf("--max-recipe-size %q: %w", f.maxRecipe, err)
+	}
+	f.cfg.Limits.MaxRecipeBytes = n
+	for _, ns := range f.anonymous {
+		if err := checkNamespace(ns); err != nil {
+			return fmt.Errorf("--anonymous-pull: %w", err)
+		}
+	}
+	f.cfg.AnonymousPull = f.anonymous
+	ln, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if f.cfg.PublicURL == "" {
+		scheme := "http"
+		if f.tlsCert != "" {
+			scheme = "https"
+		}
+		f.cfg.PublicURL = scheme + "://" + ln.Addr().String()
+	}
+	f.cfg.Log = cmd.ErrOrStderr()
+	srv, err := service.New(ctx, f.cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer srv.Close()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		if f.tlsCert != "" {
+			errc <- hs.ServeTLS(ln, f.tlsCert, f.tlsKey)
+		} else {
+			errc <- hs.Serve(ln)
+		}
+	}()
+	fmt.Fprintf(cmd.ErrOrStderr(), "pei serve: listening on %s (data %s)\n", f.cfg.PublicURL, f.cfg.DataDir)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
+
+var namespaceRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+
+func checkNamespace(ns string) error {
+	if ns == "*" || namespaceRE.MatchString(ns) {
+		return nil
+	}
+	return fmt.Errorf("namespace %q: use lower-case letters, digits and separators (., _, -), like a repository name's first component, or * for all", ns)
+}
+
+func newTokenCmd() *cobra.Command {
+	var data, database string
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create, list and revoke pei serve's API tokens (run where the server's data is)",
+	}
+	cmd.PersistentFlags().StringVar(&data, "data", defaultDataDir(), "pei serve's data directory")
+	cmd.PersistentFlags().StringVar(&database, "database", "", "pei serve's database (default DATA/pei.db)")
+	open := func(ctx context.Context) (*store.Store, error) {
+		dsn := database
+		if dsn == "" {
+			if err := os.MkdirAll(data, 0o700); err != nil {
+				return nil, err
+			}
+			dsn = filepath.Join(data, "pei.db")
+		}
+		return store.Open(ctx, dsn)
+	}
+	var name string
+	var namespaces, scopes []string
+	var expires time.Duration
+	create := &cobra.Command{
+		Use:   "create --name NAME --namespace NS --scope pull,push,build",
+		Short: "Create a token; its secret is printed once, on stdout",
+		Long: `Create stores a new API token and prints its secret once. Use it as the
+password of docker login (any user name), in PEI_TOKEN for pei submit and
+pei worker, or for crane/skopeo. Scopes: pull, push (implies pull), build
+(submit and cancel builds; implies pull), admin (everything, delete too) in
+the given namespaces; worker lets a pei worker lease builds.`,
+		Example: `  pei token create --name alice --namespace team-a --scope push,build
+  pei token create --name ci-worker --scope worker`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, s := range scopes {
+				if !slices.Contains(service.ValidScopes, s) {
+					return fmt.Errorf("--scope %q: use %s", s, strings.Join(service.ValidScopes, ", "))
+				}
+			}
+			for _, ns := range namespaces {
+				if err := checkNamespace(ns); err != nil {
+					return fmt.Errorf("--namespace: %w", err)
+				}
+			}
+			if len(namespaces) == 0 && !(len(scopes) == 1 && scopes[0] == service.ScopeWorker) {
+				return errors.New("--namespace: name the namespaces the token may use (or * for all)")
+			}
+			st, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			t := store.Token{Name: name, Namespaces: namespaces, Scopes: scopes}
+			if expires > 0 {
+				t.Expires = time.Now().Add(expires)
+			}
+			t, secret, err := st.CreateToken(cmd.Context(), t)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s): namespaces %s, scopes %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","))
+			fmt.Fprintln(cmd.OutOrStdout(), secret)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
+	create.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces (repeatable or comma-separated; * is all)")
+	create.Flags().StringSliceVar(&scopes, "scope", []string{service.ScopePull}, "pull, push, build, admin, worker")
+	create.Flags().DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: until revoked)")
+	_ = create.MarkFlagRequired("name")
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ts, err := st.Tokens(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", "ID", "NAME", "NAMESPACES", "SCOPES", "STATUS")
+			for _, t := range ts {
+				status := "active"
+				switch {
+				case t.Revoked:
+					status = "revoked"
+				case !t.Expires.IsZero() && time.Now().After(t.Expires):
+					status = "expired"
+				case !t.Expires.IsZero():
+					status = "expires " + t.Expires.Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","), status)
+			}
+			return nil
+		},
+	}
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			return st.RevokeToken(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	var opt worker.Options
+	var secrets []string
+	cmd := &cobra.Command{
+		Use:   "worker --server URL",
+		Short: "Lease builds from pei serve and run them on BuildKit",
+		Long: `Worker leases builds for its platforms from pei serve, builds them on a
+BuildKit daemon (--builder, or one it starts as pei build does), pushes the
+image to the server with the build's own credentials and streams the log.
+It heartbeats while building; if it dies, the server hands the build to
+another worker. A build that names secrets goes only to workers that hold
+them (--secret id=ID,src=FILE); secrets never leave the worker.
+The token (PEI_TOKEN) needs the worker scope.`,
+		Example: `  PEI_TOKEN=... pei worker --server http://127.0.0.1:5000 --builder unix:///run/buildkit/buildkitd.sock --platform linux/amd64`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt.Token = os.Getenv("PEI_TOKEN")
+			if opt.Token == "" {
+				return errors.New("set PEI_TOKEN to a token with the worker scope (pei token create --scope worker)")
+			}
+			opt.Secrets = map[string]string{}
+			for _, s := range secrets {
+				kv := map[string]string{}
+				for _, part := range strings.Split(s, ",") {
+					k, v, _ := strings.Cut(part, "=")
+					kv[k] = v
+				}
+				if kv["id"] == "" || kv["src"] == "" {
+					return fmt.Errorf("--secret %q: give id=ID,src=FILE", s)
+				}
+				opt.Secrets[kv["id"]] = kv["src"]
+			}
+			opt.Log = cmd.ErrOrStderr()
+			return worker.Run(cmd.Context(), opt)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&opt.Server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
+	fl.StringVar(&opt.Builder, "builder", "auto", "BuildKit daemon: auto, unix:///path.sock or tcp://host:port")
+	fl.StringSliceVar(&opt.Platforms, "platform", nil, "platforms to build (default: the host's)")
+	fl.StringVar(&opt.Name, "name", "", "worker name (default: host name)")
+	fl.StringArrayVar(&secrets, "secret", nil, "a secret builds may name: id=ID,src=FILE")
+	fl.BoolVar(&opt.Once, "once", false, "exit after one build")
+	_ = cmd.MarkFlagRequired("server")
+	return cmd
+}
+
+func newSubmitCmd() *cobra.Command {
+	var o client.SubmitOptions
+	var dir, server, ref string
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "submit -p DIR --server URL --tag NAME:TAG",
+		Short: "Send a project to pei serve to build; print the image digest",
+		Long: `Submit packs the project directory (a pei project, or with --dockerfile a
+Dockerfile and its context), uploads it to pei serve and prints the build's
+id; with --follow it streams the build log to stderr and prints the pushed
+image as REGISTRY/NAME@DIGEST on stdout (exit status 1 if the build failed).
+The token comes from PEI_TOKEN (it needs the build scope in NAME's namespace).`,
+		Example: `  PEI_TOKEN=... pei submit -p ./my-env --server http://127.0.0.1:5000 --tag team-a/my-env:1.0 --follow
+  pei submit -p ./ctx --dockerfile Dockerfile --server $PEI_SERVER --tag team-a/tool:latest`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			repo, tag, _ := strings.Cut(ref, ":")
+			o.Repo, o.Tag = repo, tag
+			if o.Repo == "" {
+				return errors.New("--tag NAME:TAG: name the repository, e.g. team-a/app:1.0")
+			}
+			if o.Dockerfile != "" {
+				o.Kind = "dockerfile"
+			} else {
+				o.Kind = "pei"
+				// The server checks too; failing here saves the upload.
+				if _, err := config.Load(config.LoadOptions{ProjectDir: dir, Lookup: func(string) (string, bool) { return "", false }}); err != nil {
+					return err
+				}
+			}
+			var buf bytes.Buffer
+			if err := recipe.Pack(dir, nil, &buf); err != nil {
+				return err
+			}
+			c := client.New(server, os.Getenv("PEI_TOKEN"))
+			ctx := cmd.Context()
+			b, err := c.Submit(ctx, o, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+			if err != nil {
+				return fmt.Errorf("submit: %w", err)
+			}
+			stderr := cmd.ErrOrStderr()
+			fmt.Fprintf(stderr, "build %s queued (%s, recipe %s)\n", b.ID, c.Server+b.Links.Self, units.HumanSize(float64(buf.Len())))
+			if !follow {
+				fmt.Fprintln(cmd.OutOrStdout(), b.ID)
+				return nil
+			}
+			end, err := c.Follow(ctx, o.Repo, b.ID, func(ev client.Event) { fmt.Fprintln(stderr, ev.Data) })
+			if err != nil {
+				return err
+			}
+			if end.State != store.Succeeded {
+				return fmt.Errorf("build %s %s: %s", end.ID, end.State, end.Error)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), end.Image)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
+	fl.StringVar(&server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
+	fl.StringVar(&ref, "tag", "", "repository and tag to push, NAME[:TAG]")
+	fl.StringVar(&o.Platform, "platform", "", "platform to build (default: the server's default, the worker host's)")
+	fl.StringVar(&o.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
+	fl.StringVar(&o.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
+	fl.StringArrayVar(&o.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")
+	fl.StringVar(&o.Webhook, "webhook", "", "URL to POST the build's end to (signed with HMAC-SHA256)")
+	fl.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("PEI_WEBHOOK_SECRET"), "key of the webhook's signature ($PEI_WEBHOOK_SECRET)")
+	fl.DurationVar(&o.Timeout, "timeout", 0, "build timeout (default: the server's)")
+	fl.BoolVar(&follow, "follow", false, "stream the log and wait for the image")
+	_ = cmd.MarkFlagRequired("server")
+	_ = cmd.MarkFlagRequired("tag")
+	return cmd
+}

@@ -1,0 +1,449 @@
+// Package worker is pei worker: it leases builds from pei serve, builds
+// them with BuildKit (a pei project through the same path as pei build, a
+// Dockerfile through BuildKit's dockerfile frontend), pushes the image to
+// the server's registry with the build's own credentials and reports
+// back, heartbeating so a dead worker's build is handed to another.
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/platforms"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	bkclient "github.com/moby/buildkit/client"
+
+	"github.com/pei-dev/pei/internal/buildkit"
+	"github.com/pei-dev/pei/internal/buildkitd"
+	"github.com/pei-dev/pei/internal/client"
+	"github.com/pei-dev/pei/internal/image"
+	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/service"
+	"github.com/pei-dev/pei/internal/store"
+)
+
+// Options configure a worker.
+type Options struct {
+	Server    string
+	Token     string
+	Name      string   // this worker's name; "" is the host name
+	Builder   string   // buildkitd address, or "auto" (pei build's rules)
+	Platforms []string // what it builds; none is the host's
+	// Secrets maps secret ids to files; a build naming a secret goes only
+	// to workers that hold it.
+	Secrets  map[string]string
+	StateDir string // pei's state (bases, a started buildkitd)
+	// Once stops after one build (tests, batch jobs).
+	Once bool
+	Log  io.Writer
+}
+
+// Run leases and runs builds until ctx ends (or after one with Once).
+func Run(ctx context.Context, opt Options) error {
+	if opt.Log == nil {
+		opt.Log = io.Discard
+	}
+	if opt.Name == "" {
+		opt.Name, _ = os.Hostname()
+	}
+	if len(opt.Platforms) == 0 {
+		opt.Platforms = []string{platforms.DefaultString()}
+	}
+	for i, p := range opt.Platforms {
+		pl, err := platforms.Parse(p)
+		if err != nil {
+			return fmt.Errorf("--platform %s: %w", p, err)
+		}
+		opt.Platforms[i] = platforms.Format(platforms.Normalize(pl))
+	}
+	for id, file := range opt.Secrets {
+		if _, err := os.Stat(file); err != nil {
+			return fmt.Errorf("secret %s: %w", id, err)
+		}
+	}
+	secretIDs := make([]string, 0, len(opt.Secrets))
+	for id := range opt.Secrets {
+		secretIDs = append(secretIDs, id)
+	}
+	sort.Strings(secretIDs)
+	c := client.New(opt.Server, opt.Token)
+	fmt.Fprintf(opt.Log, "pei worker %s: serving %s for %s\n", opt.Name, strings.Join(opt.Platforms, ","), c.Server)
+	backoff := time.Second
+	for ctx.Err() == nil {
+		l, err := c.Lease(ctx, service.LeaseRequest{Name: opt.Name, Platforms: opt.Platforms, Secrets: secretIDs, Wait: 20})
+		if err != nil {
+			var e *client.Error
+			if errors.As(err, &e) && (e.Status == 401 || e.Status == 403) {
+				return fmt.Errorf("lease: %w", err)
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(opt.Log, "pei worker: lease: %v (retrying in %s)\n", err, backoff)
+			sleep(ctx, backoff)
+			backoff = min(backoff*2, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		if l == nil {
+			continue
+		}
+		fmt.Fprintf(opt.Log, "pei worker: build %s: %s:%s (%s, %s)\n", l.Build.ID, l.Build.Repository, l.Build.Tag, l.Build.Kind, l.Build.Platform)
+		res := runJob(ctx, c, opt, l)
+		fmt.Fprintf(opt.Log, "pei worker: build %s %s %s\n", l.Build.ID, res.State, res.Digest+res.Error)
+		if opt.Once {
+			return nil
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// job is one leased build in progress.
+type job struct {
+	c      *client.Client
+	opt    Options
+	lease  *service.Lease
+	logs   *logSender
+	cancel context.CancelCauseFunc
+}
+
+var (
+	errCanceled  = errors.New("canceled")
+	errLeaseLost = errors.New("lease lost")
+)
+
+func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease) service.Finish {
+	b := l.Build
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timeout := b.Timeout
+	var tctx context.Context = bctx
+	if d, err := time.ParseDuration(timeout); err == nil && d > 0 {
+		var tcancel context.CancelFunc
+		tctx, tcancel = context.WithTimeoutCause(bctx, d, fmt.Errorf("timed out after %s", d))
+		defer tcancel()
+	}
+	j := &job{c: c, opt: opt, lease: l, cancel: cancel}
+	j.logs = newLogSender(ctx, c, b.ID, opt.Name)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		j.heartbeat(bctx)
+	}()
+	digest, err := j.build(tctx)
+	cancel(nil)
+	<-hbDone
+	f := service.Finish{State: store.Succeeded, Digest: digest}
+	if err != nil {
+		cause := context.Cause(tctx)
+		switch {
+		case errors.Is(cause, errLeaseLost):
+			j.logs.close()
+			return service.Finish{State: "lost"}
+		case errors.Is(cause, errCanceled):
+			f = service.Finish{State: store.Canceled, Error: "canceled by request"}
+		case cause != nil && strings.HasPrefix(cause.Error(), "timed out"):
+			f = service.Finish{State: store.Failed, Error: cause.Error()}
+		default:
+			f = service.Finish{State: store.Failed, Error: err.Error()}
+		}
+		fmt.Fprintf(j.logs, "\nerror: %s\n", f.Error)
+	} else {
+		fmt.Fprintf(j.logs, "\npushed %s/%s@%s\n", l.Registry, b.Repository, digest)
+	}
+	j.logs.close()
+	// The log is out before the build is said to end, so a follower that
+	// sees the end has every line.
+	for i := 0; i < 5; i++ {
+		err = c.Finish(ctx, b.ID, opt.Name, f)
+		var e *client.Error
+		if err == nil || errors.As(err, &e) {
+			break
+		}
+		sleep(ctx, time.Duration(i+1)*time.Second)
+	}
+	if err != nil {
+		fmt.Fprintf(opt.Log, "pei worker: report build %s: %v\n", b.ID, err)
+	}
+	return f
+}
+
+func (j *job) heartbeat(ctx context.Context) {
+	every := time.Duration(j.lease.LeaseSeconds) * time.Second / 3
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h, err := j.c.Heartbeat(ctx, j.lease.Build.ID, j.opt.Name)
+		var e *client.Error
+		switch {
+		case errors.As(err, &e) && e.Status == 409:
+			j.cancel(errLeaseLost)
+			return
+		case err != nil:
+			// The server may be restarting: keep building, keep trying.
+			continue
+		case h.Cancel:
+			j.cancel(errCanceled)
+			return
+		}
+	}
+}
+
+// build fetches the recipe, builds it and pushes the image; it returns the
+// pushed manifest's digest.
+func (j *job) build(ctx context.Context) (string, error) {
+	b := j.lease.Build
+	work, err := os.MkdirTemp("", "pei-job-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	rc, _, err := j.c.Recipe(ctx, b.ID, j.opt.Name)
+	if err != nil {
+		return "", fmt.Errorf("fetch recipe: %w", err)
+	}
+	dir := filepath.Join(work, "recipe")
+	os.Mkdir(dir, 0o755)
+	err = recipe.Extract(rc, dir, recipe.Limits{})
+	rc.Close()
+	if err != nil {
+		return "", err
+	}
+	// The build's credentials, for bases in this registry and for BuildKit.
+	dockerConfig := filepath.Join(work, "docker")
+	os.Mkdir(dockerConfig, 0o700)
+	auth := base64.StdEncoding.EncodeToString([]byte(j.lease.Username + ":" + j.lease.Password))
+	cfgJSON, _ := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
+	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), cfgJSON, 0o600); err != nil {
+		return "", err
+	}
+	secrets := map[string]string{}
+	var secretSpecs []string
+	for _, id := range b.Secrets {
+		file, ok := j.opt.Secrets[id]
+		if !ok {
+			return "", fmt.Errorf("this worker has no secret %s", id)
+		}
+		secrets[id] = file
+		secretSpecs = append(secretSpecs, "id="+id+",src="+file)
+	}
+	out := filepath.Join(work, "image.tar")
+	getenv := func(k string) string {
+		if k == "DOCKER_CONFIG" {
+			return dockerConfig
+		}
+		return ""
+	}
+	fmt.Fprintf(j.logs, "pei worker %s: building %s:%s for %s (attempt %d)\n", j.opt.Name, b.Repository, b.Tag, b.Platform, b.Attempts)
+	switch b.Kind {
+	case "pei":
+		_, err = project.Build(ctx, project.BuildOptions{
+			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
+			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
+		})
+	case "dockerfile":
+		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig)
+	default:
+		err = fmt.Errorf("unknown build kind %q", b.Kind)
+	}
+	if err != nil {
+		return "", err
+	}
+	return j.push(ctx, out)
+}
+
+func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string) error {
+	state, err := project.StateDir(j.opt.StateDir)
+	if err != nil {
+		return err
+	}
+	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: j.opt.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: func(string) string { return "" }})
+	if err != nil {
+		return err
+	}
+	defer daemon.Stop()
+	bk, err := bkclient.New(ctx, daemon.Addr)
+	if err != nil {
+		return fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
+	}
+	defer bk.Close()
+	auth, err := image.LoadAuth(dockerConfig)
+	if err != nil {
+		return err
+	}
+	_, err = buildkit.BuildDockerfile(ctx, bk, buildkit.DockerfileOptions{
+		ContextDir: dir, Dockerfile: dockerfile, Platform: j.lease.Build.Platform, Secrets: secrets, Dest: out,
+		Auth: auth, SourceDateEpoch: -1, Progress: "plain", Stderr: j.logs,
+	})
+	return err
+}
+
+// push sends the built image to the server's registry with the build's
+// credentials; a build from a recipe artifact gets the artifact as its
+// subject, so the referrers API leads from the recipe to the image.
+func (j *job) push(ctx context.Context, tarball string) (string, error) {
+	b := j.lease.Build
+	p, err := platforms.Parse(b.Platform)
+	if err != nil {
+		return "", err
+	}
+	img, done, err := image.Open(ctx, tarball, image.OpenOptions{Platform: v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}})
+	if err != nil {
+		return "", fmt.Errorf("read the built image: %w", err)
+	}
+	defer done()
+	if b.Subject != "" {
+		h, err := v1.NewHash(b.Subject)
+		if err != nil {
+			return "", err
+		}
+		img = mutate.Subject(img, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h),
+			ArtifactType: service.RecipeArtifactType}).(v1.Image)
+	}
+	ref, err := name.ParseReference(j.lease.Registry+"/"+b.Repository+":"+b.Tag, insecure(j.lease.Registry)...)
+	if err != nil {
+		return "", err
+	}
+	auth := remote.WithAuth(&authn.Basic{Username: j.lease.Username, Password: j.lease.Password})
+	fmt.Fprintf(j.logs, "pushing %s\n", ref)
+	if err := remote.Write(ref, img, auth, remote.WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}
+
+// subjectSize is the recipe manifest's size, which a descriptor needs.
+func subjectSize(ctx context.Context, j *job, h v1.Hash) int64 {
+	ref, err := name.NewDigest(j.lease.Registry+"/"+j.lease.Build.Repository+"@"+h.String(), insecure(j.lease.Registry)...)
+	if err != nil {
+		return 0
+	}
+	desc, err := remote.Head(ref, remote.WithAuth(&authn.Basic{Username: j.lease.Username, Password: j.lease.Password}), remote.WithContext(ctx))
+	if err != nil {
+		return 0
+	}
+	return desc.Size
+}
+
+// insecure lets loopback registries be plain HTTP (pei serve's default).
+func insecure(host string) []name.Option {
+	h := host
+	if i := strings.LastIndex(h, ":"); i > 0 {
+		h = h[:i]
+	}
+	if h == "localhost" || h == "127.0.0.1" || h == "[::1]" || strings.HasPrefix(h, "127.") {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+// logSender batches a build's output and sends it to the server.
+type logSender struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	c      *client.Client
+	id     string
+	worker string
+	ctx    context.Context
+	kick   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+func newLogSender(ctx context.Context, c *client.Client, id, worker string) *logSender {
+	l := &logSender{c: c, id: id, worker: worker, ctx: ctx, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	go l.loop()
+	return l
+}
+
+func (l *logSender) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	l.buf.Write(p)
+	big := l.buf.Len() > 64<<10
+	l.mu.Unlock()
+	if big {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (l *logSender) loop() {
+	defer close(l.done)
+	t := time.NewTicker(300 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-l.kick:
+		}
+		l.mu.Lock()
+		data := append([]byte(nil), l.buf.Bytes()...)
+		l.buf.Reset()
+		closed := l.closed
+		l.mu.Unlock()
+		if len(data) > 0 {
+			for i := 0; i < 5; i++ {
+				err := l.c.AppendLog(l.ctx, l.id, l.worker, data)
+				var e *client.Error
+				if err == nil || errors.As(err, &e) || l.ctx.Err() != nil {
+					break
+				}
+				sleep(l.ctx, time.Duration(i+1)*time.Second)
+			}
+		}
+		if closed {
+			return
+		}
+	}
+}
+
+// close sends what is left and stops.
+func (l *logSender) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	<-l.done
+}
