@@ -711,9 +711,13 @@ type staticLayer struct {
 	h    v1.Hash
 }
 
-func (l staticLayer) Digest() (v1.Hash, error)             { return l.h, nil }
-func (l staticLayer) DiffID() (v1.Hash, error)             { return l.h, nil }
-func (l staticLayer) Compressed() (io.ReadCloser, error)   { return io.NopCloser(bytes.NewReader(l.data)), nil }
-func (l staticLayer) Uncompressed() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(l.data)), nil }
-func (l staticLayer) Size() (int64, error)                 { return int64(len(l.data)), nil }
-func (l staticLayer) MediaType() (types.MediaType, error)  { return "application/octet-stream", nil }
+func (l staticLayer) Digest() (v1.Hash, error) { return l.h, nil }
+func (l staticLayer) DiffID() (v1.Hash, error) { return l.h, nil }
+func (l staticLayer) Compressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.data)), nil
+}
+func (l staticLayer) Uncompressed() (io.ReadCloser, error) {
+	return io.NopCloser(bytes.NewReader(l.data)), nil
+}
+func (l staticLayer) Size() (int64, error)                { return int64(len(l.data)), nil }
+func (l staticLayer) MediaType() (types.MediaType, error) { return "application/octet-stream", nil }
