@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs and starts what pei's end-to-end tests and demo need on a fresh
 # Debian 12 machine, as root: Docker Engine, runc, OpenSSH client, sshpass,
-# debootstrap, shellcheck, QEMU (arm64 emulation), Compose v2 and buildx (built from the Go modules
-# pinned in tools/go.mod), buildkitd and buildctl (tools/buildkit/go.mod), a
-# running dockerd and a locally bootstrapped debian:bookworm base image.
+# debootstrap, shellcheck, QEMU (arm64 emulation), PostgreSQL, skopeo,
+# Chromium and Debian's docker-registry (pei serve's tests and benchmark),
+# Compose v2 and buildx (built from the Go modules pinned in tools/go.mod),
+# buildkitd and buildctl (tools/buildkit/go.mod), crane and the OCI
+# distribution-spec conformance suite (tools/registry/go.mod), a running
+# dockerd and a locally bootstrapped debian:bookworm base image.
 # Idempotent; what it builds is cached under $PEI_CACHE (default
 # /var/cache/pei).
 set -euo pipefail
@@ -18,7 +21,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 need=()
-for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap mmdebstrap qemu-user-static; do
+for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap mmdebstrap qemu-user-static postgresql skopeo chromium docker-registry; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -63,6 +66,9 @@ buildx_bin=$(build_tool docker-buildx tools github.com/docker/buildx/cmd/buildx 
 for tool in buildkitd buildctl; do
 	install -m 755 "$(build_tool "$tool" tools/buildkit "github.com/moby/buildkit/cmd/$tool" github.com/moby/buildkit/version.Version)" "/usr/local/bin/$tool"
 done
+# crane and the distribution-spec conformance suite, for pei serve's tests.
+install -m 755 "$(build_tool crane tools/registry github.com/google/go-containerregistry/cmd/crane main.Version)" /usr/local/bin/crane
+install -m 755 "$(build_tool oci-conformance tools/registry github.com/opencontainers/distribution-spec/conformance main.Version)" /usr/local/bin/oci-conformance
 mkdir -p /usr/local/lib/docker/cli-plugins
 install -m 755 "$compose_bin" /usr/local/lib/docker/cli-plugins/docker-compose
 install -m 755 "$buildx_bin" /usr/local/lib/docker/cli-plugins/docker-buildx

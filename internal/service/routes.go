@@ -50,8 +50,19 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		s.limited(func(w http.ResponseWriter, r *http.Request) { s.buildRoutes(w, r, name, sub) })(w, r)
 		return
 	}
-	if r.Method == http.MethodPut && strings.Contains(rest, "/manifests/") {
-		s.putManifest(w, r, rest)
+	if name, ref, ok := strings.Cut(rest, "/manifests/"); ok {
+		switch r.Method {
+		case http.MethodPut:
+			s.putManifest(w, r, name)
+			return
+		case http.MethodDelete:
+			s.deleteManifest(w, r, name, ref)
+			return
+		}
+	}
+	// The registry library has no referrers API: pei keeps the index.
+	if name, d, ok := strings.Cut(rest, "/referrers/"); ok && r.Method == http.MethodGet {
+		s.referrers(w, r, name, d)
 		return
 	}
 	s.app.ServeHTTP(w, r)
@@ -227,8 +238,9 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 }
 
 // putManifest enforces the manifest size limit, passes the push to the
-// registry, and queues a build when the manifest is a pei recipe artifact.
-func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rest string) {
+// registry, records a manifest with a subject for the referrers API, and
+// queues a build when the manifest is a pei recipe artifact.
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string) {
 	if r.ContentLength > s.cfg.Limits.MaxManifestBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("manifest of %d bytes is over the limit of %d", r.ContentLength, s.cfg.Limits.MaxManifestBytes), nil)
 		return
@@ -246,7 +258,6 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rest string
 	recipe := json.Unmarshal(body, &m) == nil && (m.ArtifactType == RecipeArtifactType || m.Config.MediaType == RecipeArtifactType)
 	var trigger func(digest string) (string, error)
 	if recipe {
-		repo, _, _ := strings.Cut(rest, "/manifests/")
 		// Check before the push lands, so a bad recipe is refused whole.
 		t, herr := s.recipeArtifact(r, repo, m)
 		if herr != nil {
@@ -255,28 +266,33 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, rest string
 		}
 		trigger = t
 	}
+	ref := referrer(repo, body, r.Header.Get("Content-Type"))
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if trigger == nil {
+	if trigger == nil && ref == nil {
 		s.app.ServeHTTP(w, r)
 		return
 	}
-	// Hold the response until the build is queued, so a 201 means both.
+	// Hold the response until the referrer is recorded and the build
+	// queued, so a 201 means all of it.
 	buf := &bufferedWriter{header: http.Header{}}
 	s.app.ServeHTTP(buf, r)
-	if buf.status == http.StatusCreated {
+	if buf.status == http.StatusCreated && ref != nil {
+		if err := s.store.AddReferrer(r.Context(), *ref); err != nil {
+			writeError(w, http.StatusInternalServerError, "UNKNOWN", "record referrer: "+err.Error(), nil)
+			return
+		}
+		buf.header.Set("OCI-Subject", ref.Subject)
+	}
+	if buf.status == http.StatusCreated && trigger != nil {
 		id, err := trigger(buf.header.Get("Docker-Content-Digest"))
 		if err != nil {
 			buf.header.Set("Pei-Build-Error", err.Error())
 		} else {
 			buf.header.Set("Pei-Build-Id", id)
-			buf.header.Set("Pei-Build-Location", "/v2/"+strings.SplitN(rest, "/manifests/", 2)[0]+"/_pei/builds/"+id)
+			buf.header.Set("Pei-Build-Location", "/v2/"+repo+"/_pei/builds/"+id)
 		}
 	}
-	for k, v := range buf.header {
-		w.Header()[k] = v
-	}
-	w.WriteHeader(buf.status)
-	w.Write(buf.body.Bytes())
+	buf.flush(w)
 }
 
 type bufferedWriter struct {

@@ -152,7 +152,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// distribution logs through logrus's standard logger.
 	logrus.SetOutput(cfg.Log)
-	logrus.SetLevel(logrus.WarnLevel)
+	// distribution logs every 4xx answer as an error: keep it quiet unless
+	// debugging.
+	logrus.SetLevel(logrus.FatalLevel)
 	if cfg.Debug {
 		logrus.SetLevel(logrus.DebugLevel)
 	}
@@ -247,7 +249,9 @@ func (s *Server) registryConfig(jwks string) (*configuration.Configuration, erro
 	cfg.Log.Level = "warn"
 	cfg.Log.AccessLog.Disabled = true
 	cfg.Notifications = configuration.Notifications{}
-	cfg.Validation.Manifests.URLs.Allow = nil
+	// Foreign layers (non-distributable, with URLs) are accepted as other
+	// registries do; their blobs are not required here.
+	cfg.Validation.Manifests.URLs.Allow = []string{"^https?://"}
 	return cfg, nil
 }
 

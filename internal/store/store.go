@@ -112,6 +112,16 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 CREATE INDEX IF NOT EXISTS builds_queue ON builds (state, created);
 CREATE INDEX IF NOT EXISTS builds_repo ON builds (repo, created);
+CREATE TABLE IF NOT EXISTS referrers (
+	repo TEXT NOT NULL,
+	subject TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	media_type TEXT NOT NULL,
+	artifact_type TEXT NOT NULL DEFAULT '',
+	size BIGINT NOT NULL,
+	annotations TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (repo, subject, digest)
+);
 CREATE TABLE IF NOT EXISTS build_logs (
 	build_id TEXT NOT NULL,
 	seq BIGINT NOT NULL,
