@@ -52,6 +52,7 @@ async function loadRepos() {
 
 async function loadBuilds() {
   const data = await getJSON("/v2/_pei/builds?n=50");
+  builds = data.builds;
   const body = document.querySelector("#builds tbody");
   body.replaceChildren();
   for (const b of data.builds) {
@@ -64,7 +65,7 @@ async function loadBuilds() {
     cell(tr, b.state, "state " + b.state);
     cell(tr, new Date(b.created).toLocaleString());
     cell(tr, b.digest || b.error || "", "mono");
-    tr.addEventListener("click", () => followLog(b));
+    tr.addEventListener("click", () => { location.hash = "build=" + b.id; });
     body.appendChild(tr);
   }
   document.getElementById("builds-empty").hidden = data.builds.length > 0;
@@ -76,7 +77,9 @@ async function followLog(b) {
   const pre = document.getElementById("log");
   const state = document.getElementById("log-state");
   document.getElementById("log-section").hidden = false;
-  document.getElementById("log-build").textContent = b.id + " (" + b.repository + ":" + b.tag + ")";
+  const title = document.getElementById("log-build");
+  title.textContent = b.id + " (" + b.repository + ":" + b.tag + ")";
+  title.dataset.id = b.id;
   state.textContent = b.state;
   state.className = "state " + b.state;
   pre.textContent = "";
@@ -137,14 +140,26 @@ function parseEvent(block) {
   return ev;
 }
 
+let builds = [];
+
 async function refresh() {
   try {
     await Promise.all([loadRepos(), loadBuilds()]);
     showError(null);
+    openFromHash();
   } catch (err) {
     showError(err);
   }
 }
+
+// #build=ID opens that build's log (links can point at a build).
+function openFromHash() {
+  const m = /^#build=([\w-]+)$/.exec(location.hash);
+  if (!m || (follow && document.getElementById("log-build").dataset.id === m[1])) return;
+  const b = builds.find((x) => x.id === m[1]);
+  if (b) followLog(b);
+}
+window.addEventListener("hashchange", openFromHash);
 
 document.getElementById("login").addEventListener("submit", (e) => {
   e.preventDefault();

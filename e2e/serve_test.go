@@ -1,0 +1,459 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/pei-dev/pei/internal/buildkitd"
+	"github.com/pei-dev/pei/internal/client"
+	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/service"
+	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/testenv"
+	"github.com/pei-dev/pei/internal/worker"
+)
+
+// serveEnv is a pei serve on a loopback port with tokens and a BuildKit
+// daemon for its workers.
+type serveEnv struct {
+	t       *testing.T
+	srv     *service.Server
+	url     string
+	host    string
+	builder string
+	state   string
+	alice   string // team-a: push, build
+	bob     string // team-b: push, build
+	worker  string // worker scope
+	admin   string
+}
+
+func startServe(t *testing.T, mod func(*service.Config)) *serveEnv {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &serveEnv{t: t, host: ln.Addr().String(), state: t.TempDir()}
+	e.url = "http://" + e.host
+	cfg := service.Config{DataDir: t.TempDir(), PublicURL: e.url, Lease: 3 * time.Second, Log: testLog{t}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e.srv, err = service.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: e.srv}
+	go hs.Serve(ln)
+	t.Cleanup(func() {
+		hs.Close()
+		e.srv.Close()
+	})
+	tok := func(n string, ns []string, scopes ...string) string {
+		_, s, err := e.srv.Store().CreateToken(context.Background(), store.Token{Name: n, Namespaces: ns, Scopes: scopes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	e.alice = tok("alice", []string{"team-a"}, service.ScopePush, service.ScopeBuild)
+	e.bob = tok("bob", []string{"team-b"}, service.ScopePush, service.ScopeBuild)
+	e.worker = tok("workers", nil, service.ScopeWorker)
+	e.admin = tok("admin", []string{"*"}, service.ScopeAdmin)
+	// One BuildKit daemon for the workers, as a site would run it.
+	d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(e.state, "buildkit")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	e.builder = d.Addr
+	return e
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Logf("%s", strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// startWorker runs a pei worker until the test ends or stop is called.
+func (e *serveEnv) startWorker(name string, secrets map[string]string) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := worker.Run(ctx, worker.Options{Server: e.url, Token: e.worker, Name: name, Builder: e.builder,
+			Secrets: secrets, StateDir: e.state, Log: testLog{e.t}})
+		if err != nil && ctx.Err() == nil {
+			e.t.Errorf("worker %s: %v", name, err)
+		}
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+		})
+	}
+	e.t.Cleanup(stop)
+	return stop
+}
+
+func (e *serveEnv) client(token string) *client.Client { return client.New(e.url, token) }
+
+func packDir(t *testing.T, dir string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := recipe.Pack(dir, nil, &buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func (e *serveEnv) submit(token string, o client.SubmitOptions, dir string) service.BuildView {
+	e.t.Helper()
+	data := packDir(e.t, dir)
+	b, err := e.client(token).Submit(e.t.Context(), o, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		e.t.Fatalf("submit: %v", err)
+	}
+	return b
+}
+
+// follow waits for a build's end, collecting its log from the event stream.
+func (e *serveEnv) follow(token, repo, id string) (service.BuildView, string) {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(e.t.Context(), 10*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	end, err := e.client(token).Follow(ctx, repo, id, func(ev client.Event) { log.WriteString(ev.Data + "\n") })
+	if err != nil {
+		e.t.Fatalf("follow %s: %v", id, err)
+	}
+	return end, log.String()
+}
+
+// dockerLogin makes a Docker config with credentials for the server.
+func (e *serveEnv) dockerLogin(user, token string) string {
+	e.t.Helper()
+	cfg := e.t.TempDir()
+	cmd := exec.Command("docker", "--config", cfg, "login", e.host, "-u", user, "--password-stdin")
+	cmd.Stdin = strings.NewReader(token)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		e.t.Fatalf("docker login: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+func dockerfileDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for n, c := range files {
+		writeFile(t, filepath.Join(dir, n), c, 0o644)
+	}
+	return dir
+}
+
+// TestServe runs pei serve with real BuildKit workers: a pei project and a
+// Dockerfile (base from this registry, a worker-held secret) built and
+// pulled back with docker, skopeo and crane; a recipe artifact that
+// triggers a build whose image refers back to it; a killed worker's build
+// finished by another; a running build canceled; tenants kept apart.
+func TestServe(t *testing.T) {
+	testenv.Docker(t)
+	testenv.BuildKit(t)
+	testenv.Image(t, baseImage)
+	testenv.Tools(t, "skopeo", "crane")
+	e := startServe(t, nil)
+
+	t.Run("pei project", func(t *testing.T) {
+		// Submitted, built and pulled back with docker, skopeo and crane.
+		defer e.startWorker("w1", nil)()
+		dir, _ := smallProject(t, "  custom:\n    on_build: ['stage-1/custom/mark.sh']\n", map[string]string{
+			"stage-1/custom/mark.sh": "#!/bin/sh\necho built-by-pei-serve > /opt/mark\n",
+		})
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/proj", Tag: "v1"}, dir)
+		end, log := e.follow(e.alice, "team-a/proj", b.ID)
+		if end.State != store.Succeeded {
+			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
+		}
+		for _, want := range []string{"on_build: stage-1/custom/mark.sh", "pushed " + e.host + "/team-a/proj@" + end.Digest} {
+			if !strings.Contains(log, want) {
+				t.Errorf("log lacks %q:\n%s", want, log)
+			}
+		}
+		if end.Image != e.host+"/team-a/proj@"+end.Digest || end.Attempts != 1 || end.Worker != "workers/w1" {
+			t.Errorf("status %+v", end)
+		}
+		ref := e.host + "/team-a/proj:v1"
+		cfg := e.dockerLogin("alice", e.alice)
+		run(t, dir, "docker", "--config", cfg, "pull", ref)
+		t.Cleanup(func() { runErr(dir, "docker", "rmi", "-f", ref) })
+		if out := run(t, dir, "docker", "run", "--rm", ref, "cat", "/opt/mark"); strings.TrimSpace(out) != "built-by-pei-serve" {
+			t.Errorf("/opt/mark = %q", out)
+		}
+		if got := strings.TrimSpace(run(t, dir, "docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", ref)); got != e.host+"/team-a/proj@"+end.Digest {
+			t.Errorf("docker pulled %s, build said %s", got, end.Digest)
+		}
+		sk := run(t, dir, "skopeo", "inspect", "--tls-verify=false", "--creds", "alice:"+e.alice, "docker://"+ref)
+		if !strings.Contains(sk, end.Digest) {
+			t.Errorf("skopeo inspect does not show %s:\n%s", end.Digest, sk)
+		}
+		crane := func(args ...string) (string, error) {
+			cmd := exec.Command("crane", args...)
+			cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		if out, err := crane("digest", "--insecure", ref); err != nil || strings.TrimSpace(out) != end.Digest {
+			t.Errorf("crane digest: %q %v", out, err)
+		}
+		// skopeo and crane push too: copy the image to another tag and back.
+		run(t, dir, "skopeo", "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds", "alice:"+e.alice,
+			"--dest-creds", "alice:"+e.alice, "docker://"+ref, "docker://"+e.host+"/team-a/proj:skopeo")
+		if out, err := crane("copy", "--insecure", e.host+"/team-a/proj:skopeo", e.host+"/team-a/proj:crane"); err != nil {
+			t.Fatalf("crane copy: %v\n%s", err, out)
+		}
+		if out, _ := crane("digest", "--insecure", e.host+"/team-a/proj:crane"); strings.TrimSpace(out) != end.Digest {
+			t.Errorf("after skopeo and crane copies the digest is %q, want %s", out, end.Digest)
+		}
+
+		// Another tenant can read, push, build, list nothing of team-a.
+		bobCfg := e.dockerLogin("bob", e.bob)
+		if out, err := runErr(dir, "docker", "--config", bobCfg, "pull", ref); err == nil {
+			t.Errorf("bob pulled team-a's image:\n%s", out)
+		}
+		run(t, dir, "docker", "tag", ref, e.host+"/team-a/proj:bob")
+		t.Cleanup(func() { runErr(dir, "docker", "rmi", e.host+"/team-a/proj:bob") })
+		if out, err := runErr(dir, "docker", "--config", bobCfg, "push", e.host+"/team-a/proj:bob"); err == nil {
+			t.Errorf("bob pushed into team-a:\n%s", out)
+		}
+		if out, err := runErr(dir, "skopeo", "inspect", "--tls-verify=false", "--creds", "bob:"+e.bob, "docker://"+ref); err == nil {
+			t.Errorf("skopeo with bob's token read team-a:\n%s", out)
+		}
+		if _, err := e.client(e.bob).Submit(t.Context(), client.SubmitOptions{Repo: "team-a/proj", Tag: "x"}, bytes.NewReader(packDir(t, dir)), -1); err == nil {
+			t.Error("bob submitted a build into team-a")
+		}
+		if _, err := e.client(e.bob).Build(t.Context(), "team-a/proj", b.ID); err == nil {
+			t.Error("bob read team-a's build")
+		}
+		cmd := exec.Command("crane", "catalog", "--insecure", e.host)
+		cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+bobCfg)
+		if out, err := cmd.CombinedOutput(); err != nil || strings.Contains(string(out), "team-a") {
+			t.Errorf("bob's catalog: %v\n%s", err, out)
+		}
+	})
+
+	secretValue := "npm-token-" + fmt.Sprint(time.Now().UnixNano())
+	secretFile := filepath.Join(t.TempDir(), "npm")
+	writeFile(t, secretFile, secretValue, 0o600)
+
+	t.Run("Dockerfile", func(t *testing.T) {
+		// On a base from this registry, with a worker-held secret.
+		stop := e.startWorker("w-secrets", map[string]string{"npm": secretFile})
+		defer stop()
+		base := e.host + "/team-a/debian:bookworm"
+		run(t, "", "skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "alice:"+e.alice, "docker-daemon:"+baseImage, "docker://"+base)
+		dir := dockerfileDir(t, map[string]string{
+			"Dockerfile": "FROM " + base + "\nRUN --mount=type=secret,id=npm sha256sum /run/secrets/npm | cut -c1-64 > /npm.sum\nCOPY hello /hello\n",
+			"hello":      "hello from a Dockerfile\n",
+		})
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/tool", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile", Secrets: []string{"npm"}}, dir)
+		end, log := e.follow(e.alice, "team-a/tool", b.ID)
+		if end.State != store.Succeeded {
+			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
+		}
+		if strings.Contains(log, secretValue) {
+			t.Error("the secret is in the build log")
+		}
+		ref := e.host + "/team-a/tool:v1"
+		cfg := e.dockerLogin("alice", e.alice)
+		run(t, dir, "docker", "--config", cfg, "pull", ref)
+		t.Cleanup(func() { runErr(dir, "docker", "rmi", "-f", ref) })
+		sum := sha256.Sum256([]byte(secretValue))
+		if out := run(t, dir, "docker", "run", "--rm", ref, "cat", "/npm.sum", "/hello"); out != hex.EncodeToString(sum[:])+"\nhello from a Dockerfile\n" {
+			t.Errorf("image files: %q", out)
+		}
+		for _, h := range scanImage(t, ref, map[string]string{"npm": secretValue}) {
+			t.Errorf("secret found in %s", h.where)
+		}
+
+		// A build may not read another tenant's image through the
+		// worker: its credentials are the submitter's.
+		bobBase := e.host + "/team-b/private:v1"
+		run(t, "", "skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "bob:"+e.bob, "docker-daemon:"+baseImage, "docker://"+bobBase)
+		steal := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + bobBase + "\nRUN true\n"})
+		b = e.submit(e.alice, client.SubmitOptions{Repo: "team-a/steal", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, steal)
+		end, log = e.follow(e.alice, "team-a/steal", b.ID)
+		if end.State != store.Failed || !strings.Contains(strings.ToLower(end.Error+log), "unauthorized") && !strings.Contains(strings.ToLower(end.Error+log), "denied") {
+			t.Errorf("a build read team-b's image: %s %s\n%s", end.State, end.Error, log)
+		}
+	})
+
+	t.Run("recipe artifact", func(t *testing.T) {
+		// Pushed to the registry, it builds an image that refers to it.
+		stop := e.startWorker("w-artifact", nil)
+		defer stop()
+		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello /hello\n", "hello": "from an artifact\n"})
+		repo, err := name.NewRepository(e.host+"/team-a/fromartifact", name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layer := static.NewLayer(packDir(t, dir), types.MediaType(recipe.MediaType))
+		ld, _ := layer.Digest()
+		lsize, _ := layer.Size()
+		auth := remote.WithAuth(&authn.Basic{Username: "alice", Password: e.alice})
+		if err := remote.WriteLayer(repo, layer, auth); err != nil {
+			t.Fatal(err)
+		}
+		empty := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
+		if err := remote.WriteLayer(repo, empty, auth); err != nil {
+			t.Fatal(err)
+		}
+		ed, _ := empty.Digest()
+		manifest, _ := json.Marshal(map[string]any{
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": service.RecipeArtifactType,
+			"config":      map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.String(), "size": 2},
+			"layers":      []any{map[string]any{"mediaType": recipe.MediaType, "digest": ld.String(), "size": lsize}},
+			"annotations": map[string]string{service.AnnotationKind: "dockerfile", service.AnnotationTag: "built"},
+		})
+		if err := remote.Put(repo.Tag("recipe"), rawManifest{manifest}, auth); err != nil {
+			t.Fatalf("push the recipe artifact: %v", err)
+		}
+		recipeDigest, _, _ := v1.SHA256(bytes.NewReader(manifest))
+		var build service.BuildView
+		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			list, err := e.client(e.alice).Builds(t.Context(), "team-a/fromartifact")
+			if err == nil && len(list) == 1 {
+				build = list[0]
+				break
+			}
+		}
+		if build.ID == "" || build.Subject != recipeDigest.String() {
+			t.Fatalf("no build queued for the artifact (%+v)", build)
+		}
+		end, log := e.follow(e.alice, "team-a/fromartifact", build.ID)
+		if end.State != store.Succeeded {
+			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
+		}
+		idx, err := remote.Referrers(repo.Digest(recipeDigest.String()), auth)
+		if err != nil {
+			t.Fatalf("referrers: %v", err)
+		}
+		im, _ := idx.IndexManifest()
+		if len(im.Manifests) != 1 || im.Manifests[0].Digest.String() != end.Digest {
+			t.Fatalf("referrers of the recipe %+v, want the built image %s", im.Manifests, end.Digest)
+		}
+		img, err := remote.Image(repo.Tag("built"), auth)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := img.Manifest()
+		if m.Subject == nil || m.Subject.Digest != recipeDigest {
+			t.Fatalf("built image's subject %+v", m.Subject)
+		}
+	})
+
+	slow := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN sleep 25 && echo slept > /slept\n"})
+
+	t.Run("killed worker", func(t *testing.T) {
+		// Its build is finished by another worker.
+		stopA := e.startWorker("doomed", nil)
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/slow", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, slow)
+		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running && v.Worker == "workers/doomed" })
+		time.Sleep(2 * time.Second)
+		stopA() // the worker goes away without a word
+		defer e.startWorker("rescuer", nil)()
+		end, log := e.follow(e.alice, "team-a/slow", b.ID)
+		if end.State != store.Succeeded || end.Attempts != 2 || end.Worker != "workers/rescuer" {
+			t.Fatalf("after the worker died: %s attempts=%d worker=%s %s\n%s", end.State, end.Attempts, end.Worker, end.Error, log)
+		}
+	})
+
+	t.Run("cancel running", func(t *testing.T) {
+		defer e.startWorker("w2", nil)()
+		slow2 := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN sleep 120\n"})
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/slow", Tag: "v2", Kind: "dockerfile", Dockerfile: "Dockerfile"}, slow2)
+		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running })
+		time.Sleep(2 * time.Second)
+		start := time.Now()
+		if _, err := e.client(e.alice).Cancel(t.Context(), "team-a/slow", b.ID); err != nil {
+			t.Fatal(err)
+		}
+		end, _ := e.follow(e.alice, "team-a/slow", b.ID)
+		if end.State != store.Canceled {
+			t.Fatalf("state %s (%s)", end.State, end.Error)
+		}
+		if waited := time.Since(start); waited > 60*time.Second {
+			t.Errorf("the cancel took %s", waited)
+		}
+	})
+
+	t.Run("conformance", func(t *testing.T) {
+		// The OCI distribution-spec conformance suite: pull, push, content
+		// discovery and management.
+		_, tok, err := e.srv.Store().CreateToken(context.Background(), store.Token{Name: "conformance", Namespaces: []string{"conformance"}, Scopes: []string{service.ScopeAdmin}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		testenv.Tools(t, "oci-conformance")
+		res := t.TempDir()
+		cmd := exec.Command("oci-conformance")
+		cmd.Dir = res
+		cmd.Env = append(os.Environ(), "OCI_REGISTRY="+e.host, "OCI_TLS=disabled", "OCI_USERNAME=conformance", "OCI_PASSWORD="+tok,
+			"OCI_RESULTS_DIR="+res, "OCI_API_BLOBS_UPLOAD_CANCEL=true",
+			// The registry library stores sha256 content only.
+			"OCI_DATA_SHA512=false")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("conformance suite failed: %v\n%s", err, out)
+		}
+		for _, want := range []string{"Referrers.....................:       Pass", "Blob chunked..................:       Pass", "Manifest put with subject.....:       Pass", "FAIL..........................:          0"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("conformance output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+}
+
+func waitState(t *testing.T, e *serveEnv, repo, id string, ok func(service.BuildView) bool) {
+	t.Helper()
+	var v service.BuildView
+	var err error
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if v, err = e.client(e.alice).Build(t.Context(), repo, id); err == nil && ok(v) {
+			return
+		}
+	}
+	t.Fatalf("build %s never reached the wanted state: %+v %v", id, v, err)
+}
+
+type rawManifest struct{ b []byte }
+
+func (m rawManifest) RawManifest() ([]byte, error) { return m.b, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
