@@ -456,4 +456,3 @@ func (m rawManifest) RawManifest() ([]byte, error) { return m.b, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) {
 	return types.OCIManifestSchema1, nil
 }
-
