@@ -721,3 +721,51 @@ func (l staticLayer) Uncompressed() (io.ReadCloser, error) {
 }
 func (l staticLayer) Size() (int64, error)                { return int64(len(l.data)), nil }
 func (l staticLayer) MediaType() (types.MediaType, error) { return "application/octet-stream", nil }
+
+// TestBadRegistryInput: a huge manifest and a blob with the wrong digest
+// are refused with OCI errors and leave nothing behind.
+func TestBadRegistryInput(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limits.MaxManifestBytes = 64 << 10 })
+	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	tok := decode[map[string]any](t, h.req("GET", "/token?service=pei&scope=repository:team-a/app:pull,push", alice, nil))["token"].(string)
+	bearer := []string{"Authorization", "Bearer " + tok}
+
+	huge := append([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","annotations":{"x":"`), bytes.Repeat([]byte("a"), 100<<10)...)
+	huge = append(huge, []byte(`"}}`)...)
+	resp := h.req("PUT", "/v2/team-a/app/manifests/huge", "", bytes.NewReader(huge), append(bearer, "Content-Type", "application/vnd.oci.image.manifest.v1+json")...)
+	if resp.StatusCode != 413 || !strings.Contains(errorCode(t, resp), "SIZE_INVALID") {
+		t.Fatalf("huge manifest: %d", resp.StatusCode)
+	}
+
+	resp = h.req("POST", "/v2/team-a/app/blobs/uploads/", "", nil, bearer...)
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, "http") {
+		loc = h.ts.URL + loc
+	}
+	wrong := "sha256:" + strings.Repeat("0", 64)
+	sep := "?"
+	if strings.Contains(loc, "?") {
+		sep = "&"
+	}
+	r, _ := http.NewRequest("PUT", loc+sep+"digest="+wrong, strings.NewReader("some content"))
+	r.Header.Set("Authorization", "Bearer "+tok)
+	r.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 400 || !strings.Contains(errorCode(t, resp), "DIGEST_INVALID") {
+		t.Fatalf("blob with a wrong digest: %d", resp.StatusCode)
+	}
+	resp = h.req("HEAD", "/v2/team-a/app/blobs/"+wrong, "", nil, bearer...)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("the wrong-digest blob exists: %d", resp.StatusCode)
+	}
+	resp = h.req("GET", "/v2/team-a/app/tags/list", "", nil, bearer...)
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("tags exist after refused pushes: %d", resp.StatusCode)
+	}
+}
