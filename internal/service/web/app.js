@@ -64,7 +64,8 @@ async function loadBuilds() {
     cell(tr, b.platform);
     cell(tr, b.state, "state " + b.state);
     cell(tr, new Date(b.created).toLocaleString());
-    cell(tr, b.digest || b.error || "", "mono");
+    const d = cell(tr, b.digest ? b.digest.slice(0, 19) + "…" : b.error || "", "mono");
+    d.title = b.image || b.error || "";
     tr.addEventListener("click", () => { location.hash = "build=" + b.id; });
     body.appendChild(tr);
   }
