@@ -24,6 +24,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 type harness struct {
@@ -767,5 +768,58 @@ func TestBadRegistryInput(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Fatalf("tags exist after refused pushes: %d", resp.StatusCode)
+	}
+}
+
+// TestReplicasSharePostgres runs two servers on one PostgreSQL database
+// and data directory: a build submitted to one is leased, logged and
+// finished through the other, and tokens work on both.
+func TestReplicasSharePostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPED: -short (PostgreSQL)")
+	}
+	dsn := testenv.Postgres(t)
+	data := t.TempDir()
+	one := newHarness(t, func(c *Config) { c.Database = dsn; c.DataDir = data })
+	two := newHarness(t, func(c *Config) { c.Database = dsn; c.DataDir = data })
+	alice := one.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
+	wsec := two.token("w", nil, ScopeWorker)
+
+	img, _ := random.Image(1024, 1)
+	if err := remote.Write(one.ref("team-a/app:v1"), img, auth(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Image(two.ref("team-a/app:v1"), auth(alice)); err != nil {
+		t.Fatalf("the other replica does not serve the pushed image: %v", err)
+	}
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	b := decode[BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	w := fakeWorker{two, wsec, "r2"}
+	l := w.lease("linux/amd64")
+	if l == nil || l.Build.ID != b.ID {
+		t.Fatalf("replica two did not lease the build queued on one: %+v", l)
+	}
+	if l2 := (fakeWorker{one, wsec, "r1"}).lease("linux/amd64"); l2 != nil {
+		t.Fatalf("the build was leased twice: %+v", l2)
+	}
+	// The recipe uploaded to one is served by two (shared data directory).
+	resp := w.h.req("GET", "/v2/_pei/workers/builds/"+b.ID+"/recipe?worker=r2", wsec, nil)
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(got, good) {
+		t.Fatalf("recipe through replica two: %d bytes, want %d", len(got), len(good))
+	}
+	w.post(b.ID, "logs", "from two\n").Body.Close()
+	d, _ := img.Digest()
+	w.post(b.ID, "finish", `{"state":"succeeded","digest":"`+d.String()+`"}`).Body.Close()
+	v := decode[BuildView](t, one.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
+	if v.State != store.Succeeded || v.Digest != d.String() {
+		t.Fatalf("replica one sees %+v", v)
+	}
+	text := one.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID+"/logs", alice, nil)
+	log, _ := io.ReadAll(text.Body)
+	text.Body.Close()
+	if string(log) != "from two\n" {
+		t.Fatalf("log through replica one: %q", log)
 	}
 }
