@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -187,6 +188,8 @@ func TestServe(t *testing.T) {
 	testenv.Image(t, baseImage)
 	testenv.Tools(t, "skopeo", "crane")
 	e := startServe(t, nil)
+	pei := filepath.Join(t.TempDir(), "pei")
+	run(t, "..", "go", "build", "-o", pei, "./cmd/pei")
 
 	t.Run("pei project", func(t *testing.T) {
 		// Submitted, built and pulled back with docker, skopeo and crane.
@@ -378,17 +381,38 @@ func TestServe(t *testing.T) {
 
 	slow := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN sleep 25 && echo slept > /slept\n"})
 
-	t.Run("killed worker", func(t *testing.T) {
-		// Its build is finished by another worker.
-		stopA := e.startWorker("doomed", nil)
+	t.Run("stopped and killed workers", func(t *testing.T) {
+		// A worker stopped (SIGTERM) gives its build back at once; one
+		// killed with SIGKILL loses it when its lease runs out; a third
+		// worker finishes it.
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/slow", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, slow)
+		stopA := e.startWorker("stopping", nil)
+		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running && v.Worker == "workers/stopping" })
+		time.Sleep(time.Second)
+		stopA()
+		if v, _ := e.client(e.alice).Build(t.Context(), "team-a/slow", b.ID); v.State != store.Queued || !strings.Contains(v.Error, "stopping stopped; queued again") {
+			t.Fatalf("after a graceful stop: %s %q", v.State, v.Error)
+		}
+
+		cmd := exec.Command(pei, "worker", "--server", e.url, "--builder", e.builder, "--name", "doomed")
+		cmd.Env = append(os.Environ(), "PEI_TOKEN="+e.worker, "HOME="+t.TempDir())
+		var wlog bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &wlog, &wlog
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running && v.Worker == "workers/doomed" })
 		time.Sleep(2 * time.Second)
-		stopA() // the worker goes away without a word
+		cmd.Process.Kill() // SIGKILL: no word to the server
+		cmd.Wait()
 		defer e.startWorker("rescuer", nil)()
 		end, log := e.follow(e.alice, "team-a/slow", b.ID)
-		if end.State != store.Succeeded || end.Attempts != 2 || end.Worker != "workers/rescuer" {
-			t.Fatalf("after the worker died: %s attempts=%d worker=%s %s\n%s", end.State, end.Attempts, end.Worker, end.Error, log)
+		if end.State != store.Succeeded || end.Attempts != 3 || end.Worker != "workers/rescuer" {
+			t.Fatalf("after the workers went: %s attempts=%d worker=%s %s\n%s\nkilled worker:\n%s", end.State, end.Attempts, end.Worker, end.Error, log, wlog.String())
+		}
+		if !strings.Contains(log, "pei worker stopping is stopping; the build goes back to the queue") {
+			t.Errorf("the stopped worker's last words are not in the log:\n%s", log)
 		}
 	})
 
@@ -408,6 +432,49 @@ func TestServe(t *testing.T) {
 		}
 		if waited := time.Since(start); waited > 60*time.Second {
 			t.Errorf("the cancel took %s", waited)
+		}
+	})
+
+	t.Run("pei submit", func(t *testing.T) {
+		// The CLI: upload, follow the log, print the image; a failed
+		// build exits 1 with its reason; a build past its timeout fails.
+		defer e.startWorker("w3", nil)()
+		submit := func(dir string, args ...string) (string, string, error) {
+			cmd := exec.Command(pei, append([]string{"submit", "-p", dir, "--server", e.url}, args...)...)
+			cmd.Env = append(os.Environ(), "PEI_TOKEN="+e.alice)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			return stdout.String(), stderr.String(), err
+		}
+		ok := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello /hello\n", "hello": "cli\n"})
+		out, errOut, err := submit(ok, "--tag", "team-a/cli:v1", "--dockerfile", "Dockerfile", "--follow")
+		if err != nil {
+			t.Fatalf("pei submit: %v\n%s", err, errOut)
+		}
+		if !strings.HasPrefix(out, e.host+"/team-a/cli@sha256:") || strings.Count(out, "\n") != 1 {
+			t.Errorf("stdout %q, want the image reference alone", out)
+		}
+		for _, want := range []string{"queued (" + e.url + "/v2/team-a/cli/_pei/builds/b-", "COPY hello /hello", "pushed "} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr lacks %q:\n%s", want, errOut)
+			}
+		}
+		bad := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY missing /x\n"})
+		_, errOut, err = submit(bad, "--tag", "team-a/cli:bad", "--dockerfile", "Dockerfile", "--follow")
+		if code := exitCode(err); code != 1 || !strings.Contains(errOut, "failed") || !strings.Contains(errOut, "missing") {
+			t.Errorf("a failing build: exit %d\n%s", code, errOut)
+		}
+		late := dockerfileDir(t, map[string]string{"Dockerfile": fmt.Sprintf("FROM %s/team-a/debian:bookworm\nRUN echo %d; sleep 60\n", e.host, time.Now().UnixNano())})
+		_, errOut, err = submit(late, "--tag", "team-a/cli:late", "--dockerfile", "Dockerfile", "--timeout", "4s", "--follow")
+		if code := exitCode(err); code != 1 || !strings.Contains(errOut, "timed out after 4s") {
+			t.Errorf("a build past its timeout: exit %d\n%s", code, errOut)
+		}
+		badCfg := t.TempDir()
+		writeFile(t, filepath.Join(badCfg, "user_config.yml"), "stage_1:\n  image: {base: debian:bookworm, output: 'x:1'}\n  ssh: {enable: maybe}\n", 0o644)
+		_, errOut, err = submit(badCfg, "--tag", "team-a/cli:cfg")
+		if err == nil || !strings.Contains(errOut, "user_config.yml:3") {
+			t.Errorf("a bad config: %v\n%s", err, errOut)
 		}
 	})
 
@@ -455,4 +522,15 @@ type rawManifest struct{ b []byte }
 func (m rawManifest) RawManifest() ([]byte, error) { return m.b, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) {
 	return types.OCIManifestSchema1, nil
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

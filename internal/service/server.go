@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Lease = 30 * time.Second
 	}
 	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 2
+		cfg.MaxAttempts = 3
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard

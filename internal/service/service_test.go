@@ -823,3 +823,23 @@ func TestReplicasSharePostgres(t *testing.T) {
 		t.Fatalf("log through replica one: %q", log)
 	}
 }
+
+// TestSlowUpload: a recipe upload that stalls past the upload timeout is
+// answered 408 and nothing is queued.
+func TestSlowUpload(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Limits.UploadTimeout = 300 * time.Millisecond })
+	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write([]byte{0x1f, 0x8b})
+		time.Sleep(2 * time.Second)
+		pw.Close()
+	}()
+	resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile", alice, pr)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(errorCode(t, resp), "TIMEOUT") {
+		t.Fatalf("stalled upload: %d", resp.StatusCode)
+	}
+	if bs, _ := h.srv.Store().Builds(context.Background(), store.Filter{}); len(bs) != 0 {
+		t.Fatalf("a stalled upload queued %d builds", len(bs))
+	}
+}

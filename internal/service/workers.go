@@ -50,7 +50,9 @@ type Heartbeat struct {
 
 // Finish is what a worker reports at the end of a build.
 type Finish struct {
-	State  string `json:"state"` // succeeded, failed or canceled
+	// State is succeeded, failed or canceled; "queued" gives the build
+	// back (the worker is shutting down).
+	State  string `json:"state"`
 	Digest string `json:"digest,omitempty"`
 	Error  string `json:"error,omitempty"`
 }
@@ -203,6 +205,17 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "a succeeded build reports its image digest: "+err.Error(), nil)
 			return
 		}
+	}
+	if f.State == store.Queued {
+		b, err := s.store.Release(r.Context(), b.ID, name, fmt.Sprintf("worker %s stopped; queued again", name))
+		if err != nil {
+			writeError(w, http.StatusConflict, "LEASE_LOST", err.Error(), nil)
+			return
+		}
+		s.events.notify("")
+		s.events.notify(b.ID)
+		writeJSON(w, http.StatusOK, s.view(b))
+		return
 	}
 	b, err := s.store.Finish(r.Context(), b.ID, name, f.State, f.Digest, f.Error)
 	if err != nil {

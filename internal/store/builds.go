@@ -263,6 +263,20 @@ func (s *Store) Finish(ctx context.Context, id, worker, state, digest, reason st
 	return s.Build(ctx, id)
 }
 
+// Release gives a running build back to the queue (its worker is shutting
+// down); the attempt still counts.
+func (s *Store) Release(ctx context.Context, id, worker, reason string) (Build, error) {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, worker = '', lease_until = 0, error = ? WHERE id = ? AND worker = ? AND state = ?`),
+		Queued, reason, id, worker, Running)
+	if err != nil {
+		return Build{}, err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return Build{}, ErrLeaseLost
+	}
+	return s.Build(ctx, id)
+}
+
 // Cancel ends a queued build at once and asks a running one's worker to
 // stop. It returns the build as it now is.
 func (s *Store) Cancel(ctx context.Context, id string) (Build, error) {

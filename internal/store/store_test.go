@@ -288,3 +288,22 @@ func TestLogs(t *testing.T) {
 		}
 	})
 }
+
+func TestRelease(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		b := queue(t, s, "linux/amd64")
+		s.Lease(ctx, "w1", []string{"linux/amd64"}, nil, time.Minute)
+		if _, err := s.Release(ctx, b.ID, "w2", "x"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("release by another worker: %v", err)
+		}
+		r, err := s.Release(ctx, b.ID, "w1", "w1 stopped; queued again")
+		if err != nil || r.State != Queued || r.Worker != "" || r.Attempts != 1 {
+			t.Fatalf("release: %+v %v", r, err)
+		}
+		l, err := s.Lease(ctx, "w2", []string{"linux/amd64"}, nil, time.Minute)
+		if err != nil || l.ID != b.ID || l.Attempts != 2 {
+			t.Fatalf("lease after release: %+v %v", l, err)
+		}
+	})
+}

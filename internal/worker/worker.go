@@ -148,7 +148,8 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 		defer tcancel()
 	}
 	j := &job{c: c, opt: opt, lease: l, cancel: cancel}
-	j.logs = newLogSender(ctx, c, b.ID, opt.Name)
+	// The log outlives a stopping worker's context: its last lines are sent.
+	j.logs = newLogSender(context.WithoutCancel(ctx), c, b.ID, opt.Name)
 	hbDone := make(chan struct{})
 	go func() {
 		defer close(hbDone)
@@ -164,6 +165,15 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 		case errors.Is(cause, errLeaseLost):
 			j.logs.close()
 			return service.Finish{State: "lost"}
+		case ctx.Err() != nil:
+			// The worker is stopping (SIGTERM): give the build back now
+			// rather than let its lease run out.
+			fmt.Fprintf(j.logs, "\npei worker %s is stopping; the build goes back to the queue\n", opt.Name)
+			j.logs.close()
+			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer rcancel()
+			c.Finish(rctx, b.ID, opt.Name, service.Finish{State: store.Queued})
+			return service.Finish{State: store.Queued}
 		case errors.Is(cause, errCanceled):
 			f = service.Finish{State: store.Canceled, Error: "canceled by request"}
 		case cause != nil && strings.HasPrefix(cause.Error(), "timed out"):
