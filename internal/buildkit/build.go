@@ -202,7 +202,7 @@ type job struct {
 // another in stage order, each leaving out the layers the one before put
 // there, while later stages still build.
 func solveAll(ctx context.Context, c *bkclient.Client, opt Options, jobs []job, stores map[string]content.Store) ([]Result, error) {
-	prog, err := newProgress(opt)
+	prog, err := newProgress(opt.Progress, opt.Stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -595,16 +595,15 @@ type progress struct {
 	done chan error
 }
 
-func newProgress(opt Options) (*progress, error) {
-	mode := progressui.DisplayMode(opt.Progress)
-	if mode == "" {
-		mode = progressui.AutoMode
+func newProgress(mode string, w io.Writer) (*progress, error) {
+	m := progressui.DisplayMode(mode)
+	if m == "" {
+		m = progressui.AutoMode
 	}
-	w := opt.Stderr
 	if w == nil {
 		w = io.Discard
 	}
-	d, err := progressui.NewDisplay(w, mode)
+	d, err := progressui.NewDisplay(w, m)
 	if err != nil {
 		return nil, fmt.Errorf("progress: %w", err)
 	}

@@ -14,7 +14,6 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/session"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
-	"github.com/moby/buildkit/util/progress/progressui"
 	"github.com/tonistiigi/fsutil"
 )
 
@@ -76,26 +75,13 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 			return os.Create(dest)
 		}}},
 	}
-	mode := progressui.DisplayMode(opt.Progress)
-	if mode == "" {
-		mode = progressui.AutoMode
-	}
-	w := opt.Stderr
-	if w == nil {
-		w = io.Discard
-	}
-	d, err := progressui.NewDisplay(w, mode)
+	prog, err := newProgress(opt.Progress, opt.Stderr)
 	if err != nil {
-		return "", fmt.Errorf("progress: %w", err)
+		return "", err
 	}
-	ch := make(chan *bkclient.SolveStatus)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		d.UpdateFrom(context.Background(), ch)
-	}()
-	resp, err := c.Solve(ctx, nil, so, ch)
-	<-done
+	// Solve closes the status channel when it returns, ending the display.
+	resp, err := c.Solve(ctx, nil, so, prog.ch)
+	<-prog.done
 	if err != nil {
 		return "", fmt.Errorf("build %s: %w", opt.Dockerfile, err)
 	}

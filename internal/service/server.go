@@ -111,12 +111,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
 	fillLimits(&cfg.Limits)
-	if cfg.Lease == 0 {
-		cfg.Lease = 30 * time.Second
-	}
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 3
-	}
+	orDefault(&cfg.Lease, 30*time.Second)
+	orDefault(&cfg.MaxAttempts, 3)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -184,29 +180,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 func fillLimits(l *Limits) {
 	d := DefaultLimits
-	if l.MaxRecipeBytes == 0 {
-		l.MaxRecipeBytes = d.MaxRecipeBytes
-	}
-	if l.MaxContextBytes == 0 {
-		l.MaxContextBytes = d.MaxContextBytes
-	}
-	if l.MaxActive == 0 {
-		l.MaxActive = d.MaxActive
-	}
-	if l.BuildTimeout == 0 {
-		l.BuildTimeout = d.BuildTimeout
-	}
-	if l.UploadTimeout == 0 {
-		l.UploadTimeout = d.UploadTimeout
-	}
-	if l.RequestsPerSec == 0 {
-		l.RequestsPerSec = d.RequestsPerSec
-	}
-	if l.Burst == 0 {
-		l.Burst = d.Burst
-	}
-	if l.MaxManifestBytes == 0 {
-		l.MaxManifestBytes = d.MaxManifestBytes
+	orDefault(&l.MaxRecipeBytes, d.MaxRecipeBytes)
+	orDefault(&l.MaxContextBytes, d.MaxContextBytes)
+	orDefault(&l.MaxActive, d.MaxActive)
+	orDefault(&l.BuildTimeout, d.BuildTimeout)
+	orDefault(&l.UploadTimeout, d.UploadTimeout)
+	orDefault(&l.RequestsPerSec, d.RequestsPerSec)
+	orDefault(&l.Burst, d.Burst)
+	orDefault(&l.MaxManifestBytes, d.MaxManifestBytes)
+}
+
+// orDefault sets *v to d when it is the zero value (not configured).
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
 	}
 }
 
