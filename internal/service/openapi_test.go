@@ -30,7 +30,7 @@ func TestOpenAPIListsEveryEndpoint(t *testing.T) {
 		}
 	}
 	want := []string{
-		"GET /token", "POST /token", "GET /v2/_catalog", "GET /v2/{name}/referrers/{digest}",
+		"GET /healthz", "GET /token", "POST /token", "GET /v2/_catalog", "GET /v2/{name}/referrers/{digest}",
 		"POST /v2/{name}/_pei/builds", "GET /v2/{name}/_pei/builds", "GET /v2/{name}/_pei/builds/{id}",
 		"DELETE /v2/{name}/_pei/builds/{id}", "GET /v2/{name}/_pei/builds/{id}/logs",
 		"GET /v2/_pei/builds", "GET /v2/_pei/repositories", "POST /v2/_pei/workers/lease",

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v2/_pei/builds", s.limited(s.listAll))
 	mux.HandleFunc("GET /v2/_pei/repositories", s.limited(s.repositories))
 	mux.HandleFunc("/v2/", s.v2)
+	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /{$}", s.ui)
 	mux.HandleFunc("GET /ui/", s.ui)
 	return mux
@@ -352,3 +354,25 @@ func (e *events) notifyAll() {
 		}
 	}
 }
+
+// health is for load balancers and supervisors: 200 when the database
+// and the registry's storage answer, 503 otherwise.
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "database: "+err.Error(), nil)
+		return
+	}
+	if enum, ok := s.registry.(distribution.RepositoryEnumerator); ok {
+		err := enum.Enumerate(ctx, func(string) error { return errStopEnumerate })
+		if err != nil && !errors.Is(err, errStopEnumerate) && !isPathNotFound(err) {
+			writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "storage: "+err.Error(), nil)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+var errStopEnumerate = errors.New("stop")

@@ -71,6 +71,7 @@ type Limits struct {
 	RequestsPerSec   float64       // per caller on pei's endpoints
 	Burst            int
 	MaxManifestBytes int64
+	MaxLogBytes      int64 // kept per build; the rest is cut
 }
 
 // DefaultLimits are the limits when none are configured.
@@ -83,6 +84,7 @@ var DefaultLimits = Limits{
 	RequestsPerSec:   50,
 	Burst:            100,
 	MaxManifestBytes: 4 << 20,
+	MaxLogBytes:      32 << 20,
 }
 
 // Server is pei serve.
@@ -188,6 +190,7 @@ func fillLimits(l *Limits) {
 	orDefault(&l.RequestsPerSec, d.RequestsPerSec)
 	orDefault(&l.Burst, d.Burst)
 	orDefault(&l.MaxManifestBytes, d.MaxManifestBytes)
+	orDefault(&l.MaxLogBytes, d.MaxLogBytes)
 }
 
 // orDefault sets *v to d when it is the zero value (not configured).

@@ -843,3 +843,19 @@ func TestSlowUpload(t *testing.T) {
 		t.Fatalf("a stalled upload queued %d builds", len(bs))
 	}
 }
+
+func TestHealth(t *testing.T) {
+	h := newHarness(t, nil)
+	resp := h.req("GET", "/healthz", "", nil)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok\n" {
+		t.Fatalf("healthy: %d %q", resp.StatusCode, body)
+	}
+	h.srv.Store().Close() // the database goes away
+	resp = h.req("GET", "/healthz", "", nil)
+	resp.Body.Close()
+	if resp.StatusCode != 503 {
+		t.Fatalf("without a database: %d", resp.StatusCode)
+	}
+}

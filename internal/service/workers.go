@@ -179,7 +179,12 @@ func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(data) > 0 {
-		seq, err := s.store.AppendLog(r.Context(), b.ID, string(data))
+		seq, err := s.store.AppendLog(r.Context(), b.ID, strings.ToValidUTF8(string(data), "\uFFFD"), s.cfg.Limits.MaxLogBytes)
+		if errors.Is(err, store.ErrLogFull) {
+			// The build goes on; its log is full.
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
 			return

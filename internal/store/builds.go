@@ -345,17 +345,30 @@ func (s *Store) Expire(ctx context.Context, maxAttempts int) ([]Build, error) {
 	return ended, nil
 }
 
+// ErrLogFull is returned once a build's log has reached its size limit.
+var ErrLogFull = errors.New("log size limit reached")
+
 // AppendLog adds a chunk of a build's log and returns its sequence number
-// (1, 2, ...), which is the Server-Sent Events id.
-func (s *Store) AppendLog(ctx context.Context, id, data string) (int64, error) {
+// (1, 2, ...), which is the Server-Sent Events id. A log is kept up to max
+// bytes (0: no limit): the chunk that would pass it is cut and followed by
+// a note, later ones are refused with ErrLogFull.
+func (s *Store) AppendLog(ctx context.Context, id, data string, max int64) (int64, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
 	}
 	defer tx.Rollback()
-	var seq int64
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) + 1 FROM build_logs WHERE build_id = ?`), id).Scan(&seq); err != nil {
+	var seq, size int64
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT COALESCE(MAX(seq), 0) + 1, COALESCE(SUM(LENGTH(data)), 0) FROM build_logs WHERE build_id = ?`), id).Scan(&seq, &size); err != nil {
 		return 0, err
+	}
+	if max > 0 {
+		switch {
+		case size >= max:
+			return 0, ErrLogFull
+		case size+int64(len(data)) > max:
+			data = strings.ToValidUTF8(data[:max-size], "") + fmt.Sprintf("\n[pei serve: log cut at %d bytes]\n", max)
+		}
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO build_logs (build_id, seq, data) VALUES (?, ?, ?)`), id, seq, data); err != nil {
 		return 0, err

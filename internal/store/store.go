@@ -69,6 +69,9 @@ func redact(dsn string) string {
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
 // Postgres reports whether the store is PostgreSQL.
 func (s *Store) Postgres() bool { return s.postgres }
 

@@ -276,15 +276,27 @@ func TestLogs(t *testing.T) {
 	backends(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
 		for i, chunk := range []string{"a\n", "b\n", "c\n"} {
-			seq, err := s.AppendLog(ctx, "b-1", chunk)
+			seq, err := s.AppendLog(ctx, "b-1", chunk, 0)
 			if err != nil || seq != int64(i+1) {
 				t.Fatalf("append %d: seq %d, %v", i, seq, err)
 			}
 		}
-		s.AppendLog(ctx, "b-2", "other\n")
+		s.AppendLog(ctx, "b-2", "other\n", 0)
 		got, _ := s.Logs(ctx, "b-1", 1)
 		if len(got) != 2 || got[0].Seq != 2 || got[0].Data != "b\n" || got[1].Data != "c\n" {
 			t.Fatalf("after 1: %+v", got)
+		}
+		// A log is cut at its limit, with a note, then refused.
+		s.AppendLog(ctx, "b-3", "12345", 8)
+		if _, err := s.AppendLog(ctx, "b-3", "67890", 8); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AppendLog(ctx, "b-3", "more", 8); !errors.Is(err, ErrLogFull) {
+			t.Fatalf("append past the limit: %v", err)
+		}
+		got, _ = s.Logs(ctx, "b-3", 0)
+		if len(got) != 2 || got[1].Data != "678\n[pei serve: log cut at 8 bytes]\n" {
+			t.Fatalf("cut log %+v", got)
 		}
 	})
 }
