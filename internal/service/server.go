@@ -167,15 +167,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.app = handlers.NewApp(rctx, rcfg)
 	s.limiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
-	s.hooks = newWebhooks(cfg.Log)
+	s.hooks = newWebhooks()
 	s.events = newEvents()
 	s.handler = s.routes()
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		s.expireLoop(bg)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.hookLoop(bg)
 	}()
 	return s, nil
 }
@@ -271,7 +275,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 func (s *Server) Close() error {
 	s.cancel()
 	s.wg.Wait()
-	s.hooks.wait()
 	s.app.Shutdown()
 	return s.store.Close()
 }

@@ -859,3 +859,79 @@ func TestHealth(t *testing.T) {
 		t.Fatalf("without a database: %d", resp.StatusCode)
 	}
 }
+
+// TestWebhookSurvivesRestart: a webhook call that failed before the server
+// stopped is made by the server started next on the same state, and one
+// that keeps failing is given up after its attempts, saying why.
+func TestWebhookSurvivesRestart(t *testing.T) {
+	data := t.TempDir()
+	var mu sync.Mutex
+	up := false
+	var delivered []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !up {
+			w.WriteHeader(503)
+			return
+		}
+		delivered = append(delivered, r.Header.Get("Pei-Delivery"))
+	}))
+	defer hook.Close()
+
+	one := newHarness(t, func(c *Config) { c.DataDir = data })
+	one.srv.hooks.backoff = 100 * time.Millisecond
+	alice := one.token("alice", []string{"team-a"}, ScopeBuild)
+	wsec := one.token("w", nil, ScopeWorker)
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	b := decode[BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
+	w := fakeWorker{one, wsec, "w"}
+	w.lease("linux/amd64")
+	w.post(b.ID, "finish", `{"state":"failed","error":"broken"}`).Body.Close()
+	waitFor(t, func() bool {
+		n, _, _, _, _ := one.srv.Store().WebhookState(context.Background(), b.ID)
+		return n >= 1
+	})
+	one.srv.Close()
+
+	mu.Lock()
+	up = true
+	mu.Unlock()
+	two := newHarness(t, func(c *Config) { c.DataDir = data })
+	waitFor(t, func() bool {
+		_, ok, _, _, _ := two.srv.Store().WebhookState(context.Background(), b.ID)
+		return ok
+	})
+	mu.Lock()
+	if len(delivered) != 1 || !strings.HasPrefix(delivered[0], b.ID+".") {
+		t.Fatalf("deliveries %v", delivered)
+	}
+	up = false
+	mu.Unlock()
+
+	// A hook that never answers 2xx is given up after its attempts.
+	two.srv.hooks.attempts = 3
+	two.srv.hooks.backoff = 10 * time.Millisecond
+	b2 := decode[BuildView](t, two.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
+	w2 := fakeWorker{two, wsec, "w"}
+	w2.lease("linux/amd64")
+	w2.post(b2.ID, "finish", `{"state":"canceled"}`).Body.Close()
+	waitFor(t, func() bool {
+		_, _, gaveUp, _, _ := two.srv.Store().WebhookState(context.Background(), b2.ID)
+		return gaveUp
+	})
+	n, _, _, lastErr, _ := two.srv.Store().WebhookState(context.Background(), b2.ID)
+	if n != 3 || !strings.Contains(lastErr, "503") {
+		t.Fatalf("gave up after %d attempts (%q)", n, lastErr)
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatal("timed out waiting")
+}

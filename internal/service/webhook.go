@@ -10,27 +10,26 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/pei-dev/pei/internal/store"
 )
 
 // webhooks delivers build-ended events: a JSON POST signed with
 // HMAC-SHA256 of the body under the build's webhook secret (header
 // Pei-Signature: sha256=<hex>), retried with exponential backoff until a
-// 2xx answer or the attempts run out.
+// 2xx answer or the attempts run out. What is due is kept in the database
+// (pending from the moment a build ends), so deliveries survive restarts
+// and replicas share them.
 type webhooks struct {
 	client   *http.Client
-	log      io.Writer
 	attempts int
 	backoff  time.Duration
-	wg       sync.WaitGroup
-	ctx      context.Context
-	stop     context.CancelFunc
+	wake     chan struct{}
 }
 
-func newWebhooks(log io.Writer) *webhooks {
-	ctx, stop := context.WithCancel(context.Background())
-	return &webhooks{client: &http.Client{Timeout: 10 * time.Second}, log: log, attempts: 6, backoff: time.Second, ctx: ctx, stop: stop}
+func newWebhooks() *webhooks {
+	return &webhooks{client: &http.Client{Timeout: 10 * time.Second}, attempts: 6, backoff: time.Second, wake: make(chan struct{}, 1)}
 }
 
 // Sign returns the Pei-Signature header value for a webhook body.
@@ -40,50 +39,77 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
-func (h *webhooks) send(url, secret string, v BuildView) {
+// kick makes the delivery loop look for due calls now.
+func (h *webhooks) kick() {
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// hookLoop sends due webhook calls until ctx ends.
+func (s *Server) hookLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		due, err := s.store.DueWebhooks(ctx, 20, 30*time.Second)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(s.cfg.Log, "pei serve: webhooks: %v\n", err)
+		}
+		for _, b := range due {
+			s.deliver(ctx, b)
+		}
+		if len(due) == 20 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.hooks.wake:
+		}
+	}
+}
+
+func (s *Server) deliver(ctx context.Context, b store.Build) {
+	h := s.hooks
+	v := s.view(b)
 	body, err := json.Marshal(map[string]any{"event": "build." + v.State, "build": v})
 	if err != nil {
 		return
 	}
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		wait := h.backoff
-		for i := 1; i <= h.attempts; i++ {
-			req, err := http.NewRequestWithContext(h.ctx, http.MethodPost, url, bytes.NewReader(body))
-			if err != nil {
-				return
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("User-Agent", "pei-serve")
-			req.Header.Set("Pei-Event", "build."+v.State)
-			req.Header.Set("Pei-Delivery", fmt.Sprintf("%s.%d", v.ID, i))
-			if secret != "" {
-				req.Header.Set("Pei-Signature", Sign(secret, body))
-			}
-			resp, err := h.client.Do(req)
-			if err == nil {
-				io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-				resp.Body.Close()
-				if resp.StatusCode/100 == 2 {
-					return
-				}
-				err = fmt.Errorf("answered %s", resp.Status)
-			}
-			fmt.Fprintf(h.log, "pei serve: webhook for build %s, attempt %d of %d: %v\n", v.ID, i, h.attempts, err)
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
-			wait *= 2
+	attempt := b.HookAttempts + 1
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.Webhook, bytes.NewReader(body))
+	if err != nil {
+		s.store.WebhookSent(ctx, b.ID, false, err.Error(), time.Time{})
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "pei-serve")
+	req.Header.Set("Pei-Event", "build."+v.State)
+	req.Header.Set("Pei-Delivery", fmt.Sprintf("%s.%d", v.ID, attempt))
+	if b.WebhookSecret != "" {
+		req.Header.Set("Pei-Signature", Sign(b.WebhookSecret, body))
+	}
+	resp, err := h.client.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		resp.Body.Close()
+		if resp.StatusCode/100 == 2 {
+			s.store.WebhookSent(context.WithoutCancel(ctx), b.ID, true, "", time.Time{})
+			return
 		}
-	}()
-}
-
-func (h *webhooks) wait() {
-	h.stop()
-	h.wg.Wait()
+		err = fmt.Errorf("answered %s", resp.Status)
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the claim runs out and the call is retried
+	}
+	next := time.Time{}
+	if attempt < h.attempts {
+		next = time.Now().Add(h.backoff << (attempt - 1))
+	}
+	fmt.Fprintf(s.cfg.Log, "pei serve: webhook for build %s, attempt %d of %d: %v\n", v.ID, attempt, h.attempts, err)
+	s.store.WebhookSent(ctx, b.ID, false, err.Error(), next)
 }
 
 func jsonCompact(v any) (string, error) {

@@ -261,9 +261,10 @@ func (s *Server) recipe(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, rc)
 }
 
-// ended runs when a build reaches an end state: its webhook is called.
+// ended runs when a build reaches an end state: its webhook call (already
+// pending in the database) goes out now rather than at the next tick.
 func (s *Server) ended(b store.Build) {
 	if b.Webhook != "" {
-		s.hooks.send(b.Webhook, b.WebhookSecret, s.view(b))
+		s.hooks.kick()
 	}
 }

@@ -37,18 +37,20 @@ type Build struct {
 	Webhook string
 	// WebhookSecret keys the HMAC-SHA256 signature of webhook calls.
 	WebhookSecret string
-	Submitter     string // token name
-	State         string
-	Created       time.Time
-	Started       time.Time
-	Finished      time.Time
-	Worker        string
-	LeaseUntil    time.Time
-	Attempts      int
-	Timeout       time.Duration
-	Cancel        bool
-	Digest        string // the pushed image's manifest (or index) digest
-	Error         string
+	// HookAttempts counts webhook deliveries tried (DueWebhooks only).
+	HookAttempts int
+	Submitter    string // token name
+	State        string
+	Created      time.Time
+	Started      time.Time
+	Finished     time.Time
+	Worker       string
+	LeaseUntil   time.Time
+	Attempts     int
+	Timeout      time.Duration
+	Cancel       bool
+	Digest       string // the pushed image's manifest (or index) digest
+	Error        string
 }
 
 // Done reports whether the build has ended.
@@ -58,13 +60,15 @@ func (b Build) Done() bool {
 
 const buildCols = `id, repo, namespace, tag, platform, kind, stage, recipe, recipe_size, subject, secrets, webhook, webhook_secret, submitter, state, created, started, finished, worker, lease_until, attempts, timeout_s, cancel, digest, error`
 
-func scanBuild(r scanner) (Build, error) {
+// scanBuild reads a row of buildCols, then any extra columns into extra.
+func scanBuild(r scanner, extra ...any) (Build, error) {
 	var b Build
 	var secrets string
 	var created, started, finished, lease, timeout int64
 	var cancel int
-	err := r.Scan(&b.ID, &b.Repo, &b.Namespace, &b.Tag, &b.Platform, &b.Kind, &b.Stage, &b.Recipe, &b.RecipeSize, &b.Subject, &secrets, &b.Webhook, &b.WebhookSecret, &b.Submitter,
-		&b.State, &created, &started, &finished, &b.Worker, &lease, &b.Attempts, &timeout, &cancel, &b.Digest, &b.Error)
+	dest := []any{&b.ID, &b.Repo, &b.Namespace, &b.Tag, &b.Platform, &b.Kind, &b.Stage, &b.Recipe, &b.RecipeSize, &b.Subject, &secrets, &b.Webhook, &b.WebhookSecret, &b.Submitter,
+		&b.State, &created, &started, &finished, &b.Worker, &lease, &b.Attempts, &timeout, &cancel, &b.Digest, &b.Error}
+	err := r.Scan(append(dest, extra...)...)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return Build{}, ErrNotFound
@@ -398,4 +402,76 @@ func (s *Store) Logs(ctx context.Context, id string, after int64) ([]LogChunk, e
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// Webhook delivery state lives on the build row, so a build that ends has
+// its delivery pending in the same write: nothing is lost if the server
+// dies between the two.
+const (
+	hookPending   = 0
+	hookDelivered = 1
+	hookGaveUp    = 2
+)
+
+// DueWebhooks claims up to n ended builds whose webhook is due, pushing
+// their next attempt hold seconds ahead so another replica does not send
+// the same call meanwhile.
+func (s *Store) DueWebhooks(ctx context.Context, n int, hold time.Duration) ([]Build, error) {
+	now := time.Now()
+	rows, err := s.db.QueryContext(ctx, s.q(fmt.Sprintf(`SELECT `+buildCols+`, hook_attempts, hook_next FROM builds WHERE webhook <> '' AND hook_done = ? AND state IN (?, ?, ?) AND hook_next <= ? ORDER BY hook_next LIMIT %d`, n)),
+		hookPending, Succeeded, Failed, Canceled, ms(now))
+	if err != nil {
+		return nil, err
+	}
+	type cand struct {
+		b    Build
+		next int64
+	}
+	var cands []cand
+	for rows.Next() {
+		var c cand
+		b, err := scanBuild(rows, &c.b.HookAttempts, &c.next)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		b.HookAttempts = c.b.HookAttempts
+		c.b = b
+		cands = append(cands, c)
+	}
+	rows.Close()
+	var out []Build
+	for _, c := range cands {
+		res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET hook_next = ? WHERE id = ? AND hook_next = ? AND hook_done = ?`), ms(now.Add(hold)), c.b.ID, c.next, hookPending)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			out = append(out, c.b)
+		}
+	}
+	return out, nil
+}
+
+// WebhookSent records a delivery attempt: delivered, or failed with the
+// next attempt at next (zero: give up).
+func (s *Store) WebhookSent(ctx context.Context, id string, delivered bool, reason string, next time.Time) error {
+	done := hookPending
+	switch {
+	case delivered:
+		done = hookDelivered
+	case next.IsZero():
+		done = hookGaveUp
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET hook_attempts = hook_attempts + 1, hook_done = ?, hook_next = ?, hook_error = ? WHERE id = ?`),
+		done, ms(next), reason, id)
+	return err
+}
+
+// WebhookState reports a build's webhook delivery: attempts made,
+// delivered, given up, and the last error.
+func (s *Store) WebhookState(ctx context.Context, id string) (attempts int, delivered, gaveUp bool, lastErr string, err error) {
+	var done int
+	err = s.db.QueryRowContext(ctx, s.q(`SELECT hook_attempts, hook_done, hook_error FROM builds WHERE id = ?`), id).Scan(&attempts, &done, &lastErr)
+	return attempts, done == hookDelivered, done == hookGaveUp, lastErr, err
 }

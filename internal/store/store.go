@@ -111,10 +111,15 @@ CREATE TABLE IF NOT EXISTS builds (
 	timeout_s BIGINT NOT NULL DEFAULT 0,
 	cancel INTEGER NOT NULL DEFAULT 0,
 	digest TEXT NOT NULL DEFAULT '',
-	error TEXT NOT NULL DEFAULT ''
+	error TEXT NOT NULL DEFAULT '',
+	hook_attempts INTEGER NOT NULL DEFAULT 0,
+	hook_next BIGINT NOT NULL DEFAULT 0,
+	hook_done INTEGER NOT NULL DEFAULT 0,
+	hook_error TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS builds_queue ON builds (state, created);
 CREATE INDEX IF NOT EXISTS builds_repo ON builds (repo, created);
+CREATE INDEX IF NOT EXISTS builds_hooks ON builds (hook_done, hook_next);
 CREATE TABLE IF NOT EXISTS referrers (
 	repo TEXT NOT NULL,
 	subject TEXT NOT NULL,
