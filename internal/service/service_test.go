@@ -935,3 +935,31 @@ func waitFor(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("timed out waiting")
 }
+
+// TestRegistryConfigStorage: --registry-config takes the storage of a
+// distribution configuration file (here the in-memory driver) instead of
+// the data directory.
+func TestRegistryConfigStorage(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "registry.yml")
+	os.WriteFile(cfgFile, []byte("version: 0.1\nstorage:\n  inmemory: {}\n"), 0o644)
+	h := newHarness(t, func(c *Config) { c.RegistryConfig = cfgFile })
+	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	img, _ := random.Image(1024, 1)
+	if err := remote.Write(h.ref("team-a/mem:v1"), img, auth(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := remote.Image(h.ref("team-a/mem:v1"), auth(alice)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(h.data, "registry")); !os.IsNotExist(err) {
+		t.Fatalf("blobs went to the data directory: %v", err)
+	}
+
+	// A bad storage section is an error from New, not a panic.
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	os.WriteFile(bad, []byte("version: 0.1\nstorage:\n  nosuchdriver: {}\n"), 0o644)
+	_, err := New(context.Background(), Config{DataDir: t.TempDir(), PublicURL: "http://127.0.0.1:1", RegistryConfig: bad})
+	if err == nil || !strings.Contains(err.Error(), "nosuchdriver") {
+		t.Fatalf("bad storage: %v", err)
+	}
+}
