@@ -379,6 +379,56 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("shared cache", func(t *testing.T) {
+		// A step built by one worker is reused by a worker on another
+		// BuildKit daemon, through the cache the workers keep in the
+		// registry (REPO/buildcache).
+		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN head -c 16 /dev/urandom | od -x > /stamp\n"})
+		stop := e.startWorker("cache-1", nil)
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/cached", Tag: "one", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
+		if end, log := e.follow(e.alice, "team-a/cached", b.ID); end.State != store.Succeeded {
+			t.Fatalf("first build: %s\n%s", end.Error, log)
+		}
+		stop()
+		fresh, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(t.TempDir(), "buildkit")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { fresh.Stop() })
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			worker.Run(ctx, worker.Options{Server: e.url, Token: e.worker, Name: "cache-2", Builder: fresh.Addr, StateDir: t.TempDir(), Log: testLog{t}})
+		}()
+		defer func() { cancel(); <-done }()
+		b2 := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/cached", Tag: "two", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
+		end, log := e.follow(e.alice, "team-a/cached", b2.ID)
+		if end.State != store.Succeeded || end.Worker != "workers/cache-2" {
+			t.Fatalf("second build: %s on %s %s\n%s", end.State, end.Worker, end.Error, log)
+		}
+		if !strings.Contains(log, "importing cache manifest from "+e.host+"/team-a/cached/buildcache:linux-amd64") {
+			t.Errorf("the cache was not imported:\n%s", log)
+		}
+		auth := remote.WithAuth(&authn.Basic{Username: "alice", Password: e.alice})
+		layers := func(tag string) string {
+			ref, _ := name.ParseReference(e.host+"/team-a/cached:"+tag, name.Insecure)
+			img, err := remote.Image(ref, auth)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := img.Manifest()
+			var ds []string
+			for _, l := range m.Layers {
+				ds = append(ds, l.Digest.String())
+			}
+			return strings.Join(ds, ",")
+		}
+		if one, two := layers("one"), layers("two"); one != two {
+			t.Errorf("the random step differs: the cache was not used\n%s\n%s", one, two)
+		}
+	})
+
 	slow := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN sleep 25 && echo slept > /slept\n"})
 
 	t.Run("stopped and killed workers", func(t *testing.T) {

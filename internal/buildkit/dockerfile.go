@@ -29,6 +29,10 @@ type DockerfileOptions struct {
 	SourceDateEpoch int64
 	Progress        string
 	Stderr          io.Writer
+	// CacheImports and CacheExports are BuildKit cache sources and
+	// destinations (e.g. a registry shared by several workers).
+	CacheImports []bkclient.CacheOptionsEntry
+	CacheExports []bkclient.CacheOptionsEntry
 }
 
 // BuildDockerfile builds a plain Dockerfile with BuildKit's built-in
@@ -74,6 +78,8 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 		Exports: []bkclient.ExportEntry{{Type: "oci", Attrs: exp, Output: func(map[string]string) (io.WriteCloser, error) {
 			return os.Create(dest)
 		}}},
+		CacheImports: opt.CacheImports,
+		CacheExports: opt.CacheExports,
 	}
 	prog, err := newProgress(opt.Progress, opt.Stderr)
 	if err != nil {

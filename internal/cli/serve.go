@@ -307,6 +307,7 @@ The token (PEI_TOKEN) needs the worker scope.`,
 	fl.StringVar(&opt.Name, "name", "", "worker name (default: host name)")
 	fl.StringArrayVar(&secrets, "secret", nil, "a secret builds may name: id=ID,src=FILE")
 	fl.BoolVar(&opt.Once, "once", false, "exit after one build")
+	fl.BoolVar(&opt.NoCache, "no-registry-cache", false, "do not share the build cache through the registry (NAME/buildcache)")
 	_ = cmd.MarkFlagRequired("server")
 	return cmd
 }

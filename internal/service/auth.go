@@ -208,15 +208,18 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	return out
 }
 
+// CacheRepo is the repository workers keep a repository's build cache in.
+func CacheRepo(repo string) string { return repo + "/buildcache" }
+
 // grantJob returns the actions a build's credentials get: pull in the
 // submitter's namespace (bases, caches) and anonymous ones, push to the
-// build's repository only.
+// build's repository and its build cache only.
 func (s *Server) grantJob(b store.Build, repo string, want []string) []string {
 	var have []string
 	if Namespace(repo) == b.Namespace || inNamespaces(s.cfg.AnonymousPull, Namespace(repo)) {
 		have = append(have, "pull")
 	}
-	if repo == b.Repo {
+	if repo == b.Repo || repo == CacheRepo(b.Repo) {
 		have = append(have, "push")
 	}
 	var out []string

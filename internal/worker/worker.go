@@ -28,6 +28,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	bkclient "github.com/moby/buildkit/client"
+	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
@@ -52,6 +53,10 @@ type Options struct {
 	StateDir string // pei's state (bases, a started buildkitd)
 	// Once stops after one build (tests, batch jobs).
 	Once bool
+	// NoCache turns off the build cache shared through the registry
+	// (REPO/buildcache:PLATFORM, imported before and exported after each
+	// build), which lets any worker reuse steps another one built.
+	NoCache bool
 	Log  io.Writer
 }
 
@@ -188,13 +193,16 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 	j.logs.close()
 	// The log is out before the build is said to end, so a follower that
 	// sees the end has every line.
+	// Reported even if the worker is being stopped: the build is done.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer fcancel()
 	for i := 0; i < 5; i++ {
-		err = c.Finish(ctx, b.ID, opt.Name, f)
+		err = c.Finish(fctx, b.ID, opt.Name, f)
 		var e *client.Error
 		if err == nil || errors.As(err, &e) {
 			break
 		}
-		sleep(ctx, time.Duration(i+1)*time.Second)
+		sleep(fctx, time.Duration(i+1)*time.Second)
 	}
 	if err != nil {
 		fmt.Fprintf(opt.Log, "pei worker: report build %s: %v\n", b.ID, err)
@@ -269,6 +277,16 @@ func (j *job) build(ctx context.Context) (string, error) {
 		secrets[id] = file
 		secretSpecs = append(secretSpecs, "id="+id+",src="+file)
 	}
+	var cacheFrom, cacheTo []string
+	if !j.opt.NoCache {
+		ref := j.cacheRef()
+		attrs := ""
+		if len(insecure(j.lease.Registry)) > 0 {
+			attrs = ",registry.insecure=true"
+		}
+		cacheFrom = []string{"type=registry,ref=" + ref + attrs}
+		cacheTo = []string{"type=registry,ref=" + ref + ",mode=max,ignore-error=true" + attrs}
+	}
 	out := filepath.Join(work, "image.tar")
 	getenv := func(k string) string {
 		if k == "DOCKER_CONFIG" {
@@ -282,9 +300,10 @@ func (j *job) build(ctx context.Context) (string, error) {
 		_, err = project.Build(ctx, project.BuildOptions{
 			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
 			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
+			CacheFrom: cacheFrom, CacheTo: cacheTo,
 		})
 	case "dockerfile":
-		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig)
+		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo)
 	default:
 		err = fmt.Errorf("unknown build kind %q", b.Kind)
 	}
@@ -294,7 +313,15 @@ func (j *job) build(ctx context.Context) (string, error) {
 	return j.push(ctx, out)
 }
 
-func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string) error {
+func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string, cacheFrom, cacheTo []string) error {
+	imports, err := buildctl.ParseImportCache(cacheFrom)
+	if err != nil {
+		return err
+	}
+	exports, err := buildctl.ParseExportCache(cacheTo)
+	if err != nil {
+		return err
+	}
 	state, err := project.StateDir(j.opt.StateDir)
 	if err != nil {
 		return err
@@ -316,8 +343,16 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 	_, err = buildkit.BuildDockerfile(ctx, bk, buildkit.DockerfileOptions{
 		ContextDir: dir, Dockerfile: dockerfile, Platform: j.lease.Build.Platform, Secrets: secrets, Dest: out,
 		Auth: auth, SourceDateEpoch: -1, Progress: "plain", Stderr: j.logs,
+		CacheImports: imports, CacheExports: exports,
 	})
 	return err
+}
+
+// cacheRef is where the build's cache lives in the registry: beside the
+// repository, one tag per platform.
+func (j *job) cacheRef() string {
+	b := j.lease.Build
+	return j.lease.Registry + "/" + service.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-").Replace(b.Platform)
 }
 
 // push sends the built image to the server's registry with the build's
