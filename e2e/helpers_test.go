@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -220,4 +221,30 @@ func eachTarEntry(t *testing.T, r io.Reader, fn func(h *tar.Header, data []byte)
 		}
 		fn(h, data)
 	}
+}
+
+var (
+	peiOnce sync.Once
+	peiPath string
+	peiErr  error
+)
+
+// peiBinary builds the pei command once per test run and returns its path.
+func peiBinary(t *testing.T) string {
+	t.Helper()
+	peiOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pei-e2e-bin-")
+		if err != nil {
+			peiErr = err
+			return
+		}
+		peiPath = filepath.Join(dir, "pei")
+		if out, err := runErr("..", "go", "build", "-o", peiPath, "./cmd/pei"); err != nil {
+			peiErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if peiErr != nil {
+		t.Fatal(peiErr)
+	}
+	return peiPath
 }

@@ -81,9 +81,7 @@ func TestServeCrash(t *testing.T) {
 	testenv.Image(t, baseImage)
 	testenv.Tools(t, "skopeo")
 	work := t.TempDir()
-	pei := filepath.Join(work, "pei")
-	run(t, "..", "go", "build", "-o", pei, "./cmd/pei")
-	s := &crashServer{t: t, pei: pei, data: filepath.Join(work, "data"), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	s := &crashServer{t: t, pei: peiBinary(t), data: filepath.Join(work, "data"), addr: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	alice := s.token("--name", "alice", "--namespace", "team-a", "--scope", "push,build")
 	workerTok := s.token("--name", "workers", "--scope", "worker")
 	s.start()

@@ -188,8 +188,7 @@ func TestServe(t *testing.T) {
 	testenv.Image(t, baseImage)
 	testenv.Tools(t, "skopeo", "crane")
 	e := startServe(t, nil)
-	pei := filepath.Join(t.TempDir(), "pei")
-	run(t, "..", "go", "build", "-o", pei, "./cmd/pei")
+	pei := peiBinary(t)
 
 	t.Run("pei project", func(t *testing.T) {
 		// Submitted, built and pulled back with docker, skopeo and crane.
