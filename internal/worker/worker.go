@@ -57,7 +57,7 @@ type Options struct {
 	// (REPO/buildcache:PLATFORM, imported before and exported after each
 	// build), which lets any worker reuse steps another one built.
 	NoCache bool
-	Log  io.Writer
+	Log     io.Writer
 }
 
 // Run leases and runs builds until ctx ends (or after one with Once).
