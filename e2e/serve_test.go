@@ -527,6 +527,46 @@ func TestServe(t *testing.T) {
 		}
 	})
 
+	t.Run("multi-platform", func(t *testing.T) {
+		// Two platforms in one submission: one worker that builds both
+		// pushes one image index.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			worker.Run(ctx, worker.Options{Server: e.url, Token: e.worker, Name: "multi", Builder: e.builder,
+				Platforms: []string{"linux/amd64", "linux/arm64"}, StateDir: e.state, Log: testLog{t}})
+		}()
+		defer func() { cancel(); <-done }()
+		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nARG TARGETARCH\nCOPY hello /hello\n", "hello": "both\n"})
+		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/multi", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile", Platform: "linux/arm64, linux/amd64"}, dir)
+		if b.Platform != "linux/arm64,linux/amd64" {
+			t.Errorf("platform %q", b.Platform)
+		}
+		end, log := e.follow(e.alice, "team-a/multi", b.ID)
+		if end.State != store.Succeeded || end.Worker != "workers/multi" {
+			t.Fatalf("build: %s on %s %s\n%s", end.State, end.Worker, end.Error, log)
+		}
+		ref, _ := name.ParseReference(e.host+"/team-a/multi:v1", name.Insecure)
+		idx, err := remote.Index(ref, remote.WithAuth(&authn.Basic{Username: "alice", Password: e.alice}))
+		if err != nil {
+			t.Fatalf("not an index: %v", err)
+		}
+		if d, _ := idx.Digest(); d.String() != end.Digest {
+			t.Errorf("tag %s, build said %s", d, end.Digest)
+		}
+		m, _ := idx.IndexManifest()
+		var plats []string
+		for _, d := range m.Manifests {
+			if d.Platform != nil {
+				plats = append(plats, d.Platform.OS+"/"+d.Platform.Architecture)
+			}
+		}
+		if strings.Join(plats, " ") != "linux/arm64 linux/amd64" && strings.Join(plats, " ") != "linux/amd64 linux/arm64" {
+			t.Errorf("index platforms %v", plats)
+		}
+	})
+
 	t.Run("conformance", func(t *testing.T) {
 		// The OCI distribution-spec conformance suite: pull, push, content
 		// discovery and management.

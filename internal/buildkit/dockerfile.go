@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/platforms"
 	"github.com/docker/cli/cli/config/configfile"
@@ -21,7 +22,7 @@ import (
 type DockerfileOptions struct {
 	ContextDir string
 	Dockerfile string // path inside ContextDir
-	Platform   string // e.g. linux/amd64; "" is the host's
+	Platform   string // e.g. linux/amd64, or a comma-separated list; "" is the host's
 	Secrets    map[string]string
 	Dest       string // the OCI tarball written
 	Auth       *configfile.ConfigFile
@@ -58,11 +59,16 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 	}
 	attrs := map[string]string{"filename": path.Base(opt.Dockerfile)}
 	if opt.Platform != "" {
-		p, err := platforms.Parse(opt.Platform)
-		if err != nil {
-			return "", err
+		// One or several (an image index), as the frontend takes them.
+		var list []string
+		for _, one := range strings.Split(opt.Platform, ",") {
+			p, err := platforms.Parse(one)
+			if err != nil {
+				return "", err
+			}
+			list = append(list, platforms.Format(p))
 		}
-		attrs["platform"] = platforms.Format(p)
+		attrs["platform"] = strings.Join(list, ",")
 	}
 	exp := map[string]string{"compression": "gzip", "force-compression": "true"}
 	if opt.SourceDateEpoch >= 0 {

@@ -373,7 +373,7 @@ The token comes from PEI_TOKEN (it needs the build scope in NAME's namespace).`,
 	fl.StringVarP(&dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
 	fl.StringVar(&server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
 	fl.StringVar(&ref, "tag", "", "repository and tag to push, NAME[:TAG]")
-	fl.StringVar(&o.Platform, "platform", "", "platform to build (default: the server's default, the worker host's)")
+	fl.StringVar(&o.Platform, "platform", "", "platform(s) to build, e.g. linux/arm64 or linux/amd64,linux/arm64 for one image index (default: the server host's)")
 	fl.StringVar(&o.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
 	fl.StringVar(&o.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
 	fl.StringArrayVar(&o.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
@@ -233,4 +234,41 @@ func unpack(path, dir string) error {
 			return err
 		}
 	}
+}
+
+// OpenIndex reads an OCI layout tarball holding an image index (what a
+// multi-platform BuildKit export writes). done removes the unpacked copy.
+func OpenIndex(path, tmpDir string) (v1.ImageIndex, func(), error) {
+	dir, err := os.MkdirTemp(tmpDir, "pei-index-")
+	if err != nil {
+		return nil, func() {}, err
+	}
+	done := func() { os.RemoveAll(dir) }
+	if err := unpack(path, dir); err != nil {
+		done()
+		return nil, func() {}, fmt.Errorf("%s: %w", path, err)
+	}
+	top, err := layout.ImageIndexFromPath(dir)
+	if err != nil {
+		done()
+		return nil, func() {}, fmt.Errorf("%s: %w", path, err)
+	}
+	m, err := top.IndexManifest()
+	if err != nil {
+		done()
+		return nil, func() {}, err
+	}
+	// The layout's index.json names the exported index.
+	for _, d := range m.Manifests {
+		if d.MediaType.IsIndex() {
+			idx, err := top.ImageIndex(d.Digest)
+			if err != nil {
+				done()
+				return nil, func() {}, err
+			}
+			return idx, done, nil
+		}
+	}
+	done()
+	return nil, func() {}, fmt.Errorf("%s holds no image index", path)
 }

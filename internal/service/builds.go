@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,11 +146,19 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	if p == "" {
 		p = platforms.DefaultString()
 	}
-	pl, err := platforms.Parse(p)
-	if err != nil {
-		return req, badRequest("platform %q: %v", p, err)
+	// Several platforms make one image index, built by one worker that
+	// builds them all (natively or under emulation).
+	var plats []string
+	for _, one := range strings.Split(p, ",") {
+		pl, err := platforms.Parse(strings.TrimSpace(one))
+		if err != nil {
+			return req, badRequest("platform %q: %v", one, err)
+		}
+		if f := platforms.Format(platforms.Normalize(pl)); !slices.Contains(plats, f) {
+			plats = append(plats, f)
+		}
 	}
-	req.platform = platforms.Format(platforms.Normalize(pl))
+	req.platform = strings.Join(plats, ",")
 	for _, sec := range list("secret") {
 		for _, id := range strings.Split(sec, ",") {
 			if id = strings.TrimSpace(id); id == "" {

@@ -167,9 +167,9 @@ func (s *Store) Active(ctx context.Context, namespace string) (int, error) {
 	return n, err
 }
 
-// Lease gives the oldest queued build a worker can take (its platform is
-// one of platforms, it has every secret the build names) to that worker
-// until now+lease. It returns ErrNotFound when there is none.
+// Lease gives the oldest queued build a worker can take (it builds every
+// platform the build names, it has every secret the build names) to that
+// worker until now+lease. It returns ErrNotFound when there is none.
 func (s *Store) Lease(ctx context.Context, worker string, platforms, secrets []string, lease time.Duration) (Build, error) {
 	if len(platforms) == 0 {
 		return Build{}, ErrNotFound
@@ -184,7 +184,8 @@ func (s *Store) Lease(ctx context.Context, worker string, platforms, secrets []s
 	for _, p := range platforms {
 		args = append(args, p)
 	}
-	query := `SELECT ` + buildCols + ` FROM builds WHERE state = ? AND platform IN (` + marks + `) ORDER BY created, id LIMIT 50`
+	// Multi-platform builds (a comma-separated list) are matched below.
+	query := `SELECT ` + buildCols + ` FROM builds WHERE state = ? AND (platform IN (` + marks + `) OR platform LIKE '%,%') ORDER BY created, id LIMIT 50`
 	if s.postgres {
 		// Replicas leasing at once skip each other's rows instead of
 		// waiting on them or handing one build out twice.
@@ -201,7 +202,7 @@ func (s *Store) Lease(ctx context.Context, worker string, platforms, secrets []s
 			rows.Close()
 			return Build{}, err
 		}
-		if hasAll(secrets, b.Secrets) {
+		if hasAll(secrets, b.Secrets) && hasAll(platforms, strings.Split(b.Platform, ",")) {
 			pick = &b
 		}
 	}

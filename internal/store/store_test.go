@@ -319,3 +319,19 @@ func TestRelease(t *testing.T) {
 		}
 	})
 }
+
+// TestLeaseMultiPlatform: a build for several platforms goes to a worker
+// that builds them all.
+func TestLeaseMultiPlatform(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		both := queue(t, s, "linux/amd64,linux/arm64")
+		if _, err := s.Lease(ctx, "amd", []string{"linux/amd64"}, nil, time.Minute); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an amd64-only worker leased a two-platform build: %v", err)
+		}
+		l, err := s.Lease(ctx, "multi", []string{"linux/arm64", "linux/amd64"}, nil, time.Minute)
+		if err != nil || l.ID != both.ID {
+			t.Fatalf("a worker for both: %+v %v", l, err)
+		}
+	})
+}

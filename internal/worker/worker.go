@@ -352,7 +352,7 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 // repository, one tag per platform.
 func (j *job) cacheRef() string {
 	b := j.lease.Build
-	return j.lease.Registry + "/" + service.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-").Replace(b.Platform)
+	return j.lease.Registry + "/" + service.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-", ",", "_").Replace(b.Platform)
 }
 
 // push sends the built image to the server's registry with the build's
@@ -360,6 +360,9 @@ func (j *job) cacheRef() string {
 // subject, so the referrers API leads from the recipe to the image.
 func (j *job) push(ctx context.Context, tarball string) (string, error) {
 	b := j.lease.Build
+	if strings.Contains(b.Platform, ",") {
+		return j.pushIndex(ctx, tarball)
+	}
 	p, err := platforms.Parse(b.Platform)
 	if err != nil {
 		return "", err
@@ -387,6 +390,38 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
 	d, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
+}
+
+// pushIndex pushes a multi-platform build: the image index and its images.
+func (j *job) pushIndex(ctx context.Context, tarball string) (string, error) {
+	b := j.lease.Build
+	idx, done, err := image.OpenIndex(tarball, "")
+	if err != nil {
+		return "", fmt.Errorf("read the built index: %w", err)
+	}
+	defer done()
+	if b.Subject != "" {
+		h, err := v1.NewHash(b.Subject)
+		if err != nil {
+			return "", err
+		}
+		idx = mutate.Subject(idx, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h),
+			ArtifactType: service.RecipeArtifactType}).(v1.ImageIndex)
+	}
+	ref, err := name.ParseReference(j.lease.Registry+"/"+b.Repository+":"+b.Tag, insecure(j.lease.Registry)...)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(j.logs, "pushing %s (%s)\n", ref, b.Platform)
+	auth := remote.WithAuth(&authn.Basic{Username: j.lease.Username, Password: j.lease.Password})
+	if err := remote.WriteIndex(ref, idx, auth, remote.WithContext(ctx)); err != nil {
+		return "", fmt.Errorf("push %s: %w", ref, err)
+	}
+	d, err := idx.Digest()
 	if err != nil {
 		return "", err
 	}
