@@ -220,6 +220,42 @@ func TestServeCrash(t *testing.T) {
 			t.Fatalf("cancel the queued build: %+v %v", q, err)
 		}
 	})
+
+	t.Run("SIGTERM", func(t *testing.T) {
+		// A clean stop ends the long-lived requests (a log stream here)
+		// and exits 0 within seconds.
+		c := client.New("http://"+s.addr, alice)
+		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY Dockerfile /\n"})
+		data := packDir(t, dir)
+		b, err := c.Submit(t.Context(), client.SubmitOptions{Repo: "team-a/term", Kind: "dockerfile", Platform: "linux/s390x"}, bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", "http://"+s.addr+"/v2/team-a/term/_pei/builds/"+b.ID+"/logs", nil)
+		req.SetBasicAuth("u", alice)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streamDone := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, resp.Body)
+			close(streamDone)
+		}()
+		start := time.Now()
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		err = s.cmd.Wait()
+		if err != nil || time.Since(start) > 10*time.Second {
+			t.Fatalf("pei serve after SIGTERM: %v in %s\n%s", err, time.Since(start), s.log)
+		}
+		select {
+		case <-streamDone:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the log stream outlived the server")
+		}
+		s.start() // for the cleanup's kill
+	})
 }
 
 func registryToken(t *testing.T, addr, secret, repo string) string {

@@ -118,7 +118,12 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	}
 	defer srv.Close()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second}
+	// Requests run under base, which is canceled during shutdown so that
+	// workers' long polls and followers' log streams end (they reconnect).
+	base, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
 	errc := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {
@@ -133,9 +138,20 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		return err
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	fmt.Fprintln(cmd.ErrOrStderr(), "pei serve: shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return hs.Shutdown(sctx)
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(sctx) }()
+	// Uploads in flight get a few seconds to finish; then the long-lived
+	// requests are ended.
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(3 * time.Second):
+	}
+	cancelBase()
+	return <-done
 }
 
 var namespaceRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
