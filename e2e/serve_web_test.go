@@ -64,6 +64,30 @@ func TestServeWebPage(t *testing.T) {
 	if strings.Contains(dom, "team-a") || strings.Contains(dom, private.ID) {
 		t.Errorf("an anonymous visitor sees team-a:\n%s", dom)
 	}
+	t.Run("signed in", func(t *testing.T) {
+		// With alice's token typed in, the page shows team-a's repository
+		// and build beside the public ones, and nothing of team-b.
+		testenv.Tools(t, "chromedriver")
+		bobDir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello /hello\n", "hello": "bob\n"})
+		bobBuild := e.submit(e.bob, client.SubmitOptions{Repo: "team-b/hidden", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, bobDir)
+		e.follow(e.bob, "team-b/hidden", bobBuild.ID)
+		d := startWebDriver(t)
+		d.open(e.url + "/")
+		d.waitSource(`<td class="mono">public/hello</td>`)
+		if src := d.source(); strings.Contains(src, "team-a/private") {
+			t.Fatalf("anonymous page shows team-a:\n%s", src)
+		}
+		d.typeInto("#token", e.alice)
+		d.click("#login button")
+		src := d.waitSource(`<td class="mono">team-a/private</td>`, `data-id="`+private.ID+`"`, `<td class="mono">public/hello</td>`, "token set")
+		if strings.Contains(src, "team-b") || strings.Contains(src, bobBuild.ID) || strings.Contains(src, e.alice) {
+			t.Errorf("alice's page shows team-b or her token:\n%s", src)
+		}
+		// Clicking her build follows its log.
+		d.click(`tr[data-id="` + private.ID + `"]`)
+		d.waitSource("pushed "+e.host+"/team-a/private@sha256:", `<span id="log-state" class="state succeeded">`)
+	})
+
 	shot := filepath.Join(t.TempDir(), "page.png")
 	chromium("--screenshot="+shot, page)
 	png, err := os.ReadFile(shot)

@@ -181,11 +181,12 @@ func inNamespaces(namespaces []string, ns string) bool {
 func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	var have []string
 	ns := Namespace(repo)
-	if t == nil {
-		if inNamespaces(s.cfg.AnonymousPull, ns) {
-			have = []string{"pull"}
-		}
-	} else if inNamespaces(t.Namespaces, ns) {
+	// What anyone may pull, a token may pull too (docker sends its
+	// credentials to every repository of a registry it is logged in to).
+	if inNamespaces(s.cfg.AnonymousPull, ns) {
+		have = []string{"pull"}
+	}
+	if t != nil && inNamespaces(t.Namespaces, ns) {
 		for _, sc := range t.Scopes {
 			switch sc {
 			case ScopePull:
@@ -372,8 +373,11 @@ func (s *Server) caller(r *http.Request) (*claims, error) {
 // build, worker) on a repository through pei's endpoints: the registry
 // token's access claim, or the API token's namespaces and scopes.
 func (s *Server) allowed(c *claims, repo, action string) bool {
+	if action == "pull" && inNamespaces(s.cfg.AnonymousPull, Namespace(repo)) {
+		return true
+	}
 	if c == nil {
-		return action == "pull" && inNamespaces(s.cfg.AnonymousPull, Namespace(repo))
+		return false
 	}
 	if c.can(repo, action) {
 		return true

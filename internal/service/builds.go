@@ -460,30 +460,24 @@ func (s *Server) listAll(w http.ResponseWriter, r *http.Request) {
 		s.deny(w, nil, err, "")
 		return
 	}
-	var namespaces []string
+	namespaces := slices.Clone(s.cfg.AnonymousPull)
 	if c != nil {
-		namespaces = c.Namespaces
-	} else {
-		namespaces = s.cfg.AnonymousPull
+		namespaces = append(namespaces, c.Namespaces...)
 	}
 	if len(namespaces) == 0 {
 		s.deny(w, c, nil, "read builds")
 		return
 	}
-	f := store.Filter{State: r.URL.Query().Get("state")}
-	if !inNamespaces(namespaces, "*") {
-		if len(namespaces) == 1 {
-			f.Namespace = namespaces[0]
-		}
+	f := store.Filter{}
+	if !slices.Contains(namespaces, "*") {
+		f.Namespaces = namespaces
 	}
-	s.writeBuilds(w, r, f, namespaces...)
+	s.writeBuilds(w, r, f)
 }
 
-func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Filter, only ...string) {
+func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Filter) {
 	q := r.URL.Query()
-	if f.State == "" {
-		f.State = q.Get("state")
-	}
+	f.State = q.Get("state")
 	if n, err := strconv.Atoi(q.Get("n")); err == nil {
 		f.Limit = n
 	}
@@ -494,9 +488,7 @@ func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Fil
 	}
 	out := []BuildView{}
 	for _, b := range bs {
-		if len(only) == 0 || inNamespaces(only, b.Namespace) {
-			out = append(out, s.view(b))
-		}
+		out = append(out, s.view(b))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"builds": out})
 }

@@ -173,7 +173,7 @@ func TestRegistryTokenFlowAndTenants(t *testing.T) {
 		{"other tenant", bob, "team-a/app:v1", false, false},
 		{"anonymous, private namespace", "", "team-a/app:v1", false, false},
 		{"anonymous, public namespace", "", "public/base:v1", true, false},
-		{"tenant in public namespace", alice, "public/base:v1", false, false},
+		{"tenant in public namespace", alice, "public/base:v1", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := remote.Image(h.ref(tc.ref), auth(tc.secret))
@@ -209,8 +209,8 @@ func TestRegistryTokenFlowAndTenants(t *testing.T) {
 			secret string
 			want   []string
 		}{
-			{alice, []string{"team-a/app"}},
-			{bob, []string{"team-b/tool"}},
+			{alice, []string{"public/base", "team-a/app"}},
+			{bob, []string{"public/base", "team-b/tool"}},
 			{admin, []string{"public/base", "team-a/app", "team-b/tool"}},
 			{"", []string{"public/base"}},
 		} {
@@ -223,7 +223,7 @@ func TestRegistryTokenFlowAndTenants(t *testing.T) {
 		}
 		// Through the registry token flow (as crane catalog does).
 		repos, err := remote.Catalog(context.Background(), h.ref("x/y").Context().Registry, auth(bob))
-		if err != nil || strings.Join(repos, ",") != "team-b/tool" {
+		if err != nil || strings.Join(repos, ",") != "public/base,team-b/tool" {
 			t.Errorf("token-flow catalog %v, %v", repos, err)
 		}
 	})

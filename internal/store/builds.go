@@ -119,10 +119,10 @@ func (s *Store) Build(ctx context.Context, id string) (Build, error) {
 
 // Filter selects builds for Builds.
 type Filter struct {
-	Repo      string
-	Namespace string
-	State     string
-	Limit     int
+	Repo       string
+	Namespaces []string // any of them; none means all
+	State      string
+	Limit      int
 }
 
 // Builds lists builds, newest first.
@@ -133,9 +133,11 @@ func (s *Store) Builds(ctx context.Context, f Filter) ([]Build, error) {
 		where = append(where, "repo = ?")
 		args = append(args, f.Repo)
 	}
-	if f.Namespace != "" {
-		where = append(where, "namespace = ?")
-		args = append(args, f.Namespace)
+	if len(f.Namespaces) > 0 {
+		where = append(where, "namespace IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(f.Namespaces)), ", ")+")")
+		for _, ns := range f.Namespaces {
+			args = append(args, ns)
+		}
 	}
 	if f.State != "" {
 		where = append(where, "state = ?")
