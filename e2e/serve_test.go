@@ -242,6 +242,14 @@ func TestServe(t *testing.T) {
 			t.Errorf("after skopeo and crane copies the digest is %q, want %s", out, end.Digest)
 		}
 
+		// docker pushes too.
+		run(t, dir, "docker", "tag", ref, e.host+"/team-a/proj:docker")
+		t.Cleanup(func() { runErr(dir, "docker", "rmi", e.host+"/team-a/proj:docker") })
+		run(t, dir, "docker", "--config", cfg, "push", e.host+"/team-a/proj:docker")
+		if out, _ := crane("digest", "--insecure", e.host+"/team-a/proj:docker"); !strings.HasPrefix(strings.TrimSpace(out), "sha256:") {
+			t.Errorf("docker push left no image: %q", out)
+		}
+
 		// Another tenant can read, push, build, list nothing of team-a.
 		bobCfg := e.dockerLogin("bob", e.bob)
 		if out, err := runErr(dir, "docker", "--config", bobCfg, "pull", ref); err == nil {
