@@ -57,8 +57,10 @@ type Config struct {
 	Lease time.Duration
 	// MaxAttempts is how many times a build whose worker vanished is run.
 	MaxAttempts int
-	Log         io.Writer
-	Debug       bool
+	// QueueTimeout fails a build no worker takes within it.
+	QueueTimeout time.Duration
+	Log          io.Writer
+	Debug        bool
 }
 
 // Limits bound what one tenant can ask of the server.
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	fillLimits(&cfg.Limits)
 	orDefault(&cfg.Lease, 30*time.Second)
 	orDefault(&cfg.MaxAttempts, 3)
+	orDefault(&cfg.QueueTimeout, 24*time.Hour)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
 	}
@@ -289,6 +292,11 @@ func (s *Server) expireLoop(ctx context.Context) {
 		if err != nil && ctx.Err() == nil {
 			fmt.Fprintf(s.cfg.Log, "pei serve: expire leases: %v\n", err)
 		}
+		stale, err := s.store.ExpireQueued(ctx, s.cfg.QueueTimeout)
+		if err != nil && ctx.Err() == nil {
+			fmt.Fprintf(s.cfg.Log, "pei serve: expire queue: %v\n", err)
+		}
+		ended = append(ended, stale...)
 		for _, b := range ended {
 			s.ended(b)
 		}

@@ -963,3 +963,24 @@ func TestRegistryConfigStorage(t *testing.T) {
 		t.Fatalf("bad storage: %v", err)
 	}
 }
+
+// TestWebhookRefusesMetadataAddresses: a webhook aimed at a link-local
+// address (where cloud metadata services live) is never called.
+func TestWebhookRefusesMetadataAddresses(t *testing.T) {
+	h := newHarness(t, nil)
+	h.srv.hooks.attempts = 1
+	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	wsec := h.token("w", nil, ScopeWorker)
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook=http://169.254.169.254/latest/meta-data/", alice, bytes.NewReader(good)))
+	w := fakeWorker{h, wsec, "w"}
+	w.lease("linux/amd64")
+	w.post(b.ID, "finish", `{"state":"failed","error":"x"}`).Body.Close()
+	waitFor(t, func() bool {
+		_, _, gaveUp, _, _ := h.srv.Store().WebhookState(context.Background(), b.ID)
+		return gaveUp
+	})
+	if _, _, _, lastErr, _ := h.srv.Store().WebhookState(context.Background(), b.ID); !strings.Contains(lastErr, "169.254.169.254 refused") {
+		t.Fatalf("last error %q", lastErr)
+	}
+}

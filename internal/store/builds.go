@@ -355,6 +355,46 @@ func (s *Store) Expire(ctx context.Context, maxAttempts int) ([]Build, error) {
 // ErrLogFull is returned once a build's log has reached its size limit.
 var ErrLogFull = errors.New("log size limit reached")
 
+// ExpireQueued fails queued builds that no worker has taken within wait
+// (no worker serves their platform or holds their secrets), saying so.
+func (s *Store) ExpireQueued(ctx context.Context, wait time.Duration) ([]Build, error) {
+	cutoff := ms(time.Now().Add(-wait))
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE state = ? AND created < ?`), Queued, cutoff)
+	if err != nil {
+		return nil, err
+	}
+	var stale []Build
+	for rows.Next() {
+		b, err := scanBuild(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		stale = append(stale, b)
+	}
+	rows.Close()
+	var ended []Build
+	for _, b := range stale {
+		reason := fmt.Sprintf("no worker for %s", b.Platform)
+		if len(b.Secrets) > 0 {
+			reason += " holding secrets " + strings.Join(b.Secrets, ", ")
+		}
+		reason += fmt.Sprintf(" took it within %s", wait)
+		if b.Error != "" {
+			reason += " (" + b.Error + ")"
+		}
+		res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, error = ?, finished = ? WHERE id = ? AND state = ?`), Failed, reason, ms(time.Now()), b.ID, Queued)
+		if err != nil {
+			return nil, err
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			b.State, b.Error = Failed, reason
+			ended = append(ended, b)
+		}
+	}
+	return ended, nil
+}
+
 // AppendLog adds a chunk of a build's log and returns its sequence number
 // (1, 2, ...), which is the Server-Sent Events id. A log is kept up to max
 // bytes (0: no limit): the chunk that would pass it is cut and followed by

@@ -335,3 +335,22 @@ func TestLeaseMultiPlatform(t *testing.T) {
 		}
 	})
 }
+
+func TestExpireQueued(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		old := queue(t, s, "linux/s390x", "npm")
+		time.Sleep(60 * time.Millisecond)
+		fresh := queue(t, s, "linux/s390x")
+		ended, err := s.ExpireQueued(ctx, 50*time.Millisecond)
+		if err != nil || len(ended) != 1 || ended[0].ID != old.ID {
+			t.Fatalf("expired %+v %v", ended, err)
+		}
+		if want := "no worker for linux/s390x holding secrets npm took it within 50ms"; ended[0].Error != want {
+			t.Errorf("reason %q, want %q", ended[0].Error, want)
+		}
+		if b, _ := s.Build(ctx, fresh.ID); b.State != Queued {
+			t.Errorf("a fresh build was failed: %s", b.State)
+		}
+	})
+}
