@@ -137,14 +137,9 @@ func fromTarball(path string, o OpenOptions) (v1.Image, func(), error) {
 		}
 		return img, func() {}, nil
 	}
-	dir, err := os.MkdirTemp(o.TmpDir, "pei-inspect-")
+	dir, done, err := unpackTemp(path, o.TmpDir)
 	if err != nil {
 		return nil, func() {}, err
-	}
-	done := func() { os.RemoveAll(dir) }
-	if err := unpack(path, dir); err != nil {
-		done()
-		return nil, func() {}, fmt.Errorf("%s: %w", path, err)
 	}
 	img, err := FromLayout(dir, path, "", "", o.Platform)
 	if err != nil {
@@ -239,14 +234,9 @@ func unpack(path, dir string) error {
 // OpenIndex reads an OCI layout tarball holding an image index (what a
 // multi-platform BuildKit export writes). done removes the unpacked copy.
 func OpenIndex(path, tmpDir string) (v1.ImageIndex, func(), error) {
-	dir, err := os.MkdirTemp(tmpDir, "pei-index-")
+	dir, done, err := unpackTemp(path, tmpDir)
 	if err != nil {
 		return nil, func() {}, err
-	}
-	done := func() { os.RemoveAll(dir) }
-	if err := unpack(path, dir); err != nil {
-		done()
-		return nil, func() {}, fmt.Errorf("%s: %w", path, err)
 	}
 	top, err := layout.ImageIndexFromPath(dir)
 	if err != nil {
@@ -271,4 +261,19 @@ func OpenIndex(path, tmpDir string) (v1.ImageIndex, func(), error) {
 	}
 	done()
 	return nil, func() {}, fmt.Errorf("%s holds no image index", path)
+}
+
+// unpackTemp unpacks a layout tarball into a new temporary directory;
+// done removes it.
+func unpackTemp(path, tmpDir string) (string, func(), error) {
+	dir, err := os.MkdirTemp(tmpDir, "pei-layout-")
+	if err != nil {
+		return "", func() {}, err
+	}
+	done := func() { os.RemoveAll(dir) }
+	if err := unpack(path, dir); err != nil {
+		done()
+		return "", func() {}, fmt.Errorf("%s: %w", path, err)
+	}
+	return dir, done, nil
 }

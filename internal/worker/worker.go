@@ -360,16 +360,28 @@ func (j *job) cacheRef() string {
 // subject, so the referrers API leads from the recipe to the image.
 func (j *job) push(ctx context.Context, tarball string) (string, error) {
 	b := j.lease.Build
+	// One platform is an image; several are an image index (and its images).
+	var t interface {
+		remote.Taggable
+		Digest() (v1.Hash, error)
+	}
+	var done func()
 	if strings.Contains(b.Platform, ",") {
-		return j.pushIndex(ctx, tarball)
-	}
-	p, err := platforms.Parse(b.Platform)
-	if err != nil {
-		return "", err
-	}
-	img, done, err := image.Open(ctx, tarball, image.OpenOptions{Platform: v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}})
-	if err != nil {
-		return "", fmt.Errorf("read the built image: %w", err)
+		idx, d, err := image.OpenIndex(tarball, "")
+		if err != nil {
+			return "", fmt.Errorf("read the built index: %w", err)
+		}
+		t, done = idx, d
+	} else {
+		p, err := platforms.Parse(b.Platform)
+		if err != nil {
+			return "", err
+		}
+		img, d, err := image.Open(ctx, tarball, image.OpenOptions{Platform: v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}})
+		if err != nil {
+			return "", fmt.Errorf("read the built image: %w", err)
+		}
+		t, done = img, d
 	}
 	defer done()
 	if b.Subject != "" {
@@ -377,40 +389,13 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		img = mutate.Subject(img, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h),
-			ArtifactType: service.RecipeArtifactType}).(v1.Image)
-	}
-	ref, err := name.ParseReference(j.lease.Registry+"/"+b.Repository+":"+b.Tag, insecure(j.lease.Registry)...)
-	if err != nil {
-		return "", err
-	}
-	auth := remote.WithAuth(&authn.Basic{Username: j.lease.Username, Password: j.lease.Password})
-	fmt.Fprintf(j.logs, "pushing %s\n", ref)
-	if err := remote.Write(ref, img, auth, remote.WithContext(ctx)); err != nil {
-		return "", fmt.Errorf("push %s: %w", ref, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	return d.String(), nil
-}
-
-// pushIndex pushes a multi-platform build: the image index and its images.
-func (j *job) pushIndex(ctx context.Context, tarball string) (string, error) {
-	b := j.lease.Build
-	idx, done, err := image.OpenIndex(tarball, "")
-	if err != nil {
-		return "", fmt.Errorf("read the built index: %w", err)
-	}
-	defer done()
-	if b.Subject != "" {
-		h, err := v1.NewHash(b.Subject)
-		if err != nil {
-			return "", err
+		desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h), ArtifactType: service.RecipeArtifactType}
+		switch x := t.(type) {
+		case v1.ImageIndex:
+			t = mutate.Subject(x, desc).(v1.ImageIndex)
+		case v1.Image:
+			t = mutate.Subject(x, desc).(v1.Image)
 		}
-		idx = mutate.Subject(idx, v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h),
-			ArtifactType: service.RecipeArtifactType}).(v1.ImageIndex)
 	}
 	ref, err := name.ParseReference(j.lease.Registry+"/"+b.Repository+":"+b.Tag, insecure(j.lease.Registry)...)
 	if err != nil {
@@ -418,10 +403,10 @@ func (j *job) pushIndex(ctx context.Context, tarball string) (string, error) {
 	}
 	fmt.Fprintf(j.logs, "pushing %s (%s)\n", ref, b.Platform)
 	auth := remote.WithAuth(&authn.Basic{Username: j.lease.Username, Password: j.lease.Password})
-	if err := remote.WriteIndex(ref, idx, auth, remote.WithContext(ctx)); err != nil {
+	if err := remote.Push(ref, t, auth, remote.WithContext(ctx)); err != nil {
 		return "", fmt.Errorf("push %s: %w", ref, err)
 	}
-	d, err := idx.Digest()
+	d, err := t.Digest()
 	if err != nil {
 		return "", err
 	}
