@@ -243,6 +243,11 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 // registry, records a manifest with a subject for the referrers API, and
 // queues a build when the manifest is a pei recipe artifact.
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string) {
+	if r.Header.Get("Authorization") == "" {
+		// The registry answers with its Bearer challenge.
+		s.app.ServeHTTP(w, r)
+		return
+	}
 	if r.ContentLength > s.cfg.Limits.MaxManifestBytes {
 		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("manifest of %d bytes is over the limit of %d", r.ContentLength, s.cfg.Limits.MaxManifestBytes), nil)
 		return

@@ -663,6 +663,13 @@ func TestRecipeArtifactQueuesBuild(t *testing.T) {
 			resp.Body.Close()
 		})
 	}
+	// Without credentials the registry's challenge comes first, as for
+	// any push.
+	resp0 := h.req("PUT", "/v2/team-a/app/manifests/anon", "", bytes.NewReader(m), "Content-Type", "application/vnd.oci.image.manifest.v1+json")
+	resp0.Body.Close()
+	if resp0.StatusCode != 401 || !strings.HasPrefix(resp0.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Fatalf("anonymous recipe push: %d %q", resp0.StatusCode, resp0.Header.Get("WWW-Authenticate"))
+	}
 	// A bad recipe is refused whole: not stored, no build.
 	bad := recipeManifest(t, h, alice, "team-a/app", tarGz(t, map[string]string{"../x": "x"}), map[string]string{AnnotationKind: "dockerfile"})
 	resp := putManifest(t, h, alice, "team-a/app", "bad", bad)
