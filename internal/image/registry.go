@@ -20,16 +20,21 @@ const dockerHubConfigKey = "https://index.docker.io/v1/"
 // plain HTTP for localhost registries as BuildKit does.
 func ParseRef(ref string) (name.Reference, error) {
 	opts := []name.Option{name.WeakValidation}
-	if isLocalhost(ref) {
+	if IsLocalhost(ref) {
 		opts = append(opts, name.Insecure)
 	}
 	return name.ParseReference(ref, opts...)
 }
 
-func isLocalhost(ref string) bool {
+// IsLocalhost reports whether a reference (or a bare host[:port]) names a
+// loopback registry, which may be plain HTTP.
+func IsLocalhost(ref string) bool {
 	host, _, _ := strings.Cut(ref, "/")
+	if strings.HasPrefix(host, "[::1]") {
+		return true
+	}
 	host, _, _ = strings.Cut(host, ":")
-	return host == "localhost" || host == "127.0.0.1" || host == "[::1]"
+	return host == "localhost" || strings.HasPrefix(host, "127.")
 }
 
 // LoadAuth reads registry credentials the way docker and buildctl do: from

@@ -22,7 +22,6 @@ import (
 
 	"github.com/containerd/platforms"
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -281,7 +280,7 @@ func (j *job) build(ctx context.Context) (string, error) {
 	if !j.opt.NoCache {
 		ref := j.cacheRef()
 		attrs := ""
-		if len(insecure(j.lease.Registry)) > 0 {
+		if image.IsLocalhost(j.lease.Registry) {
 			attrs = ",registry.insecure=true"
 		}
 		cacheFrom = []string{"type=registry,ref=" + ref + attrs}
@@ -397,7 +396,7 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 			t = mutate.Subject(x, desc).(v1.Image)
 		}
 	}
-	ref, err := name.ParseReference(j.lease.Registry+"/"+b.Repository+":"+b.Tag, insecure(j.lease.Registry)...)
+	ref, err := image.ParseRef(j.lease.Registry + "/" + b.Repository + ":" + b.Tag)
 	if err != nil {
 		return "", err
 	}
@@ -415,7 +414,7 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 
 // subjectSize is the recipe manifest's size, which a descriptor needs.
 func subjectSize(ctx context.Context, j *job, h v1.Hash) int64 {
-	ref, err := name.NewDigest(j.lease.Registry+"/"+j.lease.Build.Repository+"@"+h.String(), insecure(j.lease.Registry)...)
+	ref, err := image.ParseRef(j.lease.Registry + "/" + j.lease.Build.Repository + "@" + h.String())
 	if err != nil {
 		return 0
 	}
@@ -424,18 +423,6 @@ func subjectSize(ctx context.Context, j *job, h v1.Hash) int64 {
 		return 0
 	}
 	return desc.Size
-}
-
-// insecure lets loopback registries be plain HTTP (pei serve's default).
-func insecure(host string) []name.Option {
-	h := host
-	if i := strings.LastIndex(h, ":"); i > 0 {
-		h = h[:i]
-	}
-	if h == "localhost" || h == "127.0.0.1" || h == "[::1]" || strings.HasPrefix(h, "127.") {
-		return []name.Option{name.Insecure}
-	}
-	return nil
 }
 
 // logSender batches a build's output and sends it to the server.
