@@ -200,13 +200,7 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 			}
 		}
 	}
-	var out []string
-	for _, w := range want {
-		if slices.Contains(have, w) && !slices.Contains(out, w) {
-			out = append(out, w)
-		}
-	}
-	return out
+	return granted(want, have)
 }
 
 // CacheRepo is the repository workers keep a repository's build cache in.
@@ -223,6 +217,11 @@ func (s *Server) grantJob(b store.Build, repo string, want []string) []string {
 	if repo == b.Repo || repo == CacheRepo(b.Repo) {
 		have = append(have, "push")
 	}
+	return granted(want, have)
+}
+
+// granted is the actions of want that have allows, each once.
+func granted(want, have []string) []string {
 	var out []string
 	for _, w := range want {
 		if slices.Contains(have, w) && !slices.Contains(out, w) {
