@@ -29,7 +29,7 @@ func FromLayout(dir, what, tag, dgst string, platform v1.Platform) (v1.Image, er
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return nil, fmt.Errorf("OCI layout %s: %w", what, err)
+		return nil, fmt.Errorf("OCI layout %s: index.json: %w", what, err)
 	}
 	var found []v1.Descriptor
 	var names []string

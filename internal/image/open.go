@@ -246,7 +246,7 @@ func OpenIndex(path, tmpDir string) (v1.ImageIndex, func(), error) {
 	m, err := top.IndexManifest()
 	if err != nil {
 		done()
-		return nil, func() {}, err
+		return nil, func() {}, fmt.Errorf("%s: index.json: %w", path, err)
 	}
 	// The layout's index.json names the exported index.
 	for _, d := range m.Manifests {
