@@ -20,6 +20,7 @@ func TestPortRange(t *testing.T) {
 		{"range ending over the range", "  ports: ['65535-65536:80-81']", `65536 in "65535-65536:80-81" is not a port number (1-65535)`},
 		{"port zero", "  ports: ['0:80']", `0 in "0:80" is not a port number (1-65535)`},
 		{"ssh ports at the ends", "  ssh: {port: 1, host_port: 65535}", ""},
+		{"ssh ports at the other ends", "  ssh: {port: 65535, host_port: 1}", ""},
 		{"ssh port over the range", "  ssh: {port: 65536}", "stage_1.ssh.port: 65536 is not a port number (1-65535)"},
 		{"ssh host port zero", "  ssh: {host_port: 0}", "stage_1.ssh.host_port: 0 is not a port number (1-65535)"},
 		{"proxy port over the range", "  proxy: {address: proxy.example, port: 65536}", "stage_1.proxy.port: 65536 is not a port number (1-65535)"},
