@@ -23,7 +23,10 @@ func TestPortRange(t *testing.T) {
 		{"ssh ports at the other ends", "  ssh: {port: 65535, host_port: 1}", ""},
 		{"ssh port over the range", "  ssh: {port: 65536}", "stage_1.ssh.port: 65536 is not a port number (1-65535)"},
 		{"ssh host port zero", "  ssh: {host_port: 0}", "stage_1.ssh.host_port: 0 is not a port number (1-65535)"},
+		{"proxy port at the top", "  proxy: {address: proxy.example, port: 65535}", ""},
+		{"proxy port at the bottom", "  proxy: {address: proxy.example, port: 1}", ""},
 		{"proxy port over the range", "  proxy: {address: proxy.example, port: 65536}", "stage_1.proxy.port: 65536 is not a port number (1-65535)"},
+		{"proxy port zero", "  proxy: {address: proxy.example, port: 0}", "stage_1.proxy.port: 0 is not a port number (1-65535)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, "", "stage_1:\n  image: {base: debian:bookworm}\n"+tc.section+"\n", nil)
