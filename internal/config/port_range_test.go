@@ -14,6 +14,7 @@ func TestPortRange(t *testing.T) {
 		want          string // "" is valid
 	}{
 		{"lowest and highest mapping", "  ports: ['1:1', '65535:65535/udp']", ""},
+		{"container ports only", "  ports: ['80', '81', '53/udp']", ""},
 		{"host range at the top", "  ports: ['65534-65535:80-81']", ""},
 		{"host port over the range", "  ports: ['65536:80']", `stage_1.ports[0]: 65536 in "65536:80" is not a port number (1-65535)`},
 		{"container port over the range", "  ports: ['8080:65536']", `stage_1.ports[0]: 65536 in "8080:65536" is not a port number (1-65535)`},
