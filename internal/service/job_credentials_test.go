@@ -43,6 +43,11 @@ func TestJobCredentialsForged(t *testing.T) {
 		{"a MAC of zeros", strings.Join([]string{"job", parts[1], parts[2], strings.Repeat("0", len(mac))}, "."), ""},
 		{"another build's MAC on this build's id", strings.Join([]string{"job", parts[1], parts[2], otherParts[3]}, "."), ""},
 		{"this build's MAC for a later attempt", strings.Join([]string{"job", parts[1], "2", mac}, "."), ""},
+		// Malformed: refused, not a crash.
+		{"job. alone", "job.", ""},
+		{"two parts", "job." + parts[1], ""},
+		{"three parts", strings.Join([]string{"job", parts[1], parts[2]}, "."), ""},
+		{"five parts", app.Password + ".x", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := h.req("GET", "/token?service=pei&scope=repository:team-a/app:pull,push", tc.secret, nil)
