@@ -49,6 +49,9 @@ func TestSubmitParameters(t *testing.T) {
 			if v.Webhook {
 				t.Error("a build without a webhook shows one")
 			}
+			if v.State != "queued" || v.Cancel {
+				t.Errorf("a new build is %s, cancel requested %v", v.State, v.Cancel)
+			}
 		}, ""},
 		{"ftp webhook", url.Values{"webhook": {"ftp://hooks.example/pei"}}, http.StatusBadRequest, nil, "give an http or https URL"},
 		{"file webhook", url.Values{"webhook": {"file:///etc/passwd"}}, http.StatusBadRequest, nil, "give an http or https URL"},
