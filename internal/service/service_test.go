@@ -782,9 +782,7 @@ func TestBadRegistryInput(t *testing.T) {
 // and data directory: a build submitted to one is leased, logged and
 // finished through the other, and tokens work on both.
 func TestReplicasSharePostgres(t *testing.T) {
-	if testing.Short() {
-		t.Skip("SKIPPED: -short (PostgreSQL)")
-	}
+	testenv.Short(t, "PostgreSQL")
 	dsn := testenv.Postgres(t)
 	data := t.TempDir()
 	one := newHarness(t, func(c *Config) { c.Database = dsn; c.DataDir = data })

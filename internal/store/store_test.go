@@ -24,9 +24,7 @@ func backends(t *testing.T, fn func(t *testing.T, s *Store)) {
 		fn(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("SKIPPED: -short (PostgreSQL)")
-		}
+		testenv.Short(t, "PostgreSQL")
 		dsn := testenv.Postgres(t)
 		s, err := Open(context.Background(), dsn)
 		if err != nil {
