@@ -21,8 +21,9 @@
 # What the fresh machine shares with the host: the kernel, so its loaded
 # modules and binfmt_misc registrations (QEMU for arm64) are the host's; and
 # it reaches Debian's mirror and the Go module proxy through the host's
-# network. Nothing else: its packages, tools, caches, images and Go modules
-# are its own.
+# network, trusting the certificates the host trusts beyond Debian's (a
+# site's TLS proxy). Nothing else: its packages, tools, caches, images and Go
+# modules are its own.
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/{/^#/!d;s/^# \{0,1\}//;p}' "$0" >&2; }
@@ -112,6 +113,22 @@ git clone -q --no-checkout "$repo" "$work/pei"
 git -C "$work/pei" cat-file -e "$sha^{commit}" 2>/dev/null || git -C "$work/pei" fetch -q origin "$sha"
 git -C "$work/pei" checkout -q --detach "$sha"
 
+# The certificates this machine trusts beyond Debian's (a site's
+# TLS-intercepting proxy, as here) are the network's, not the project's: a
+# machine on this network has them too, or nothing reaches the Go module
+# proxy. They go to /usr/local/share/ca-certificates, Debian's place for them.
+mkdir "$work/site-ca"
+tar -xOf "$rootfs" ./etc/ssl/certs/ca-certificates.crt >"$work/debian.crt"
+awk -v dir="$work/site-ca" '
+	FNR == 1 { file++ }
+	/-----BEGIN CERTIFICATE-----/ { cert = "" }
+	{ cert = cert $0 "\n" }
+	/-----END CERTIFICATE-----/ {
+		if (file == 1) debian[cert] = 1
+		else if (!(cert in debian)) { n++; printf "%s", cert > (dir "/site-" n ".crt") }
+	}' "$work/debian.crt" /etc/ssl/certs/ca-certificates.crt
+site_cas=$(find "$work/site-ca" -name '*.crt' | wc -l)
+
 for v in "${volumes[@]}"; do docker volume create "$v" >/dev/null; done
 $keep_cache && docker volume create "$cache_volume" >/dev/null
 
@@ -137,8 +154,9 @@ $keep_cache && docker volume create "$cache_volume" >/dev/null
 # /var/lib/docker (dockerd), /tmp (t.TempDir(): buildkitd roots, pei's state
 # in tests, mmdebstrap) and /var/cache/pei (setup.sh's tools and base image).
 # CI=true makes a missing tool fail its test instead of skipping it.
-run_cmd=(bash -c 'chmod 1777 /tmp && cd /root/pei && exec .ci/run')
-[ ${#cmd[@]} -gt 0 ] && run_cmd=(bash -c 'chmod 1777 /tmp && cd /root/pei && exec "$@"' fresh-check "${cmd[@]}")
+prepare='chmod 1777 /tmp && { update-ca-certificates >/dev/null 2>&1 || update-ca-certificates; } && cd /root/pei'
+run_cmd=(bash -c "$prepare && exec .ci/run")
+[ ${#cmd[@]} -gt 0 ] && run_cmd=(bash -c "$prepare"' && exec "$@"' fresh-check "${cmd[@]}")
 docker create --name "$container" --hostname fresh-debian12 --init \
 	--cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add MKNOD \
 	--security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
@@ -148,7 +166,8 @@ docker create --name "$container" --hostname fresh-debian12 --init \
 	-w /root "$image" "${run_cmd[@]}" >/dev/null
 docker cp -q "$goroot/." "$container:/usr/local/go"
 docker cp -q "$work/pei/." "$container:/root/pei"
-say "Go $("$go" env GOVERSION) from $goroot; cache $($keep_cache && echo "reused ($cache_volume)" || echo fresh); log $log"
+docker cp -q "$work/site-ca/." "$container:/usr/local/share/ca-certificates"
+say "Go $("$go" env GOVERSION) from $goroot; $site_cas site CA certificate(s); cache $($keep_cache && echo "reused ($cache_volume)" || echo fresh); log $log"
 
 # 4. Run, then sum up.
 say "running ${cmd[*]:-.ci/run} in container $container (this takes a while)"
