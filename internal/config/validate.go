@@ -104,7 +104,7 @@ func (v *validator) run() {
 
 	ports := &portSet{}
 	if s1.SSH != nil && s1.SSH.HostPort != nil && (s1.SSH.Enable == nil || *s1.SSH.Enable) {
-		ports.seen = append(ports.seen, portUse{key: "0.0.0.0:" + strconv.Itoa(*s1.SSH.HostPort) + "/tcp", path: "stage_1.ssh.host_port"})
+		ports.seen = append(ports.seen, portUse{lo: *s1.SSH.HostPort, hi: *s1.SSH.HostPort, proto: "tcp", path: "stage_1.ssh.host_port"})
 	}
 	v.ports("stage_1.ports", s1.Ports, ports)
 
@@ -594,7 +594,20 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 	}
 }
 
-type portUse struct{ key, path string }
+// portUse is a published host port or range: ip "" binds every address.
+type portUse struct {
+	ip     string
+	lo, hi int
+	proto  string
+	path   string
+}
+
+// clashes says whether two published ports would bind the same host port:
+// same protocol, overlapping ports, and the same address or one of them on
+// every address.
+func (a portUse) clashes(b portUse) bool {
+	return a.proto == b.proto && a.lo <= b.hi && b.lo <= a.hi && (a.ip == b.ip || a.ip == "" || b.ip == "")
+}
 
 type portSet struct{ seen []portUse }
 
@@ -626,29 +639,28 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 		if bad || m[2] == "" {
 			continue
 		}
-		ip, proto := m[1], m[4]
-		if ip == "" {
-			ip = "0.0.0.0"
+		u := portUse{ip: m[1], proto: m[4], path: pp}
+		if u.ip == "0.0.0.0" || u.ip == "[::]" {
+			u.ip = ""
 		}
-		if proto == "" {
-			proto = "tcp"
+		if u.proto == "" {
+			u.proto = "tcp"
 		}
-		key := ip + ":" + m[2] + "/" + proto
+		lo, hi, isRange := strings.Cut(m[2], "-")
+		u.lo, _ = strconv.Atoi(lo)
+		u.hi = u.lo
+		if isRange {
+			u.hi, _ = strconv.Atoi(hi)
+		}
+		if u.hi < u.lo {
+			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[2], p)
+			continue
+		}
 		for _, s := range set.seen {
-			if portsClash(s.key, key) {
+			if s.clashes(u) {
 				v.errorf(pp, "host port %s is already published by %s", m[2], s.path)
 			}
 		}
-		set.seen = append(set.seen, portUse{key: key, path: pp})
+		set.seen = append(set.seen, u)
 	}
-}
-
-// portsClash says whether two ip:port/proto keys would bind the same port.
-func portsClash(a, b string) bool {
-	ipA, restA, _ := strings.Cut(a, ":")
-	ipB, restB, _ := strings.Cut(b, ":")
-	if restA != restB {
-		return false
-	}
-	return ipA == ipB || ipA == "0.0.0.0" || ipB == "0.0.0.0"
 }
