@@ -1,0 +1,40 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestPortRange: every port number a config names is 1-65535, in port
+// mappings (both sides, ranges included) and in the SSH and proxy
+// sections; the ends of the range are accepted.
+func TestPortRange(t *testing.T) {
+	for _, tc := range []struct {
+		name, section string
+		want          string // "" is valid
+	}{
+		{"lowest and highest mapping", "  ports: ['1:1', '65535:65535/udp']", ""},
+		{"host range at the top", "  ports: ['65534-65535:80-81']", ""},
+		{"host port over the range", "  ports: ['65536:80']", `stage_1.ports[0]: 65536 in "65536:80" is not a port number (1-65535)`},
+		{"container port over the range", "  ports: ['8080:65536']", `stage_1.ports[0]: 65536 in "8080:65536" is not a port number (1-65535)`},
+		{"range ending over the range", "  ports: ['65535-65536:80-81']", `65536 in "65535-65536:80-81" is not a port number (1-65535)`},
+		{"port zero", "  ports: ['0:80']", `0 in "0:80" is not a port number (1-65535)`},
+		{"ssh ports at the ends", "  ssh: {port: 1, host_port: 65535}", ""},
+		{"ssh port over the range", "  ssh: {port: 65536}", "stage_1.ssh.port: 65536 is not a port number (1-65535)"},
+		{"ssh host port zero", "  ssh: {host_port: 0}", "stage_1.ssh.host_port: 0 is not a port number (1-65535)"},
+		{"proxy port over the range", "  proxy: {address: proxy.example, port: 65536}", "stage_1.proxy.port: 65536 is not a port number (1-65535)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parse(t, "", "stage_1:\n  image: {base: debian:bookworm}\n"+tc.section+"\n", nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid ports refused: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to say %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,55 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigSizeLimit: a config of exactly MaxFileSize bytes loads; one
+// byte more is refused before it is parsed.
+func TestConfigSizeLimit(t *testing.T) {
+	const body = "stage_1:\n  image: {base: debian:bookworm}\n"
+	// padded returns a valid config of n bytes: body, then comment lines.
+	padded := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(body)
+		for b.Len() < n {
+			line := "#" + strings.Repeat("x", min(99, n-b.Len()-2)) + "\n"
+			if n-b.Len() == 1 {
+				line = "\n"
+			}
+			b.WriteString(line)
+		}
+		if b.Len() != n {
+			t.Fatalf("padded config is %d bytes, want %d", b.Len(), n)
+		}
+		return []byte(b.String())
+	}
+	for _, tc := range []struct {
+		name string
+		size int
+		ok   bool
+	}{
+		{"at the limit", MaxFileSize, true},
+		{"one byte over", MaxFileSize + 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, DefaultFile), padded(tc.size), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(LoadOptions{ProjectDir: dir})
+			if tc.ok {
+				if err != nil || c.Stage1.Image.Base == nil || *c.Stage1.Image.Base != "debian:bookworm" {
+					t.Fatalf("config of %d bytes: %+v, %v", tc.size, c.Stage1.Image, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "a config may be at most 1048576 bytes") {
+				t.Fatalf("config of %d bytes: error %v, want the size limit", tc.size, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,48 @@
+package recipe
+
+import (
+	"archive/tar"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSymlinkTargets: a link may point anywhere inside the project, the
+// project root included, but not at its parent or above, however deep the
+// link sits.
+func TestSymlinkTargets(t *testing.T) {
+	for _, tc := range []struct {
+		name, link, target string
+		ok                 bool
+	}{
+		{"sibling", "a/l", "b", true},
+		{"project root from a subdirectory", "a/l", "..", true},
+		{"project root from the top", "l", ".", true},
+		{"parent from the top", "l", "..", false},
+		{"parent from two levels down", "a/b/l", "../../..", false},
+		{"into the parent's subdirectory", "a/l", "../../x", false},
+		{"parent with a trailing slash", "l", "../", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst := t.TempDir()
+			err := Extract(bytes.NewReader(archive(t, entry{name: tc.link, link: tc.target, typ: tar.TypeSymlink})), dst, Limits{})
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("link %s -> %s refused: %v", tc.link, tc.target, err)
+				}
+				if got, err := os.Readlink(filepath.Join(dst, filepath.FromSlash(tc.link))); err != nil || got != tc.target {
+					t.Fatalf("link unpacked as %q, %v", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "leads out of the project") {
+				t.Fatalf("link %s -> %s: error %v, want it refused as leading out of the project", tc.link, tc.target, err)
+			}
+			if _, err := os.Lstat(filepath.Join(dst, filepath.FromSlash(tc.link))); err == nil {
+				t.Fatal("the refused link was created")
+			}
+		})
+	}
+}
