@@ -81,7 +81,11 @@ func newSandbox(t testing.TB) *sandbox {
 	must(unix.Mkfifo(p("fifo"), 0o644))
 	fifo, err := os.OpenFile(p("fifo"), os.O_RDWR|unix.O_NONBLOCK, 0)
 	must(err)
-	t.Cleanup(func() { fifo.Close() })
+	// A reader that drained the FIFO would then block, as the test holds a
+	// writer: closing it after a generous minute ends that read (and
+	// shows as a drained FIFO) instead of hanging the test.
+	watchdog := time.AfterFunc(time.Minute, func() { fifo.Close() })
+	t.Cleanup(func() { watchdog.Stop(); fifo.Close() })
 	_, err = fifo.Write(s.secret)
 	must(err)
 	s.fifo = fifo
