@@ -29,6 +29,15 @@
 // Reading a checked and unpacked recipe back (its config, hook scripts,
 // keys) goes through os.Root, which is enough there: Walk has proved every
 // link inside resolves inside, and os.Root refuses any that would not.
+//
+// Links that stay inside are kept: a build context may hold them. BuildKit
+// reads the context through its local source (github.com/tonistiigi/fsutil),
+// which sends a link as a link: it walks with Lstat (filepath.WalkDir), takes
+// a link's target with Readlink (mkstat), sends content only for regular
+// files (fileCanRequestData), and resolves the Dockerfile's path inside the
+// context (FollowLinks); so no link, even one leading out, copies a host file
+// into a build. The worker's own readers (config, secrets, OCI layout bases)
+// do follow links, which is why Walk refuses any that lead out.
 package recipe
 
 import (
