@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +27,7 @@ const InstallDir = "installation"
 type validator struct {
 	c          *Config
 	projectDir string
+	fsys       fs.FS // the project, when read through an fs.FS (LoadOptions.FS)
 	errs       Errors
 	failed     map[string]bool // paths that failed to decode
 }
@@ -478,6 +480,9 @@ func (v *validator) installFile(path, rel string) ([]byte, bool) {
 		v.errorf(path, "%v", err)
 		return nil, false
 	}
+	if v.fsys != nil {
+		return v.installFileFS(path, rel)
+	}
 	if v.projectDir == "" {
 		return nil, false
 	}
@@ -501,10 +506,10 @@ func (v *validator) layoutDir(path, rel string) {
 		v.errorf(path, "oci-layout: %v", err)
 		return
 	}
-	if v.projectDir == "" {
+	if v.projectDir == "" && v.fsys == nil {
 		return
 	}
-	if _, err := os.Stat(filepath.Join(full, "index.json")); err != nil {
+	if !v.layoutIndexExists(full, rel) {
 		v.errorf(path, "oci-layout: %s has no index.json, so it is not an OCI image layout (unpack one there, e.g. tar -xf image.tar from pei build --output type=oci)", rel)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/engine"
 	"github.com/pei-dev/pei/internal/image"
+	"github.com/pei-dev/pei/internal/plan"
 )
 
 // BuildOptions configure Build.
@@ -39,6 +40,14 @@ type BuildOptions struct {
 	Lookup     config.LookupFunc
 	Getenv     func(string) string
 	Stderr     io.Writer
+	// Recipe says Dir is a tenant's recipe (pei worker): nothing outside
+	// it may reach the build. Its config and the files it names are read
+	// through an os.Root of Dir, ${VAR} expands from nothing (Lookup is
+	// not used), git is not run in it, and a config secret read from an
+	// environment variable or an absolute path, which are the
+	// submitter's, is served only by the secret of that id in Secrets
+	// (the worker's), or the build fails.
+	Recipe bool
 	// StateDir is where a started buildkitd and the base-image store live;
 	// "" means the user's cache directory.
 	StateDir string
@@ -70,9 +79,23 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 			return nil, err
 		}
 	}
-	res, err := Configure(ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup})
+	copts := ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup}
+	if opts.Recipe {
+		root, err := os.OpenRoot(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("recipe: %w", err)
+		}
+		defer root.Close()
+		copts.FS, copts.Lookup = root.FS(), nil
+	}
+	res, err := Configure(copts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Recipe {
+		if err := recipeSecrets(&res.Plan, secrets); err != nil {
+			return nil, err
+		}
 	}
 	composed := ""
 	if stageErr != nil {
@@ -112,6 +135,13 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Never git in a recipe: its .git (or a gitdir file pointing
+	// elsewhere) and config would be the tenant's, and git runs hooks and
+	// programs its config names.
+	gitDir := abs
+	if opts.Recipe {
+		gitDir = ""
+	}
 	return buildkit.Build(ctx, c, buildkit.Options{
 		ProjectDir:      abs,
 		Plan:            res.Plan,
@@ -126,7 +156,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		CacheExports:    cacheTo,
 		Progress:        opts.Progress,
 		Stderr:          opts.Stderr,
-		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
+		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, gitDir, getenv),
 		Exclude:         res.Exclude,
 		Platforms:       plats,
 		Auth:            auth,
@@ -241,8 +271,8 @@ func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
 }
 
 // sourceDateEpoch is the config's source_date_epoch, else SOURCE_DATE_EPOCH,
-// else the project's last git commit time, else -1 (timestamps are left as
-// they are).
+// else the last git commit time of dir (unless ""), else -1 (timestamps
+// are left as they are).
 func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv func(string) string) int64 {
 	if fromConfig >= 0 {
 		return fromConfig
@@ -252,6 +282,9 @@ func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv f
 			return n
 		}
 	}
+	if dir == "" {
+		return -1
+	}
 	out, err := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct").Output()
 	if err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil {
@@ -259,4 +292,26 @@ func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv f
 		}
 	}
 	return -1
+}
+
+// recipeSecrets makes a recipe's config secrets safe to serve: one read
+// from an environment variable or an absolute path names the submitter's
+// machine, so the worker serves its own secret of that id (worker maps
+// ids to the worker's files) or the build fails; one read from a file in
+// the recipe stays as it is (the recipe's own, contained).
+func recipeSecrets(p *plan.Plan, worker map[string]string) error {
+	for i := range p.Stages {
+		secs := p.Stages[i].Build.Secrets
+		for j, sec := range secs {
+			if sec.Env == "" && !filepath.IsAbs(sec.File) {
+				continue
+			}
+			file, ok := worker[sec.ID]
+			if !ok {
+				return fmt.Errorf("secret %s: the config reads it from the submitter's environment or files, which a worker never reads; submit with --secret %s so that a worker holding %s builds it", sec.ID, sec.ID, sec.ID)
+			}
+			secs[j] = plan.Secret{ID: sec.ID, File: file}
+		}
+	}
+	return nil
 }

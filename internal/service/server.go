@@ -74,6 +74,11 @@ type Limits struct {
 	Burst            int
 	MaxManifestBytes int64
 	MaxLogBytes      int64 // kept per build; the rest is cut
+	// MaxUnpacks bounds recipes checked at once (each may unpack to
+	// MaxContextBytes); a submission waits up to UnpackWait for its turn,
+	// then is told to retry.
+	MaxUnpacks int
+	UnpackWait time.Duration
 }
 
 // DefaultLimits are the limits when none are configured.
@@ -87,6 +92,8 @@ var DefaultLimits = Limits{
 	Burst:            100,
 	MaxManifestBytes: 4 << 20,
 	MaxLogBytes:      32 << 20,
+	MaxUnpacks:       2,
+	UnpackWait:       15 * time.Second,
 }
 
 // Server is pei serve.
@@ -100,6 +107,7 @@ type Server struct {
 	limiter  *limiter
 	hooks    *webhooks
 	events   *events
+	unpacks  chan struct{} // a place for each recipe being checked
 	handler  http.Handler
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -132,7 +140,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st}
+	s := &Server{cfg: cfg, store: st, unpacks: make(chan struct{}, cfg.Limits.MaxUnpacks)}
 	fail := func(err error) (*Server, error) {
 		st.Close()
 		return nil, err
@@ -198,6 +206,8 @@ func fillLimits(l *Limits) {
 	orDefault(&l.Burst, d.Burst)
 	orDefault(&l.MaxManifestBytes, d.MaxManifestBytes)
 	orDefault(&l.MaxLogBytes, d.MaxLogBytes)
+	orDefault(&l.MaxUnpacks, d.MaxUnpacks)
+	orDefault(&l.UnpackWait, d.UnpackWait)
 }
 
 // orDefault sets *v to d when it is the zero value (not configured).

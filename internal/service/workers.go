@@ -40,6 +40,10 @@ type Lease struct {
 	Password string `json:"password"`
 	// LeaseSeconds is how long the lease lasts without a heartbeat.
 	LeaseSeconds int `json:"lease_seconds"`
+	// RecipeMaxBytes and RecipeMaxFiles are the limits the server checked
+	// the recipe against, which the worker unpacks it with.
+	RecipeMaxBytes int64 `json:"recipe_max_bytes,omitempty"`
+	RecipeMaxFiles int   `json:"recipe_max_files,omitempty"`
 }
 
 // Heartbeat is the answer to a heartbeat.
@@ -95,8 +99,10 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		b, err := s.store.Lease(r.Context(), name, req.Platforms, req.Secrets, s.cfg.Lease)
 		if err == nil {
 			s.events.notify(b.ID)
+			lim := s.recipeLimits()
 			writeJSON(w, http.StatusOK, Lease{Build: s.view(b), Registry: s.host(), Username: "pei-job",
-				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second)})
+				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second),
+				RecipeMaxBytes: lim.MaxBytes, RecipeMaxFiles: lim.MaxFiles})
 			return
 		}
 		if !errors.Is(err, store.ErrNotFound) {

@@ -252,8 +252,12 @@ func (j *job) build(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("fetch recipe: %w", err)
 	}
 	dir := filepath.Join(work, "recipe")
-	os.Mkdir(dir, 0o755)
-	err = recipe.Extract(rc, dir, recipe.Limits{})
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	// The tenant's recipe, unpacked with the limits the server checked it
+	// against and contained as the server's check was (see recipe).
+	err = recipe.Extract(rc, dir, leaseLimits(j.lease))
 	rc.Close()
 	if err != nil {
 		return "", err
@@ -300,6 +304,9 @@ func (j *job) build(ctx context.Context) (string, error) {
 			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
 			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
 			CacheFrom: cacheFrom, CacheTo: cacheTo,
+			// Nothing of this worker's (environment, files, git) reaches
+			// the tenant's config.
+			Recipe: true,
 		})
 	case "dockerfile":
 		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo)
@@ -345,6 +352,19 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 		CacheImports: imports, CacheExports: exports,
 	})
 	return err
+}
+
+// leaseLimits are the limits a recipe is unpacked with: the server's, or
+// recipe.DefaultLimits (its defaults) from a server that does not say.
+func leaseLimits(l *service.Lease) recipe.Limits {
+	lim := recipe.DefaultLimits
+	if l.RecipeMaxBytes > 0 {
+		lim.MaxBytes = l.RecipeMaxBytes
+	}
+	if l.RecipeMaxFiles > 0 {
+		lim.MaxFiles = l.RecipeMaxFiles
+	}
+	return lim
 }
 
 // cacheRef is where the build's cache lives in the registry: beside the
