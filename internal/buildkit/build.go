@@ -76,7 +76,7 @@ type Options struct {
 	// --secret id=ID,env=VAR): they reach BuildKit through the session,
 	// never through a file.
 	SecretValues map[string][]byte
-	NoCache bool
+	NoCache      bool
 	// CacheImports and CacheExports are BuildKit cache sources and
 	// destinations; the cache is exported from the last stage's solve,
 	// which holds every build step.
