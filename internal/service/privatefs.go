@@ -80,12 +80,21 @@ func (d *privateFS) Writer(ctx context.Context, p string, append bool) (storaged
 	return d.StorageDriver.Writer(ctx, p, append)
 }
 
-// PutContent goes through the inner driver's own Writer, not this one.
+// PutContent writes through the inner driver's own Writer to a temporary
+// file of its naming and renames it: the directories are made here, and
+// the file's mode set once it is in place (its directory is private, so
+// nobody else could open it in between).
 func (d *privateFS) PutContent(ctx context.Context, p string, content []byte) error {
-	if err := d.prepare(p, true); err != nil {
+	if err := d.prepare(p, false); err != nil {
 		return err
 	}
-	return d.StorageDriver.PutContent(ctx, p, content)
+	if err := d.StorageDriver.PutContent(ctx, p, content); err != nil {
+		return err
+	}
+	if full := d.full(p); full != "" {
+		return os.Chmod(full, 0o600)
+	}
+	return nil
 }
 
 func (d *privateFS) Move(ctx context.Context, src, dst string) error {
