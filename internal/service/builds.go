@@ -212,8 +212,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 		return
 	}
 	// The whole upload has UploadTimeout, however slowly it trickles; the
-	// answer waits for it and the recipe's check.
-	capRead(w, r, time.Now().Add(s.cfg.Limits.UploadTimeout))
+	// answer waits for it, then for the recipe's check.
+	capRead(r, time.Now().Add(s.cfg.Limits.UploadTimeout))
 	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRecipeBytes)
 	dgst, size, path, herr := s.saveRecipe(body)
@@ -221,6 +221,8 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 		herr.write(w)
 		return
 	}
+	capRead(r, time.Time{})
+	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 	if herr := s.checkRecipe(path, req); herr != nil {
 		herr.write(w)
 		return

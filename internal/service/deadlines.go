@@ -57,13 +57,21 @@ func (d *deadlines) read() {
 
 func (d *deadlines) wrote() { d.rc.SetWriteDeadline(time.Now().Add(d.stall)) }
 
+// progress moves both deadlines: the answer comes after the body, and a
+// read deadline that passes while a handler streams its answer (the
+// server reads on in the background to see the client go) ends the
+// request's context.
+func (d *deadlines) progress() {
+	d.read()
+	d.wrote()
+}
+
 // withDeadlines gives every request progress-based read and write
 // deadlines (see Timeouts).
 func (s *Server) withDeadlines(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d := &deadlines{rc: http.NewResponseController(w), stall: s.cfg.Timeouts.Stall}
-		d.read()
-		d.wrote()
+		d.progress()
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &progressBody{ReadCloser: r.Body, d: d}
 		}
@@ -77,24 +85,38 @@ func requestDeadlines(r *http.Request) *deadlines {
 	return d
 }
 
-// capRead ends reading r's body at t however it progresses.
-func capRead(w http.ResponseWriter, r *http.Request, t time.Time) {
-	if d := requestDeadlines(r); d != nil {
-		d.mu.Lock()
-		d.readCap = t
-		d.mu.Unlock()
+// capRead ends reading r's body at t however it progresses; a zero t
+// lifts the cap once the body is in.
+func capRead(r *http.Request, t time.Time) {
+	d := requestDeadlines(r)
+	if d == nil {
+		return
 	}
-	http.NewResponseController(w).SetReadDeadline(t)
+	d.mu.Lock()
+	d.readCap = t
+	d.mu.Unlock()
+	if t.IsZero() {
+		d.read()
+		return
+	}
+	d.rc.SetReadDeadline(t)
 }
 
 // holdWrite lets a handler wait up to wait before it writes (a long poll,
 // the check of a large recipe) without the stall timeout cutting it.
 func holdWrite(w http.ResponseWriter, r *http.Request, wait time.Duration) {
-	stall := DefaultTimeouts.Stall
-	if d := requestDeadlines(r); d != nil {
-		stall = d.stall
+	d := requestDeadlines(r)
+	if d == nil {
+		return
 	}
-	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(wait + stall))
+	t := time.Now().Add(wait + d.stall)
+	d.rc.SetWriteDeadline(t)
+	d.mu.Lock()
+	if !d.readCap.IsZero() && t.After(d.readCap) {
+		t = d.readCap
+	}
+	d.mu.Unlock()
+	d.rc.SetReadDeadline(t)
 }
 
 // keepaliveEvery is how often a quiet event stream sends a comment: well
@@ -111,7 +133,7 @@ type progressBody struct {
 func (b *progressBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
-		b.d.read()
+		b.d.progress()
 	}
 	return n, err
 }
@@ -124,14 +146,14 @@ type progressWriter struct {
 func (w *progressWriter) Write(p []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(p)
 	if n > 0 {
-		w.d.wrote()
+		w.d.progress()
 	}
 	return n, err
 }
 
 func (w *progressWriter) Flush() {
 	http.NewResponseController(w.ResponseWriter).Flush()
-	w.d.wrote()
+	w.d.progress()
 }
 
 // Unwrap lets http.ResponseController reach the connection.
