@@ -25,6 +25,7 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
@@ -71,7 +72,11 @@ type Options struct {
 	Output  Output
 	// Secrets maps secret ids to files, beyond the plan's own.
 	Secrets map[string]string
-	NoCache bool
+	// SecretValues maps secret ids to values held in memory (pei build
+	// --secret id=ID,env=VAR): they reach BuildKit through the session,
+	// never through a file.
+	SecretValues map[string][]byte
+	NoCache      bool
 	// CacheImports and CacheExports are BuildKit cache sources and
 	// destinations; the cache is exported from the last stage's solve,
 	// which holds every build step.
@@ -126,7 +131,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	}
 	partials := map[int][]partial{}
 	context := Context(opt.ProjectDir, opt.Exclude)
-	secrets := secretIDs(opt.Secrets)
+	secrets := secretIDs(opt.Secrets, opt.SecretValues)
 	var jobs []job
 	stages := opt.Plan.Stages
 	if opt.Plan.Final != nil {
@@ -359,13 +364,32 @@ func wait(ch <-chan error) error {
 	return <-ch
 }
 
-func secretIDs(m map[string]string) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
+func secretIDs(files map[string]string, values map[string][]byte) []string {
+	ids := make([]string, 0, len(files)+len(values))
+	for id := range files {
 		ids = append(ids, id)
+	}
+	for id := range values {
+		if _, ok := files[id]; !ok {
+			ids = append(ids, id)
+		}
 	}
 	sort.Strings(ids) // the LLB must not depend on map order
 	return ids
+}
+
+// memorySecrets answers the secrets it holds in memory and asks next
+// for the others.
+type memorySecrets struct {
+	values map[string][]byte
+	next   secrets.SecretStore
+}
+
+func (m memorySecrets) GetSecret(ctx context.Context, id string) ([]byte, error) {
+	if v, ok := m.values[id]; ok {
+		return v, nil
+	}
+	return m.next.GetSecret(ctx, id)
 }
 
 // baseRef names a base for the OCI layout source: name@manifest-digest.
@@ -417,10 +441,11 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, t
 	for id, file := range opt.Secrets {
 		srcs = append(srcs, secretsprovider.Source{ID: id, FilePath: file})
 	}
-	secretStore, err := secretsprovider.NewStore(srcs)
+	fileSecrets, err := secretsprovider.NewStore(srcs)
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("%s: secrets: %w", s.Name, err)
 	}
+	secretStore := memorySecrets{values: opt.SecretValues, next: fileSecrets}
 
 	attrs := map[string]string{"name": s.Output}
 	if opt.SourceDateEpoch >= 0 {

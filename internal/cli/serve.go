@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,6 +41,7 @@ type serveFlags struct {
 	tlsCert   string
 	tlsKey    string
 	anonymous []string
+	hookAllow []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -76,6 +76,7 @@ API: docs/api.md and docs/openapi.yaml.`,
 	fl.StringVar(&f.cfg.RegistryConfig, "registry-config", "", "distribution config file whose storage section to use (default: filesystem under DATA/registry)")
 	fl.StringVar(&f.cfg.PublicURL, "public-url", "", "URL clients reach the server at (default http://ADDR)")
 	fl.StringSliceVar(&f.anonymous, "anonymous-pull", nil, "namespaces anyone may pull from (repeatable)")
+	fl.StringArrayVar(&f.hookAllow, "webhook-allow", nil, "let webhooks reach this CIDR range, refused by default as private, loopback, CGNAT, ULA or link-local (repeatable; for receivers on site)")
 	fl.StringVar(&f.maxRecipe, "max-recipe-size", "256MiB", "largest recipe upload")
 	fl.IntVar(&f.cfg.Limits.MaxActive, "max-active", service.DefaultLimits.MaxActive, "queued+running builds per namespace")
 	fl.DurationVar(&f.cfg.Limits.BuildTimeout, "build-timeout", service.DefaultLimits.BuildTimeout, "longest a build may run (default and maximum)")
@@ -102,6 +103,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	f.cfg.AnonymousPull = f.anonymous
+	if f.cfg.WebhookAllow, err = service.ParseWebhookAllow(f.hookAllow); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -124,8 +128,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	// workers' long polls and followers' log streams end (they reconnect).
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return base }}
+	hs := srv.HTTPServer()
+	hs.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {
@@ -176,7 +180,9 @@ func newTokenCmd() *cobra.Command {
 	open := func(ctx context.Context) (*store.Store, error) {
 		dsn := database
 		if dsn == "" {
-			if err := os.MkdirAll(data, 0o700); err != nil {
+			// Often an admin's first command: the data directory it makes
+			// is the server's, private to its user.
+			if err := service.PrepareDataDir(data, os.Stderr); err != nil {
 				return nil, err
 			}
 			dsn = filepath.Join(data, "pei.db")

@@ -61,7 +61,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		return nil, err
 	}
 	stages, finalIfAny, stageErr := parseStages(opts.Stage)
-	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
+	secrets, secretValues, err := parseSecrets(opts.Secrets, opts.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +151,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
 		Output:          out,
 		Secrets:         secrets,
+		SecretValues:    secretValues,
 		NoCache:         opts.NoCache,
 		CacheImports:    cacheFrom,
 		CacheExports:    cacheTo,
@@ -215,10 +216,12 @@ func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
 	return buildkit.Output{}, fmt.Errorf("--output type=%q: use docker, oci or registry", kv["type"])
 }
 
-// parseSecrets reads --secret id=ID,env=VAR|src=FILE into id -> file;
-// an env secret is written to a private temporary file.
-func parseSecrets(specs []string, getenv func(string) string) (map[string]string, error) {
-	out := map[string]string{}
+// parseSecrets reads --secret id=ID,env=VAR|src=FILE: files by id, and the
+// values of env secrets, which stay in memory (BuildKit's session takes
+// them from there; nothing is written to disk).
+func parseSecrets(specs []string, getenv func(string) string) (map[string]string, map[string][]byte, error) {
+	files := map[string]string{}
+	values := map[string][]byte{}
 	for _, spec := range specs {
 		kv := map[string]string{}
 		for _, part := range strings.Split(spec, ",") {
@@ -228,26 +231,19 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 		id := kv["id"]
 		switch {
 		case id == "":
-			return nil, fmt.Errorf("--secret %q: give id=ID", spec)
+			return nil, nil, fmt.Errorf("--secret %q: give id=ID", spec)
 		case kv["src"] != "":
-			out[id] = kv["src"]
+			files[id] = kv["src"]
 		case kv["env"] != "":
 			if getenv == nil || getenv(kv["env"]) == "" {
-				return nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
+				return nil, nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
 			}
-			f, err := os.CreateTemp("", "pei-secret-*")
-			if err != nil {
-				return nil, err
-			}
-			f.Chmod(0o600)
-			f.WriteString(getenv(kv["env"]))
-			f.Close()
-			out[id] = f.Name()
+			values[id] = []byte(getenv(kv["env"]))
 		default:
-			return nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
+			return nil, nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
 		}
 	}
-	return out, nil
+	return files, values, nil
 }
 
 func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {

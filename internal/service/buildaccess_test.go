@@ -44,7 +44,7 @@ func TestBuildAccess(t *testing.T) {
 		return []string{"Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte("u:"+secret))}
 	}
 	bearer := func(secret string, scopes ...string) []string {
-		return []string{"Authorization", "Bearer " + h.bearer(secret, scopes...)}
+		return []string{"Authorization", "Bearer " + h.scopedToken(secret, scopes...)}
 	}
 	type caller struct {
 		name string

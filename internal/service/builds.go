@@ -221,14 +221,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("recipe of %d bytes is over the limit of %d bytes", r.ContentLength, s.cfg.Limits.MaxRecipeBytes), nil)
 		return
 	}
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.UploadTimeout))
+	// The whole upload has UploadTimeout, however slowly it trickles; the
+	// answer waits for it, then for the recipe's check.
+	capRead(r, time.Now().Add(s.cfg.Limits.UploadTimeout))
+	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRecipeBytes)
 	dgst, size, path, herr := s.saveRecipe(body)
 	if herr != nil {
 		herr.write(w)
 		return
 	}
+	capRead(r, time.Time{})
+	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 	if herr := s.checkRecipe(r.Context(), path, req); herr != nil {
 		herr.write(w)
 		return
@@ -638,7 +642,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
 	rc := http.NewResponseController(w)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	rc.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := time.NewTicker(s.keepaliveEvery())
 	defer keepalive.Stop()
 	for {
 		wake := s.events.wait(id)
@@ -648,9 +652,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
 		}
 		for _, c := range chunks {
 			fmt.Fprintf(w, "id: %d\nevent: log\n", c.Seq)
-			for _, line := range strings.Split(strings.TrimSuffix(c.Data, "\n"), "\n") {
-				fmt.Fprintf(w, "data: %s\n", line)
-			}
+			writeSSEData(w, c.Data)
 			fmt.Fprint(w, "\n")
 			after = c.Seq
 		}

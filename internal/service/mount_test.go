@@ -11,9 +11,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// bearer gets a registry token for the given scopes from /token, as a
+// scopedToken gets a registry token for the given scopes from /token, as a
 // registry client does after the registry's Bearer challenge.
-func (h *harness) bearer(secret string, scopes ...string) string {
+func (h *harness) scopedToken(secret string, scopes ...string) string {
 	h.t.Helper()
 	q := url.Values{"service": {"pei"}, "scope": scopes}
 	resp := h.req("GET", "/token?"+q.Encode(), secret, nil)
@@ -66,7 +66,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 	}
 
 	t.Run("owner mounts between her repositories", func(t *testing.T) {
-		tok := h.bearer(alice, "repository:team-a/copy:pull,push", "repository:team-a/app:pull")
+		tok := h.scopedToken(alice, "repository:team-a/copy:pull,push", "repository:team-a/app:pull")
 		if got := h.blobStatus(tok, "team-a/copy", blob); got != http.StatusNotFound {
 			t.Fatalf("the blob is in team-a/copy before the mount: %d", got)
 		}
@@ -88,7 +88,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 			{"repository:team-b/tool:pull,push", "repository:team-a/app:pull"},
 			{"repository:team-b/tool:pull,push"}, // no source scope at all
 		} {
-			tok := h.bearer(bob, scopes...)
+			tok := h.scopedToken(bob, scopes...)
 			if got := h.blobStatus(tok, "team-b/tool", bobBlob); got != http.StatusOK {
 				t.Fatalf("control: bob cannot see his own blob in team-b/tool: %d", got)
 			}
@@ -118,7 +118,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 		}
 		// Bob can start uploads in his repository: the refusal above is
 		// about the source, not the target.
-		tok := h.bearer(bob, "repository:team-b/tool:pull,push")
+		tok := h.scopedToken(bob, "repository:team-b/tool:pull,push")
 		resp := h.req("POST", "/v2/team-b/tool/blobs/uploads/", "", nil, "Authorization", "Bearer "+tok)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusAccepted {

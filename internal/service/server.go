@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +60,14 @@ type Config struct {
 	MaxAttempts int
 	// QueueTimeout fails a build no worker takes within it.
 	QueueTimeout time.Duration
-	Log          io.Writer
-	Debug        bool
+	// WebhookAllow opens address ranges to webhooks that are refused by
+	// default (loopback, private, CGNAT, ULA, link-local): receivers on
+	// site. Metadata services, multicast and unspecified stay refused.
+	WebhookAllow []netip.Prefix
+	// Timeouts bound idle and stalled connections.
+	Timeouts Timeouts
+	Log      io.Writer
+	Debug    bool
 }
 
 // Limits bound what one tenant can ask of the server.
@@ -105,12 +112,16 @@ type Server struct {
 	app      *handlers.App
 	registry distribution.Namespace
 	limiter  *limiter
-	hooks    *webhooks
-	events   *events
-	unpacks  chan struct{} // a place for each recipe being checked
-	handler  http.Handler
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// tokenLimiter is /token's request rate, liveness what registry
+	// tokens stand for (revocation).
+	tokenLimiter *limiter
+	liveness     *liveCache
+	hooks        *webhooks
+	events       *events
+	unpacks      chan struct{} // a place for each recipe being checked
+	handler      http.Handler
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 // New opens the server's state and builds its handler.
@@ -126,8 +137,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	orDefault(&cfg.Lease, 30*time.Second)
 	orDefault(&cfg.MaxAttempts, 3)
 	orDefault(&cfg.QueueTimeout, 24*time.Hour)
+	orDefault(&cfg.Timeouts.ReadHeader, DefaultTimeouts.ReadHeader)
+	orDefault(&cfg.Timeouts.Stall, DefaultTimeouts.Stall)
+	orDefault(&cfg.Timeouts.Idle, DefaultTimeouts.Idle)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
+	}
+	if err := PrepareDataDir(cfg.DataDir, cfg.Log); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "recipes"), 0o700); err != nil {
 		return nil, err
@@ -178,7 +195,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.app = handlers.NewApp(rctx, rcfg)
 	s.limiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
-	s.hooks = newWebhooks()
+	s.tokenLimiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
+	s.liveness = newLiveCache()
+	s.hooks = newWebhooks(cfg.WebhookAllow)
 	s.events = newEvents()
 	s.handler = s.routes()
 	bg, cancel := context.WithCancel(context.Background())
@@ -237,6 +256,11 @@ func (s *Server) registryConfig(jwks string) (*configuration.Configuration, erro
 		cfg.Storage = configuration.Storage{
 			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(s.cfg.DataDir, "registry")},
 		}
+	}
+	if params, ok := cfg.Storage["filesystem"]; ok {
+		// The same driver, with private modes.
+		delete(cfg.Storage, "filesystem")
+		cfg.Storage[privateFSName] = params
 	}
 	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
 	if _, ok := cfg.Storage["cache"]; !ok {

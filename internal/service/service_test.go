@@ -414,7 +414,8 @@ func (w fakeWorker) post(id, what, body string) *http.Response {
 }
 
 func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
-	h := newHarness(t, nil)
+	// The receiver is on loopback, which webhooks reach only when allowed.
+	h := newHarness(t, func(c *Config) { c.WebhookAllow = loopbackHooks })
 	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
 	wsec := h.token("w", nil, ScopeWorker)
 	w1 := fakeWorker{h, wsec, "one"}
@@ -876,7 +877,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	}))
 	defer hook.Close()
 
-	one := newHarness(t, func(c *Config) { c.DataDir = data })
+	one := newHarness(t, func(c *Config) { c.DataDir, c.WebhookAllow = data, loopbackHooks })
 	one.srv.hooks.backoff = 100 * time.Millisecond
 	alice := one.token("alice", []string{"team-a"}, ScopeBuild)
 	wsec := one.token("w", nil, ScopeWorker)
@@ -894,7 +895,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	mu.Lock()
 	up = true
 	mu.Unlock()
-	two := newHarness(t, func(c *Config) { c.DataDir = data })
+	two := newHarness(t, func(c *Config) { c.DataDir, c.WebhookAllow = data, loopbackHooks })
 	waitFor(t, func() bool {
 		_, ok, _, _, _ := two.srv.Store().WebhookState(context.Background(), b.ID)
 		return ok

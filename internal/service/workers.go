@@ -93,6 +93,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		req.Wait = 60
 	}
 	name := workerName(c, req.Name)
+	holdWrite(w, r, time.Duration(req.Wait)*time.Second)
 	deadline := time.After(time.Duration(req.Wait) * time.Second)
 	for {
 		wake := s.events.wait("")
