@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -138,7 +140,7 @@ func Walk(r io.Reader, lim Limits, fn func(hdr *tar.Header, r io.Reader) error) 
 	tr := tar.NewReader(gz)
 	var total int64
 	files := 0
-	links := map[string]bool{} // symlinks seen, which no later entry may pass through
+	links := linkSet{target: map[string]string{}, via: map[string]map[string]bool{}}
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
@@ -152,9 +154,12 @@ func Walk(r io.Reader, lim Limits, fn func(hdr *tar.Header, r io.Reader) error) 
 			return &Error{Entry: hdr.Name, Msg: err.Error()}
 		}
 		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if links[dir] {
+			if _, ok := links.target[dir]; ok {
 				return &Error{Entry: hdr.Name, Msg: "lies under the symbolic link " + dir}
 			}
+		}
+		if _, ok := links.target[name]; ok {
+			return &Error{Entry: hdr.Name, Msg: "is already a symbolic link of the archive"}
 		}
 		switch hdr.Typeflag {
 		case tar.TypeReg, tar.TypeDir:
@@ -166,10 +171,20 @@ func Walk(r io.Reader, lim Limits, fn func(hdr *tar.Header, r io.Reader) error) 
 			if t := path.Join(path.Dir(name), target); t == ".." || strings.HasPrefix(t, "../") {
 				return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("symbolic link %s leads out of the project", target)}
 			}
-			links[name] = true
+			if err := links.add(name, target); err != nil {
+				return &Error{Entry: hdr.Name, Msg: err.Error()}
+			}
 		case tar.TypeLink:
-			if _, err := cleanName(hdr.Linkname); err != nil {
+			target, err := cleanName(hdr.Linkname)
+			if err != nil {
 				return &Error{Entry: hdr.Name, Msg: "hard link " + err.Error()}
+			}
+			// A hard link to a symlink is a symlink elsewhere, its relative
+			// target unchecked from there.
+			for p := target; p != "."; p = path.Dir(p) {
+				if _, ok := links.target[p]; ok {
+					return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("hard link to %s, which is or lies under the symbolic link %s", hdr.Linkname, p)}
+				}
 			}
 		default:
 			return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("entry type %q is not allowed (only files, directories and links)", string(hdr.Typeflag))}
@@ -194,6 +209,77 @@ func Walk(r io.Reader, lim Limits, fn func(hdr *tar.Header, r io.Reader) error) 
 	return nil
 }
 
+// linkSet is the symlinks of an archive so far (name -> target), which no
+// later entry may pass through, and for each path the links whose targets
+// go through it: a link made there later changes where they lead.
+type linkSet struct {
+	target map[string]string
+	via    map[string]map[string]bool
+	steps  int // path components looked at so far, bounded
+}
+
+// maxLinkSteps bounds the work of following an archive's links (a hostile
+// archive could make each of many links a long chain).
+const maxLinkSteps = 1 << 24
+
+// add checks a new symlink and the earlier links whose targets go through
+// its name, then records it.
+func (l *linkSet) add(name, target string) error {
+	if err := l.stayInside(name, target); err != nil {
+		return fmt.Errorf("symbolic link %s %w", target, err)
+	}
+	l.target[name] = target
+	for _, e := range slices.Sorted(maps.Keys(l.via[name])) {
+		if err := l.stayInside(e, l.target[e]); err != nil {
+			return fmt.Errorf("makes the earlier symbolic link %s (to %s) lead elsewhere: it %w", e, l.target[e], err)
+		}
+	}
+	return nil
+}
+
+// stayInside follows the target of the symlink name through the archive's
+// symlinks, as the kernel will, and says if it leads out of the project.
+// Checking the target on paper is not enough: ".." out of a symlink goes
+// to the parent of where the link points, not to the parent on paper.
+func (l *linkSet) stayInside(name, target string) error {
+	var cur []string
+	if dir := path.Dir(name); dir != "." {
+		cur = strings.Split(dir, "/")
+	}
+	todo := strings.Split(target, "/")
+	for hops := 0; len(todo) > 0; {
+		if l.steps++; l.steps > maxLinkSteps {
+			return errors.New("is one of too many or too long chains of symbolic links")
+		}
+		part := todo[0]
+		todo = todo[1:]
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return errors.New("leads out of the project (through the archive's other links)")
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		cur = append(cur, part)
+		p := strings.Join(cur, "/")
+		if l.via[p] == nil {
+			l.via[p] = map[string]bool{}
+		}
+		l.via[p][name] = true
+		if t, ok := l.target[p]; ok {
+			if hops++; hops > 40 {
+				return errors.New("is a loop of symbolic links")
+			}
+			cur = cur[:len(cur)-1]
+			todo = append(strings.Split(t, "/"), todo...)
+		}
+	}
+	return nil
+}
+
 func cleanName(name string) (string, error) {
 	if name == "" {
 		return "", errors.New("empty name")
@@ -214,31 +300,38 @@ func cleanName(name string) (string, error) {
 }
 
 // Extract unpacks a packed recipe into dir (which must exist and be empty),
-// checking it as Walk does. It never follows a link while writing.
+// checking it as Walk does. It never follows a link while writing, and
+// writes through an os.Root, so nothing lands outside dir even if a check
+// had let a link through.
 func Extract(r io.Reader, dir string, lim Limits) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("recipe: %w", err)
+	}
+	defer root.Close()
 	return Walk(r, lim, func(hdr *tar.Header, r io.Reader) error {
 		if hdr.Name == "." {
 			return nil
 		}
-		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
+		target := filepath.FromSlash(hdr.Name)
+		if err := root.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			return &Error{Entry: hdr.Name, Msg: err.Error()}
 		}
 		mode := os.FileMode(hdr.Mode) & 0o777
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
+			if err := root.MkdirAll(target, 0o755); err != nil {
+				return &Error{Entry: hdr.Name, Msg: err.Error()}
 			}
-			return os.Chmod(target, mode|0o700)
+			return root.Chmod(target, mode|0o700)
 		case tar.TypeSymlink:
-			return os.Symlink(hdr.Linkname, target)
+			return root.Symlink(hdr.Linkname, target)
 		case tar.TypeLink:
-			return os.Link(filepath.Join(dir, filepath.FromSlash(path.Clean(hdr.Linkname))), target)
+			return root.Link(filepath.FromSlash(path.Clean(hdr.Linkname)), target)
 		}
 		// O_EXCL: a duplicate entry cannot replace a link with a file
 		// written through it.
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o600)
+		f, err := root.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o600)
 		if err != nil {
 			return &Error{Entry: hdr.Name, Msg: err.Error()}
 		}
@@ -249,6 +342,6 @@ func Extract(r io.Reader, dir string, lim Limits) error {
 		if err := f.Close(); err != nil {
 			return err
 		}
-		return os.Chtimes(target, hdr.ModTime, hdr.ModTime)
+		return root.Chtimes(target, hdr.ModTime, hdr.ModTime)
 	})
 }
