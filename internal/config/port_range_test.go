@@ -14,15 +14,20 @@ func TestPortRange(t *testing.T) {
 		want          string // "" is valid
 	}{
 		{"lowest and highest mapping", "  ports: ['1:1', '65535:65535/udp']", ""},
+		{"container ports only", "  ports: ['80', '81', '53/udp']", ""},
 		{"host range at the top", "  ports: ['65534-65535:80-81']", ""},
 		{"host port over the range", "  ports: ['65536:80']", `stage_1.ports[0]: 65536 in "65536:80" is not a port number (1-65535)`},
 		{"container port over the range", "  ports: ['8080:65536']", `stage_1.ports[0]: 65536 in "8080:65536" is not a port number (1-65535)`},
 		{"range ending over the range", "  ports: ['65535-65536:80-81']", `65536 in "65535-65536:80-81" is not a port number (1-65535)`},
 		{"port zero", "  ports: ['0:80']", `0 in "0:80" is not a port number (1-65535)`},
 		{"ssh ports at the ends", "  ssh: {port: 1, host_port: 65535}", ""},
+		{"ssh ports at the other ends", "  ssh: {port: 65535, host_port: 1}", ""},
 		{"ssh port over the range", "  ssh: {port: 65536}", "stage_1.ssh.port: 65536 is not a port number (1-65535)"},
 		{"ssh host port zero", "  ssh: {host_port: 0}", "stage_1.ssh.host_port: 0 is not a port number (1-65535)"},
+		{"proxy port at the top", "  proxy: {address: proxy.example, port: 65535}", ""},
+		{"proxy port at the bottom", "  proxy: {address: proxy.example, port: 1}", ""},
 		{"proxy port over the range", "  proxy: {address: proxy.example, port: 65536}", "stage_1.proxy.port: 65536 is not a port number (1-65535)"},
+		{"proxy port zero", "  proxy: {address: proxy.example, port: 0}", "stage_1.proxy.port: 0 is not a port number (1-65535)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(t, "", "stage_1:\n  image: {base: debian:bookworm}\n"+tc.section+"\n", nil)

@@ -10,18 +10,21 @@ import (
 // TestConfigSizeLimit: a config of exactly MaxFileSize bytes loads; one
 // byte more is refused before it is parsed.
 func TestConfigSizeLimit(t *testing.T) {
-	const body = "stage_1:\n  image: {base: debian:bookworm}\n"
-	// padded returns a valid config of n bytes: body, then comment lines.
+	// padded returns a valid config of n bytes: comment lines, then the
+	// config proper, whose last byte closes a flow mapping, so a reader
+	// that drops the last byte gets a YAML error instead of a config.
+	const body = "stage_1:\n  image: {base: debian:bookworm}"
 	padded := func(n int) []byte {
 		var b strings.Builder
-		b.WriteString(body)
-		for b.Len() < n {
-			line := "#" + strings.Repeat("x", min(99, n-b.Len()-2)) + "\n"
-			if n-b.Len() == 1 {
-				line = "\n"
+		for b.Len() < n-len(body) {
+			room := n - len(body) - b.Len()
+			if room == 1 {
+				b.WriteString("\n")
+				continue
 			}
-			b.WriteString(line)
+			b.WriteString("#" + strings.Repeat("x", min(99, room-2)) + "\n")
 		}
+		b.WriteString(body)
 		if b.Len() != n {
 			t.Fatalf("padded config is %d bytes, want %d", b.Len(), n)
 		}
