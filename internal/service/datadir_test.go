@@ -101,8 +101,11 @@ func TestDataDirTightened(t *testing.T) {
 	os.WriteFile(outside, []byte("x"), 0o644)
 	os.Symlink(outside, filepath.Join(data, "link"))
 	os.Chmod(data, 0o755)
+	// Named through a link, as an admin may.
+	viaLink := filepath.Join(t.TempDir(), "data-link")
+	os.Symlink(data, viaLink)
 	var log bytes.Buffer
-	srv, err := New(context.Background(), Config{DataDir: data, PublicURL: "http://127.0.0.1:1", Log: &log})
+	srv, err := New(context.Background(), Config{DataDir: viaLink, PublicURL: "http://127.0.0.1:1", Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
