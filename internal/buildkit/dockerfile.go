@@ -37,7 +37,8 @@ type DockerfileOptions struct {
 	CacheExports []bkclient.CacheOptionsEntry
 	// CacheNamespace is the tenant a pei serve build is for: every cache
 	// mount id of the Dockerfile goes under CacheNamespace(ns), whatever
-	// id the Dockerfile names.
+	// id the Dockerfile names, and its steps' results are its own
+	// (TenantHostname).
 	CacheNamespace string
 	// HostNetwork grants RUN --network=host (the network.host entitlement);
 	// without it such a step is refused. security.insecure never is.
@@ -80,6 +81,7 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 	}
 	if opt.CacheNamespace != "" {
 		attrs["build-arg:BUILDKIT_CACHE_MOUNT_NS"] = CacheNamespace(opt.CacheNamespace)
+		attrs["hostname"] = TenantHostname(opt.CacheNamespace)
 	}
 	exp := map[string]string{"compression": "gzip", "force-compression": "true"}
 	if opt.SourceDateEpoch >= 0 {

@@ -42,6 +42,20 @@ func TestCacheMountIDs(t *testing.T) {
 		if got := cacheIDs(t, st); !slices.Equal(got, tc.want) {
 			t.Errorf("namespace %q: cache ids %q, want %q", tc.ns, got, tc.want)
 		}
+		// BuildKit keys a step without its cache ids: the host name keeps
+		// tenants' step results apart (and local builds' keys as before).
+		want := ""
+		if tc.ns != "" {
+			want = "pei-" + tc.ns
+		}
+		for _, e := range execs(t, st) {
+			if e.hostname != want {
+				t.Errorf("namespace %q: step %q has host name %q, want %q", tc.ns, strings.Join(e.args, " "), e.hostname, want)
+			}
+		}
+	}
+	if h := TenantHostname(strings.Repeat("n", 80)); len(h) > 63 || h == TenantHostname(strings.Repeat("n", 81)) {
+		t.Errorf("a long namespace's host name %q", h)
 	}
 }
 

@@ -1,6 +1,8 @@
 package buildkit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"strings"
@@ -104,6 +106,9 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 			if s.Build.HostNetwork {
 				opts = append(opts, llb.Network(pb.NetMode_HOST))
 			}
+			if cacheNS != "" {
+				opts = append(opts, llb.Hostname(TenantHostname(cacheNS)))
+			}
 			for _, m := range step.Mounts {
 				opts = append(opts, mountOption(m, context, cacheNS))
 			}
@@ -127,6 +132,20 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 // BUILDKIT_CACHE_MOUNT_NS, so a Dockerfile's own cache ids stay under it.
 func CacheNamespace(ns string) string {
 	return "pei/ns/" + ns
+}
+
+// TenantHostname is the host name of a tenant's build steps. BuildKit
+// leaves cache mount ids out of a step's cache key, so another tenant's
+// identical step could be handed a result made with that tenant's cache
+// mounts (what it read, or what it poisoned them with); the host name is
+// in the key and keeps every tenant's step results apart.
+func TenantHostname(ns string) string {
+	h := "pei-" + ns
+	if len(h) > 63 {
+		sum := sha256.Sum256([]byte(ns))
+		h = "pei-" + hex.EncodeToString(sum[:16])
+	}
+	return h
 }
 
 // CacheID is the id of a cache mount at target: "pei/var/cache/apt" for

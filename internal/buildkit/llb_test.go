@@ -46,9 +46,10 @@ func planOf(t *testing.T, yml string) plan.Plan {
 }
 
 type execInfo struct {
-	args    []string
-	mounts  []*pb.Mount
-	secrets []string
+	args     []string
+	hostname string
+	mounts   []*pb.Mount
+	secrets  []string
 }
 
 func execs(t *testing.T, st llb.State) []execInfo {
@@ -64,7 +65,7 @@ func execs(t *testing.T, st llb.State) []execInfo {
 			t.Fatal(err)
 		}
 		if e := op.GetExec(); e != nil {
-			info := execInfo{args: e.Meta.Args, mounts: e.Mounts}
+			info := execInfo{args: e.Meta.Args, mounts: e.Mounts, hostname: e.Meta.Hostname}
 			for _, m := range e.Mounts {
 				if m.SecretOpt != nil {
 					info.secrets = append(info.secrets, m.SecretOpt.ID)

@@ -449,11 +449,31 @@ func isolateRoot(runDir string, n Network) (*isolation, []string, error) {
 	if err == nil {
 		err = fw.apply(iso.rules)
 	}
+	if err == nil {
+		err = makeBridge(iso.bridge, iso.subnet)
+	}
 	if err != nil {
 		iso.teardown()
 		return nil, nil, err
 	}
 	return iso, []string{"--config", cfgPath}, nil
+}
+
+// makeBridge makes the bridge with its gateway address, which the CNI
+// bridge plugin then uses: it is there from the start (BuildKit makes its
+// first namespace in the background) and it is pei's to remove.
+func makeBridge(name string, subnet netip.Prefix) error {
+	gw := netip.PrefixFrom(subnet.Addr().Next(), subnet.Bits())
+	for _, args := range [][]string{
+		{"link", "add", name, "type", "bridge"},
+		{"addr", "add", gw.String(), "dev", name},
+		{"link", "set", name, "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("build network: ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	return nil
 }
 
 // clear removes the bridge and the firewall rules of iso's network.
@@ -570,4 +590,13 @@ func (d *Daemon) CheckIsolated(ctx context.Context, c *bkclient.Client) error {
 		}
 	}
 	return nil
+}
+
+// BuildNetwork is the bridge and subnet of a daemon pei started isolated
+// as root; ok is false for any other daemon.
+func (d *Daemon) BuildNetwork() (bridge string, subnet netip.Prefix, ok bool) {
+	if d == nil || d.iso == nil {
+		return "", netip.Prefix{}, false
+	}
+	return d.iso.bridge, d.iso.subnet, true
 }
