@@ -521,6 +521,11 @@ func rootlessNetwork(runDir string, n Network) (rkArgs, wrapper []string, err er
 	if _, err := exec.LookPath("slirp4netns"); err != nil {
 		return nil, nil, fmt.Errorf("%w: isolating builds without root needs slirp4netns (apt-get install slirp4netns)", ErrMissing)
 	}
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: isolating builds without root needs /dev/net/tun open to you for slirp4netns (Debian's udev makes it mode 0666): %v", ErrMissing, err)
+	}
+	tun.Close()
 	restore4, err := lookSbin("iptables-restore")
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,7 @@ package buildkitd
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	bkclient "github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/cmd/buildkitd/config"
 
 	"github.com/pei-dev/pei/internal/testenv"
@@ -216,5 +218,44 @@ func TestIsolatedDaemonLifecycle(t *testing.T) {
 	}
 	if rules, bridge := present(b); !rules || !bridge {
 		t.Errorf("stopping a took b's network %s: rules %v, bridge %v", b.iso.bridge, rules, bridge)
+	}
+}
+
+// A daemon pei did not start is trusted with a tenant's build only if its
+// workers run steps in network namespaces of their own (network cni).
+func TestCheckIsolated(t *testing.T) {
+	testenv.Root(t)
+	testenv.Tools(t, "buildkitd", "runc", "iptables", "ip")
+	if _, err := os.Stat(filepath.Join(CNIBinDir, "bridge")); err != nil {
+		testenv.Missing(t, "containernetworking-plugins is not installed")
+	}
+	for _, tc := range []struct {
+		name     string
+		n        Network
+		isolated bool
+	}{
+		{"host network", Network{}, false},
+		{"isolated", Network{Isolate: true}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Start(t.Context(), t.TempDir(), tc.n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Stop()
+			c, err := bkclient.New(t.Context(), d.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			// As a worker given --builder ADDR sees it.
+			err = (&Daemon{Addr: d.Addr}).CheckIsolated(t.Context(), c)
+			if (err == nil) != tc.isolated || err != nil && !errors.Is(err, ErrNotIsolated) {
+				t.Errorf("CheckIsolated: %v, want isolated %v", err, tc.isolated)
+			}
+			if err := d.CheckIsolated(t.Context(), c); (err == nil) != tc.isolated {
+				t.Errorf("CheckIsolated of the daemon pei started: %v", err)
+			}
+		})
 	}
 }
