@@ -388,10 +388,8 @@ func daemonConfigTOML(cniConf string, dns []netip.Addr) ([]byte, error) {
 // network stays taken while it runs), its CNI and daemon configuration in
 // runDir and the firewall rules. It returns the daemon's extra arguments.
 func isolateRoot(runDir string, n Network) (*isolation, []string, error) {
-	for _, p := range []string{"bridge", "host-local"} {
-		if _, err := os.Stat(filepath.Join(CNIBinDir, p)); err != nil {
-			return nil, nil, fmt.Errorf("%w: isolating builds needs the CNI %s plugin in %s (apt-get install containernetworking-plugins)", ErrMissing, p, CNIBinDir)
-		}
+	if err := checkRootTools(); err != nil {
+		return nil, nil, err
 	}
 	fw, err := newFirewall()
 	if err != nil {
@@ -518,14 +516,9 @@ func overlaps(p netip.Prefix, list []netip.Prefix) bool {
 // (slirp4netns, no way to the host's loopback) whose firewall is set
 // before buildkitd starts.
 func rootlessNetwork(runDir string, n Network) (rkArgs, wrapper []string, err error) {
-	if _, err := exec.LookPath("slirp4netns"); err != nil {
-		return nil, nil, fmt.Errorf("%w: isolating builds without root needs slirp4netns (apt-get install slirp4netns)", ErrMissing)
+	if err := checkRootlessTools(); err != nil {
+		return nil, nil, err
 	}
-	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: isolating builds without root needs /dev/net/tun open to you for slirp4netns (Debian's udev makes it mode 0666): %v", ErrMissing, err)
-	}
-	tun.Close()
 	restore4, err := lookSbin("iptables-restore")
 	if err != nil {
 		return nil, nil, err
@@ -551,6 +544,48 @@ func rootlessNetwork(runDir string, n Network) (rkArgs, wrapper []string, err er
 	rkArgs = []string{"--net=slirp4netns", "--disable-host-loopback"}
 	wrapper = []string{"/bin/sh", "-ec", `"$3" <"$1"; "$4" <"$2"; shift 4; exec "$@"`, "pei-buildnet", f4, f6, restore4, restore6}
 	return rkArgs, wrapper, nil
+}
+
+// CheckTools says what isolating builds as this user lacks, if anything:
+// a worker checks before it takes builds that would all fail.
+func CheckTools() error {
+	if os.Geteuid() == 0 {
+		if err := checkRootTools(); err != nil {
+			return err
+		}
+		_, err := newFirewall()
+		return err
+	}
+	return checkRootlessTools()
+}
+
+func checkRootTools() error {
+	for _, p := range []string{"bridge", "host-local"} {
+		if _, err := os.Stat(filepath.Join(CNIBinDir, p)); err != nil {
+			return fmt.Errorf("%w: isolating builds needs the CNI %s plugin in %s (apt-get install containernetworking-plugins)", ErrMissing, p, CNIBinDir)
+		}
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return fmt.Errorf("%w: isolating builds needs ip (apt-get install iproute2)", ErrMissing)
+	}
+	return nil
+}
+
+func checkRootlessTools() error {
+	if _, err := exec.LookPath("slirp4netns"); err != nil {
+		return fmt.Errorf("%w: isolating builds without root needs slirp4netns (apt-get install slirp4netns)", ErrMissing)
+	}
+	tun, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("%w: isolating builds without root needs /dev/net/tun open to you for slirp4netns (Debian's udev makes it mode 0666): %v", ErrMissing, err)
+	}
+	tun.Close()
+	for _, tool := range []string{"iptables-restore", "ip6tables-restore"} {
+		if _, err := lookSbin(tool); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookSbin finds an administration tool, also where an ordinary user's

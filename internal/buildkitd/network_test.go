@@ -259,3 +259,15 @@ func TestCheckIsolated(t *testing.T) {
 		})
 	}
 }
+
+// A machine without the isolation tools is told which is missing.
+func TestCheckToolsMissing(t *testing.T) {
+	if err := CheckTools(); err != nil {
+		testenv.Missing(t, "this machine cannot isolate builds: "+err.Error())
+	}
+	t.Setenv("PATH", t.TempDir())
+	err := CheckTools()
+	if !errors.Is(err, ErrMissing) || !strings.Contains(err.Error(), "apt-get install") {
+		t.Errorf("with an empty PATH: %v", err)
+	}
+}

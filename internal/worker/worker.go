@@ -78,6 +78,13 @@ func Run(ctx context.Context, opt Options) error {
 	if opt.Name == "" {
 		opt.Name, _ = os.Hostname()
 	}
+	if opt.Builder == "" || opt.Builder == "auto" {
+		// Every daemon it starts isolates its builds: say now what that
+		// lacks rather than fail each build.
+		if err := buildkitd.CheckTools(); err != nil {
+			return err
+		}
+	}
 	if len(opt.Platforms) == 0 {
 		opt.Platforms = []string{platforms.DefaultString()}
 	}
