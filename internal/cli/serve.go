@@ -321,6 +321,9 @@ The token (PEI_TOKEN) needs the worker scope.`,
 			}
 			for _, a := range allowNets {
 				p, err := parsePrefix(a)
+				if err == nil && !p.Addr().Is4() {
+					err = errors.New("build steps have IPv4 only: give an IPv4 address or CIDR")
+				}
 				if err != nil {
 					return fmt.Errorf("--build-allow-net %q: %w", a, err)
 				}
