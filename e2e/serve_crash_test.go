@@ -275,7 +275,7 @@ func TestServeCrash(t *testing.T) {
 
 	t.Run("during a build", func(t *testing.T) {
 		state := t.TempDir()
-		d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(state, "buildkit")})
+		d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(state, "buildkit"), Network: buildkitd.Network{Isolate: true}})
 		if err != nil {
 			t.Fatal(err)
 		}

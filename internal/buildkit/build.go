@@ -93,7 +93,17 @@ type Options struct {
 	// Platforms are the target platforms; none means the host's. Several
 	// make one image index (OCI or registry outputs only).
 	Platforms []ocispecs.Platform
+	// CacheNamespace is the tenant a pei serve build is for: its cache
+	// mounts are its own (CacheID). "" for local builds.
+	CacheNamespace string
+	// NoHostNetwork refuses a plan that needs the host's network (a proxy
+	// at host.docker.internal), as pei serve's builds must.
+	NoHostNetwork bool
 }
+
+// ErrHostNetwork is matched by the refusal of a build that needs the
+// host's network where it may not have it.
+var ErrHostNetwork = errors.New("the build may not use the host's network")
 
 // Result is one built image.
 type Result struct {
@@ -149,6 +159,10 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if s.Index > last {
 			break
 		}
+		if s.Build.HostNetwork && opt.NoHostNetwork {
+			return nil, fmt.Errorf("%s: %w: its proxy is at %s (the machine the build runs on), which needs the host's network; "+
+				"set the proxy's address to one the build can reach, or build without the proxy", s.Name, ErrHostNetwork, config.DefaultProxyAddress)
+		}
 		if opt.SourceDateEpoch >= 0 {
 			// Scripts see the epoch too, to pin dates they write (shadow).
 			s.Build.Args = append(append([]config.EnvVar(nil), s.Build.Args...),
@@ -171,13 +185,13 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			if c := s.Carry; c != nil {
 				// The carry steps run on the full image of stage c.From.
 				from := plan.Stage{Name: s.Name, Root: s.Root, Steps: c.Steps, Build: s.Build}
-				carry, _ = StageLLB(from, fulls[c.From][i], ocispecs.Image{}, context, llb.Scratch(), nil, nil)
+				carry, _ = StageLLB(from, fulls[c.From][i], ocispecs.Image{}, context, llb.Scratch(), nil, nil, opt.CacheNamespace)
 			}
-			st, cfg := StageLLB(s, base, baseCfg, context, carry, secrets, carried)
+			st, cfg := StageLLB(s, base, baseCfg, context, carry, secrets, carried, opt.CacheNamespace)
 			fulls[s.Index] = append(fulls[s.Index], st)
 			buildOnly := s
 			buildOnly.Steps, _ = SplitRuntime(s.Steps)
-			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, carry, secrets, nil)
+			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, carry, secrets, nil, opt.CacheNamespace)
 			partials[s.Index] = append(partials[s.Index], partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)})
 			targets = append(targets, target{platform: p, state: st, cfg: cfg})
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -290,7 +291,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 
 func newWorkerCmd() *cobra.Command {
 	var opt worker.Options
-	var secrets []string
+	var secrets, allowNets []string
 	cmd := &cobra.Command{
 		Use:   "worker --server URL",
 		Short: "Lease builds from pei serve and run them on BuildKit",
@@ -300,6 +301,11 @@ image to the server with the build's own credentials and streams the log.
 It heartbeats while building; if it dies, the server hands the build to
 another worker. A build that names secrets goes only to workers that hold
 them (--secret id=ID,src=FILE); secrets never leave the worker.
+Build steps run in a network namespace of their own: they reach the
+internet (package mirrors) but not this host, its loopback or private
+networks, except destinations given with --build-allow-net. A build that
+asks for the host's network (a proxy at host.docker.internal, RUN
+--network=host) fails, unless its namespace is given --allow-host-network.
 The token (PEI_TOKEN) needs the worker scope.`,
 		Example: `  PEI_TOKEN=... pei worker --server http://127.0.0.1:5000 --builder unix:///run/buildkit/buildkitd.sock --platform linux/amd64`,
 		Args:    cobra.NoArgs,
@@ -320,6 +326,16 @@ The token (PEI_TOKEN) needs the worker scope.`,
 				}
 				opt.Secrets[kv["id"]] = kv["src"]
 			}
+			for _, a := range allowNets {
+				p, err := parsePrefix(a)
+				if err == nil && !p.Addr().Is4() {
+					err = errors.New("build steps have IPv4 only: give an IPv4 address or CIDR")
+				}
+				if err != nil {
+					return fmt.Errorf("--build-allow-net %q: %w", a, err)
+				}
+				opt.AllowNets = append(opt.AllowNets, p)
+			}
 			opt.Log = cmd.ErrOrStderr()
 			return worker.Run(cmd.Context(), opt)
 		},
@@ -332,8 +348,22 @@ The token (PEI_TOKEN) needs the worker scope.`,
 	fl.StringArrayVar(&secrets, "secret", nil, "a secret builds may name: id=ID,src=FILE")
 	fl.BoolVar(&opt.Once, "once", false, "exit after one build")
 	fl.BoolVar(&opt.NoCache, "no-registry-cache", false, "do not share the build cache through the registry (NAME/buildcache)")
+	fl.StringArrayVar(&allowNets, "build-allow-net", nil, "an address or CIDR on this host or its networks that build steps may reach, e.g. a proxy or a package mirror (repeatable)")
+	fl.StringArrayVar(&opt.HostNetwork, "allow-host-network", nil, "DANGEROUS: a namespace whose builds may use this host's network when they ask for it (repeatable; docs/serve.md)")
 	_ = cmd.MarkFlagRequired("server")
 	return cmd
+}
+
+// parsePrefix reads a CIDR, or an address as the network of that address alone.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an address or CIDR (e.g. 10.1.2.3 or 10.1.2.0/24)")
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func newSubmitCmd() *cobra.Command {

@@ -51,6 +51,13 @@ type BuildOptions struct {
 	// StateDir is where a started buildkitd and the base-image store live;
 	// "" means the user's cache directory.
 	StateDir string
+	// Network is where build steps may connect (a daemon pei starts is
+	// set up so; another must isolate steps itself). With Isolate and not
+	// HostAllowed, a plan that needs the host's network is refused.
+	Network buildkitd.Network
+	// CacheNamespace is the pei serve tenant the build is for: its cache
+	// mounts are its own. "" for a local build.
+	CacheNamespace string
 }
 
 // Build configures the project (writing its generated files, which the
@@ -117,7 +124,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv})
+	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv, Network: opts.Network})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +134,12 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		return nil, fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
 	}
 	defer c.Close()
+	noHost := opts.Network.Isolate && !opts.Network.HostAllowed
+	if noHost {
+		if err := daemon.CheckIsolated(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	abs, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -161,6 +174,8 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Exclude:         res.Exclude,
 		Platforms:       plats,
 		Auth:            auth,
+		CacheNamespace:  opts.CacheNamespace,
+		NoHostNetwork:   noHost,
 	})
 }
 
