@@ -2,7 +2,8 @@
 # Installs and starts what pei's end-to-end tests and demo need on a fresh
 # Debian 12 machine, as root: Docker Engine, runc, OpenSSH client, sshpass,
 # debootstrap, mmdebstrap, arch-test, shellcheck, rootlesskit, uidmap, QEMU
-# (arm64 emulation), PostgreSQL, skopeo, Chromium and Debian's
+# (arm64 emulation), CNI plugins, slirp4netns and iptables (builds off the
+# host network), PostgreSQL, skopeo, Chromium and Debian's
 # docker-registry (pei serve's tests and benchmark), Compose v2 and buildx
 # (built from the Go modules pinned in tools/go.mod), buildkitd and buildctl
 # (tools/buildkit/go.mod), crane and the OCI distribution-spec conformance
@@ -28,7 +29,8 @@ fi
 # project's last commit), ca-certificates (Go modules over HTTPS).
 need=()
 for pkg in docker.io runc openssh-client sshpass debootstrap openssl shellcheck rootlesskit uidmap mmdebstrap qemu-user-static postgresql skopeo chromium chromium-driver docker-registry \
-	arch-test gpg gpgv libdpkg-perl debian-archive-keyring git ca-certificates; do
+	arch-test gpg gpgv libdpkg-perl debian-archive-keyring git ca-certificates \
+	containernetworking-plugins slirp4netns iptables iproute2 util-linux; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -170,6 +172,16 @@ runs shellcheck "$(apt_fix shellcheck)" shellcheck --version
 runs skopeo "$(apt_fix skopeo)" skopeo --version
 runs docker-registry "$(apt_fix docker-registry)" docker-registry --version
 runs git "$(apt_fix git)" git --version
+# Builds from pei serve run off the host network: a CNI bridge for a root
+# buildkitd, slirp4netns for a rootless one, iptables rules for both.
+for plugin in bridge host-local loopback; do
+	runs "CNI $plugin plugin" "$(apt_fix containernetworking-plugins)" test -x /usr/lib/cni/$plugin
+done
+runs slirp4netns "$(apt_fix slirp4netns)" slirp4netns --version
+runs iptables-restore "$(apt_fix iptables)" iptables-restore --version
+runs ip6tables-restore "$(apt_fix iptables)" ip6tables-restore --version
+runs ip "$(apt_fix iproute2)" ip -V
+runs unshare "$(apt_fix util-linux)" unshare --version
 runs gpg "$(apt_fix gpg)" gpg --version
 runs go "install Go 1.26 and put it on PATH (https://go.dev/dl/)" go version
 if [ "${#broken[@]}" -gt 0 ]; then
