@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs all of pei's tests: installs what they need (scripts/setup.sh), then
 # gofmt, vet, staticcheck, a short fuzz run of the config loader and
-# renderer ($PEI_FUZZTIME, default 30s), the unit and golden tests, and the
+# renderer and of recipe unpacking ($PEI_FUZZTIME each, default 30s), the unit and golden tests, and the
 # end-to-end tests, each of those in a test process of its own so that a
 # crash (a panic in any goroutine, an exit) fails only that test. It ends
 # with a summary (scripts/testreport): tests run, passed, failed, crashed and
@@ -78,8 +78,9 @@ if [ ! -x "$PEI_CACHE/bin/staticcheck-$staticcheck_version" ]; then
 fi
 "$PEI_CACHE/bin/staticcheck-$staticcheck_version" ./...
 
-echo "== fuzz (config loader + renderer)"
+echo "== fuzz (config loader + renderer; recipe unpacking)"
 go test ./internal/project -run '^$' -fuzz FuzzConfigure -fuzztime "${PEI_FUZZTIME:-30s}"
+go test ./internal/recipe -run '^$' -fuzz '^FuzzExtract$' -fuzztime "${PEI_FUZZTIME:-30s}"
 
 echo "== tests"
 work=$(mktemp -d)
