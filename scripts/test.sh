@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs all of pei's tests: installs what they need (scripts/setup.sh), then
-# gofmt, vet, staticcheck, a short fuzz run of the config loader and
-# renderer and of recipe unpacking ($PEI_FUZZTIME each, default 30s), the unit and golden tests, and the
-# end-to-end tests, each of those in a test process of its own so that a
+# gofmt, vet, staticcheck, short fuzz runs of the config loader and
+# renderer and of recipe unpacking ($PEI_FUZZTIME each, default 30s), the
+# unit and golden tests, and the end-to-end tests, each of those in a test
+# process of its own so that a
 # crash (a panic in any goroutine, an exit) fails only that test. It ends
 # with a summary (scripts/testreport): tests run, passed, failed, crashed and
 # skipped, and time per package; it fails if a test failed or crashed, and
