@@ -80,7 +80,7 @@ func TestServeRootlessIsolation(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "runuser", "-u", rootlessUser, "--", "env", "-i", "HOME=/home/"+rootlessUser, "USER="+rootlessUser,
 		"PATH=/usr/local/bin:/usr/bin:/bin", "XDG_CACHE_HOME="+cache, "PEI_TOKEN="+e.worker,
-		pei, "worker", "--server", e.url, "--builder", "auto", "--once", "--no-registry-cache", "--name", "rootless",
+		pei, "worker", "--server", e.url, "--builder", "auto", "--once", "--name", "rootless",
 		"--build-allow-net", allowedNet.String())
 	var wlog bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &wlog, &wlog
