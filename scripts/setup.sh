@@ -51,6 +51,12 @@ if [ -e "$binfmt/register" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
 	cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$binfmt/register" || log "cannot register QEMU: no arm64 emulation"
 fi
 
+# slirp4netns (rootless builds off the host network) opens /dev/net/tun as
+# the user; Debian's udev makes it 0666, a machine without udev may not.
+if [ -c /dev/net/tun ]; then
+	chmod 0666 /dev/net/tun
+fi
+
 # build_tool NAME MODULE_DIR PACKAGE VERSION_VAR: builds a tool from a Go
 # module pinned in MODULE_DIR/go.mod, cached under $PEI_CACHE/bin by version,
 # and prints its path.
@@ -178,6 +184,7 @@ for plugin in bridge host-local loopback; do
 	runs "CNI $plugin plugin" "$(apt_fix containernetworking-plugins)" test -x /usr/lib/cni/$plugin
 done
 runs slirp4netns "$(apt_fix slirp4netns)" slirp4netns --version
+runs "/dev/net/tun open to every user" "the kernel's tun module (modprobe tun) and chmod 0666 /dev/net/tun" test -c /dev/net/tun -a -r /dev/net/tun -a -w /dev/net/tun
 runs iptables-restore "$(apt_fix iptables)" iptables-restore --version
 runs ip6tables-restore "$(apt_fix iptables)" ip6tables-restore --version
 runs ip "$(apt_fix iproute2)" ip -V
