@@ -237,18 +237,6 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	return granted(want, have)
 }
 
-// grantRegistry is grant for registry tokens. A build token also gets
-// push, so that it can upload the blobs of a recipe artifact (what the
-// build scope promises); which manifests it may then put is putManifest's
-// check: recipe artifacts only (pushesImages).
-func (s *Server) grantRegistry(t *store.Token, repo string, want []string) []string {
-	have := s.grant(t, repo, want)
-	if slices.Contains(want, "push") && !slices.Contains(have, "push") && len(s.grant(t, repo, []string{ScopeBuild})) > 0 {
-		have = append(have, "push")
-	}
-	return have
-}
-
 // pushesImages reports whether a registry caller may put manifests other
 // than recipe artifacts in repo: a push or admin token there, or build
 // credentials (grantJob gave them push on their own repositories only).
@@ -356,7 +344,7 @@ func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
 			case a.Type == "repository" && job != nil:
 				a.Actions = s.grantJob(*job, a.Name, a.Actions)
 			case a.Type == "repository":
-				a.Actions = s.grantRegistry(tok, a.Name, a.Actions)
+				a.Actions = s.grant(tok, a.Name, a.Actions)
 			case a.Type == "registry" && a.Name == "catalog":
 				// Everyone may ask; the catalog lists only the caller's
 				// namespaces.

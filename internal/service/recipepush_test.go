@@ -8,11 +8,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// TestBuildTokenPushesRecipeArtifacts: a token with the build scope alone
-// pushes a recipe artifact (its blobs and its manifest) in its namespace,
-// which queues a build, as docs/serve.md says; it may not put an image
-// there (that is the push scope's) nor push anything in another namespace.
-func TestBuildTokenPushesRecipeArtifacts(t *testing.T) {
+// TestRecipeArtifactScopes: pushing a recipe artifact takes the push scope
+// (its blobs and manifest) and the build scope (the build it queues); a
+// build token alone pushes nothing, neither a recipe nor an image, in its
+// namespace or another.
+func TestRecipeArtifactScopes(t *testing.T) {
 	h := newHarness(t, nil)
 	builder := h.token("builder", []string{"team-a"}, ScopeBuild)
 	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
@@ -20,16 +20,14 @@ func TestBuildTokenPushesRecipeArtifacts(t *testing.T) {
 	layer := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	ann := map[string]string{AnnotationKind: "dockerfile", AnnotationTag: "v3", AnnotationPlatform: "linux/amd64"}
 
-	// recipeManifest uploads the blobs with the given token: it fails the
-	// test if the build token may not.
-	m := recipeManifest(t, h, builder, "team-a/app", layer, ann)
-	resp := putManifest(t, h, builder, "team-a/app", "recipe", m)
+	m := recipeManifest(t, h, alice, "team-a/app", layer, ann)
+	resp := putManifest(t, h, alice, "team-a/app", "recipe", m)
 	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Pei-Build-Id") == "" {
-		t.Fatalf("build token's recipe artifact: %d %s", resp.StatusCode, errorCode(t, resp))
+		t.Fatalf("push+build token's recipe artifact: %d %s", resp.StatusCode, errorCode(t, resp))
 	}
 	resp.Body.Close()
-	v := decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+resp.Header.Get("Pei-Build-Id"), builder, nil))
-	if v.Tag != "v3" || v.Submitter != "builder" {
+	v := decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+resp.Header.Get("Pei-Build-Id"), alice, nil))
+	if v.Tag != "v3" || v.Submitter != "alice" {
 		t.Fatalf("build %+v", v)
 	}
 
@@ -53,9 +51,19 @@ func TestBuildTokenPushesRecipeArtifacts(t *testing.T) {
 			}
 		})
 	}
-	// Nor a recipe in another namespace: its blob upload is refused.
-	tok := h.registryToken("builder", builder, "repository:team-b/app:pull,push")
-	if code := h.bearer("POST", "/v2/team-b/app/blobs/uploads/", tok, nil); code != 401 {
-		t.Fatalf("build token started an upload in team-b: %d", code)
+	// A build token's registry token has no push, so not even a recipe's
+	// blobs go up, in its namespace or another; alice's does (control).
+	for _, tc := range []struct {
+		user, secret, repo string
+		want               int
+	}{
+		{"alice", alice, "team-a/app", http.StatusAccepted},
+		{"builder", builder, "team-a/app", http.StatusUnauthorized},
+		{"builder", builder, "team-b/app", http.StatusUnauthorized},
+	} {
+		tok := h.registryToken(tc.user, tc.secret, "repository:"+tc.repo+":pull,push")
+		if code := h.bearer("POST", "/v2/"+tc.repo+"/blobs/uploads/", tok, nil); code != tc.want {
+			t.Errorf("%s starting an upload in %s: %d, want %d", tc.user, tc.repo, code, tc.want)
+		}
 	}
 }
