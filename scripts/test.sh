@@ -98,7 +98,7 @@ done < <(go list "${build_flags[@]}" "${pkgs[@]}")
 # which ends the test2json stream of a process that died mid-test).
 e2e_test() {
 	local rc=0
-	(cd e2e && PEI_E2E_PEI=$work/pei exec "$work/e2e.test" -test.paniconexit0 -test.timeout=20m -test.count=1 "${bin_flags[@]}" \
+	(cd e2e && PEI_E2E_PEI=$work/pei exec "$work/e2e.test" -test.paniconexit0 -test.timeout=30m -test.count=1 "${bin_flags[@]}" \
 		-test.v=test2json -test.run "^$1\$$run_rest" 2>&1 </dev/null) || rc=$?
 	if [ "$rc" != 0 ]; then
 		printf '\nexit status %d\n\026FAIL\t%s\t(the test process exited)\n' "$rc" "$e2e"

@@ -84,3 +84,29 @@ func TestRecipeLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestRecipeSizeLimitIsExact: an upload of exactly MaxRecipeBytes is
+// taken, one byte more is not, with or without Content-Length.
+func TestRecipeSizeLimitIsExact(t *testing.T) {
+	recipe := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	for _, tc := range []struct {
+		name   string
+		limit  int64
+		status int
+	}{
+		{"at the limit", int64(len(recipe)), http.StatusAccepted},
+		{"one byte over", int64(len(recipe)) - 1, http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, func(c *Config) { c.Limits.MaxRecipeBytes = tc.limit })
+			alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+			for _, body := range []io.Reader{bytes.NewReader(recipe), io.MultiReader(bytes.NewReader(recipe))} {
+				resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile", alice, body)
+				if resp.StatusCode != tc.status {
+					t.Fatalf("a %d-byte recipe with a limit of %d: status %d, want %d: %s", len(recipe), tc.limit, resp.StatusCode, tc.status, errorCode(t, resp))
+				}
+				resp.Body.Close()
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package service
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,49 @@ func TestRegistryTokenValidity(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, errorCode(t, resp))
 			}
 			resp.Body.Close()
+		})
+	}
+}
+
+// TestTokenResponse: /token's tokens last 15 minutes and say so; a POST
+// with a password (OAuth2) gets it back as the refresh token, a GET does
+// not, and neither does an anonymous POST.
+func TestTokenResponse(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	for _, tc := range []struct {
+		name, method, secret string
+		refresh              bool
+	}{
+		{"GET with Basic auth", "GET", alice, false},
+		{"POST password grant", "POST", alice, true},
+		{"anonymous POST", "POST", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var resp *http.Response
+			if tc.method == "GET" {
+				resp = h.req("GET", "/token?service=pei&scope=repository:team-a/app:pull", tc.secret, nil)
+			} else {
+				form := url.Values{"grant_type": {"password"}, "username": {"u"}, "password": {tc.secret}, "service": {"pei"}, "scope": {"repository:team-a/app:pull"}}
+				resp = h.req("POST", "/token", "", strings.NewReader(form.Encode()), "Content-Type", "application/x-www-form-urlencoded")
+			}
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, errorCode(t, resp))
+			}
+			body := decode[map[string]any](t, resp)
+			if body["expires_in"] != float64(900) {
+				t.Errorf("expires_in %v, want 900", body["expires_in"])
+			}
+			c, err := h.srv.signer.verify(body["access_token"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if life := c.Expiry.Time().Sub(c.IssuedAt.Time()); life != 15*time.Minute {
+				t.Errorf("token lives %s, want 15m", life)
+			}
+			if got, ok := body["refresh_token"]; ok != tc.refresh || (ok && got != tc.secret) {
+				t.Errorf("refresh_token %v (present %v), want present %v", got, ok, tc.refresh)
+			}
 		})
 	}
 }

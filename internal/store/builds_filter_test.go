@@ -68,3 +68,32 @@ func TestBuildsFilter(t *testing.T) {
 		}
 	})
 }
+
+// TestBuildsLimit: Limit caps a list at 1 to 1000 builds; anything else
+// gives the default of 100.
+func TestBuildsLimit(t *testing.T) {
+	backends(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		for range 101 {
+			if _, err := s.CreateBuild(ctx, Build{Repo: "team-a/app", Namespace: "team-a", Tag: "v", Platform: "linux/amd64", Kind: "pei", Recipe: "sha256:00"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct{ limit, want int }{
+			{1, 1},
+			{0, 100},
+			{-1, 100},
+			{101, 101},
+			{1000, 101},
+			{1001, 100},
+		} {
+			bs, err := s.Builds(ctx, Filter{Limit: tc.limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bs) != tc.want {
+				t.Errorf("limit %d: %d builds, want %d", tc.limit, len(bs), tc.want)
+			}
+		}
+	})
+}
