@@ -9,9 +9,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// TestNamespaceMatchIsExact: a token for namespace "team" works in "team"
-// and gives nothing in "team-a" or "teams", whose names merely start the
-// same way.
+// TestNamespaceMatchIsExact: a token for namespace "team" pulls, pushes,
+// submits and lists builds in "team" and does none of it in "team-a" or
+// "teams", whose names merely start the same way.
 func TestNamespaceMatchIsExact(t *testing.T) {
 	h := newHarness(t, nil)
 	team := h.token("team", []string{"team"}, ScopePush, ScopeBuild)
@@ -48,6 +48,14 @@ func TestNamespaceMatchIsExact(t *testing.T) {
 			resp := h.req("POST", "/v2/"+tc.repo+"/_pei/builds?kind=dockerfile", team, bytes.NewReader(good))
 			if resp.StatusCode != want {
 				t.Errorf("submit: status %d, want %d", resp.StatusCode, want)
+			}
+			resp.Body.Close()
+			if tc.ok {
+				want = http.StatusOK
+			}
+			resp = h.req("GET", "/v2/"+tc.repo+"/_pei/builds", team, nil)
+			if resp.StatusCode != want {
+				t.Errorf("list builds: status %d, want %d", resp.StatusCode, want)
 			}
 			resp.Body.Close()
 		})
