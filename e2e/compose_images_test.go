@@ -15,8 +15,8 @@ import (
 // TestComposedImage is the MetaCall builder case: a dev image compiles a
 // small C shared library on a dev base; a runtime base has Python; the
 // runtime image is merge(runtime-base, diff(dev-base, dev-lang) without
-// /build). It runs the library from Python, has no compiler, and is smaller
-// than the dev image.
+// /build). It runs the library from Python, has no compiler, and is at most
+// 0.7x the dev image's size.
 func TestComposedImage(t *testing.T) {
 	testenv.Docker(t)
 	testenv.BuildKit(t)
@@ -71,8 +71,9 @@ compose:
 	}
 	rs, ds := imageSize(t, runtime), imageSize(t, devLang)
 	t.Logf("runtime %d bytes, dev %d bytes: %.2fx, %d bytes smaller", rs, ds, float64(rs)/float64(ds), ds-rs)
-	if rs >= ds {
-		t.Errorf("the runtime image (%d bytes) is not smaller than the dev image (%d bytes)", rs, ds)
+	// docs/compact.md: at most 0.7x (docs/benchmarks.md has the figures).
+	if rs*10 > ds*7 {
+		t.Errorf("the runtime image (%d bytes) is %.2fx the dev image (%d bytes), over 0.7x", rs, float64(rs)/float64(ds), ds)
 	}
 
 	t.Run("unknown name", func(t *testing.T) {

@@ -18,8 +18,8 @@ import (
 // TestFinalImage builds a project whose stage-2 compiles a program (with
 // gcc and debug symbols) and keeps only its install tree in a final image:
 // the program runs there, the SSH user exists, the compiler, headers,
-// static archives and debug symbols do not, and the final image is smaller
-// than stage-2. Built both by pei build and by Compose from the generated
+// static archives and debug symbols do not, and the final image is at most
+// 0.7x stage-2's size. Built both by pei build and by Compose from the generated
 // files.
 func TestFinalImage(t *testing.T) {
 	testenv.Docker(t)
@@ -70,8 +70,9 @@ func TestFinalImage(t *testing.T) {
 		}
 		s2, fs := imageSize(t, img+":stage-2"), imageSize(t, img+":final")
 		t.Logf("stage-2 %d bytes, final %d bytes: %.2fx", s2, fs, float64(fs)/float64(s2))
-		if fs >= s2 {
-			t.Errorf("the final image (%d bytes) is not smaller than stage-2 (%d bytes)", fs, s2)
+		// docs/compact.md: at most 0.7x (docs/benchmarks.md has the figures).
+		if fs*10 > s2*7 {
+			t.Errorf("the final image (%d bytes) is %.2fx stage-2 (%d bytes), over 0.7x", fs, float64(fs)/float64(s2), s2)
 		}
 	}
 

@@ -229,10 +229,19 @@ var (
 	peiErr  error
 )
 
-// peiBinary builds the pei command once per test run and returns its path.
+// peiBinary builds the pei command once per test process and returns its
+// path. scripts/test.sh, which runs each test in a process of its own,
+// builds it once for all of them and names it in PEI_E2E_PEI; without that
+// it is built from the current source.
 func peiBinary(t *testing.T) string {
 	t.Helper()
 	peiOnce.Do(func() {
+		if peiPath = os.Getenv("PEI_E2E_PEI"); peiPath != "" {
+			if _, peiErr = os.Stat(peiPath); peiErr != nil {
+				peiErr = fmt.Errorf("PEI_E2E_PEI: %w", peiErr)
+			}
+			return
+		}
 		dir, err := os.MkdirTemp("", "pei-e2e-bin-")
 		if err != nil {
 			peiErr = err

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -31,6 +32,8 @@ import (
 )
 
 const peiBuildPassword = `build pass, with: "quotes"`
+
+var digestRe = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // peiBuildProject is a small project with what pei build must get right:
 // an SSH user, environment, build and run-time hooks.
@@ -354,7 +357,16 @@ func TestPeiBuild(t *testing.T) {
 					return ""
 				}
 			})
-			digests = append(digests, refs[len(refs)-1])
+			// The printed digest is well formed and is the manifest the
+			// tarball holds, so equal digests mean equal images.
+			_, d, _ := strings.Cut(refs[len(refs)-1], "@")
+			if !digestRe.MatchString(d) {
+				t.Fatalf("build %d printed %q: not sha256:<64 hex>", i+1, refs[len(refs)-1])
+			}
+			if _, entries := ociLayout(t, dest); entries[0].Digest.String() != d {
+				t.Fatalf("build %d printed %s, its tarball holds %s", i+1, d, entries[0].Digest)
+			}
+			digests = append(digests, d)
 		}
 		if digests[0] != digests[1] {
 			t.Errorf("two cold builds gave %s and %s", digests[0], digests[1])

@@ -83,7 +83,7 @@ func startServe(t *testing.T, mod func(*service.Config)) *serveEnv {
 	e.worker = tok("workers", nil, service.ScopeWorker)
 	e.admin = tok("admin", []string{"*"}, service.ScopeAdmin)
 	// One BuildKit daemon for the workers, as a site would run it.
-	d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(e.state, "buildkit")})
+	d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(e.state, "buildkit"), Network: buildkitd.Network{Isolate: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +397,7 @@ func TestServe(t *testing.T) {
 			t.Fatalf("first build: %s\n%s", end.Error, log)
 		}
 		stop()
-		fresh, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(t.TempDir(), "buildkit")})
+		fresh, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(t.TempDir(), "buildkit"), Network: buildkitd.Network{Isolate: true}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -195,7 +195,7 @@ func round(v []float64) []string {
 
 func load(work string, pei *peiServer, n, nWorkers, nPollers, cancelEvery int) {
 	state := filepath.Join(work, "state")
-	d, err := buildkitd.Find(context.Background(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(state, "buildkit")})
+	d, err := buildkitd.Find(context.Background(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(state, "buildkit"), Network: buildkitd.Network{Isolate: true}})
 	check(err)
 	defer d.Stop()
 	ctx, cancel := context.WithCancel(context.Background())

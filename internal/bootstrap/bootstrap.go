@@ -96,7 +96,7 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 		// Logs and caches that differ between runs stay out of the image.
 		"--customize-hook=rm -rf \"$1\"/var/log/apt/* \"$1\"/var/log/dpkg.log \"$1\"/var/log/alternatives.log \"$1\"/var/cache/ldconfig/aux-cache \"$1\"/var/cache/apt/*.bin",
 		opts.Suite, rootfs, opts.Mirror}
-	if err := run(ctx, bin, args, opts, dir); err != nil {
+	if err := run(ctx, bin, args, opts); err != nil {
 		return nil, done, err
 	}
 	layer, err := tarball.LayerFromFile(rootfs, tarball.WithMediaType(types.OCILayer))
@@ -121,13 +121,14 @@ func Debian(ctx context.Context, opts Options) (img v1.Image, done func(), err e
 	return img, cleanup, nil
 }
 
-// run runs mmdebstrap in a process group of its own, with its temporary
-// files under dir, so that a cancel stops apt and dpkg too and leaves
-// nothing behind. Its error says why it failed and, where known, what to
+// run runs mmdebstrap in a process group of its own, so that a cancel
+// stops apt and dpkg too. Its error says why it failed and, where known, what to
 // install.
-func run(ctx context.Context, bin string, args []string, opts Options, dir string) error {
+func run(ctx context.Context, bin string, args []string, opts Options) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch, 10), "TMPDIR="+dir)
+	// TMPDIR stays the caller's: in unshare mode (without root) mmdebstrap
+	// makes its chroot there as a mapped user, who cannot enter dir.
+	cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(opts.Epoch, 10))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second

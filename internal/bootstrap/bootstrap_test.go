@@ -73,8 +73,8 @@ exit 1`, []string{"exit status 1", "apt-get install arch-test", "E: install arch
 			if tc.script == "" {
 				t.Setenv("PATH", t.TempDir())
 			} else {
-				// Whatever it wrote into its temporary directory must go too.
-				fakeMmdebstrap(t, `touch "$TMPDIR/partial"; for a; do target=$q; q=$a; done; echo half > "$target"
+				// A half-written root file system must go too.
+				fakeMmdebstrap(t, `for a; do target=$q; q=$a; done; echo half > "$target"
 `+tc.script)
 			}
 			tmp := t.TempDir()
@@ -99,8 +99,7 @@ exit 1`, []string{"exit status 1", "apt-get install arch-test", "E: install arch
 // removes its files.
 func TestDebianCanceled(t *testing.T) {
 	pids := filepath.Join(t.TempDir(), "child.pid")
-	fakeMmdebstrap(t, `touch "$TMPDIR/partial"
-sleep 600 &
+	fakeMmdebstrap(t, `sleep 600 &
 echo $! > `+pids+`
 echo started >&2
 wait`)
@@ -149,8 +148,8 @@ func (w *signalWriter) Write(p []byte) (int, error) {
 // reads from it until then.
 func TestDebianDone(t *testing.T) {
 	fakeMmdebstrap(t, `for a; do target=$q; q=$a; done
-mkdir -p "$TMPDIR/root/etc" && echo bookworm > "$TMPDIR/root/etc/debian_version"
-tar -C "$TMPDIR/root" -cf "$target" .`)
+root=$(mktemp -d) && mkdir -p "$root/etc" && echo bookworm > "$root/etc/debian_version"
+tar -C "$root" -cf "$target" . && rm -rf "$root"`)
 	tmp := t.TempDir()
 	img, done, err := Debian(context.Background(), Options{Suite: "bookworm", TmpDir: tmp, Epoch: 1700000000})
 	if err != nil {

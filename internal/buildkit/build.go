@@ -25,6 +25,7 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
 	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets"
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/progress/progressui"
 	digest "github.com/opencontainers/go-digest"
@@ -71,7 +72,11 @@ type Options struct {
 	Output  Output
 	// Secrets maps secret ids to files, beyond the plan's own.
 	Secrets map[string]string
-	NoCache bool
+	// SecretValues maps secret ids to values held in memory (pei build
+	// --secret id=ID,env=VAR): they reach BuildKit through the session,
+	// never through a file.
+	SecretValues map[string][]byte
+	NoCache      bool
 	// CacheImports and CacheExports are BuildKit cache sources and
 	// destinations; the cache is exported from the last stage's solve,
 	// which holds every build step.
@@ -88,7 +93,17 @@ type Options struct {
 	// Platforms are the target platforms; none means the host's. Several
 	// make one image index (OCI or registry outputs only).
 	Platforms []ocispecs.Platform
+	// CacheNamespace is the tenant a pei serve build is for: its cache
+	// mounts are its own (CacheID). "" for local builds.
+	CacheNamespace string
+	// NoHostNetwork refuses a plan that needs the host's network (a proxy
+	// at host.docker.internal), as pei serve's builds must.
+	NoHostNetwork bool
 }
+
+// ErrHostNetwork is matched by the refusal of a build that needs the
+// host's network where it may not have it.
+var ErrHostNetwork = errors.New("the build may not use the host's network")
 
 // Result is one built image.
 type Result struct {
@@ -126,7 +141,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	}
 	partials := map[int][]partial{}
 	context := Context(opt.ProjectDir, opt.Exclude)
-	secrets := secretIDs(opt.Secrets)
+	secrets := secretIDs(opt.Secrets, opt.SecretValues)
 	var jobs []job
 	stages := opt.Plan.Stages
 	if opt.Plan.Final != nil {
@@ -143,6 +158,10 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 	for _, s := range stages {
 		if s.Index > last {
 			break
+		}
+		if s.Build.HostNetwork && opt.NoHostNetwork {
+			return nil, fmt.Errorf("%s: %w: its proxy is at %s (the machine the build runs on), which needs the host's network; "+
+				"set the proxy's address to one the build can reach, or build without the proxy", s.Name, ErrHostNetwork, config.DefaultProxyAddress)
 		}
 		if opt.SourceDateEpoch >= 0 {
 			// Scripts see the epoch too, to pin dates they write (shadow).
@@ -166,13 +185,13 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 			if c := s.Carry; c != nil {
 				// The carry steps run on the full image of stage c.From.
 				from := plan.Stage{Name: s.Name, Root: s.Root, Steps: c.Steps, Build: s.Build}
-				carry, _ = StageLLB(from, fulls[c.From][i], ocispecs.Image{}, context, llb.Scratch(), nil, nil)
+				carry, _ = StageLLB(from, fulls[c.From][i], ocispecs.Image{}, context, llb.Scratch(), nil, nil, opt.CacheNamespace)
 			}
-			st, cfg := StageLLB(s, base, baseCfg, context, carry, secrets, carried)
+			st, cfg := StageLLB(s, base, baseCfg, context, carry, secrets, carried, opt.CacheNamespace)
 			fulls[s.Index] = append(fulls[s.Index], st)
 			buildOnly := s
 			buildOnly.Steps, _ = SplitRuntime(s.Steps)
-			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, carry, secrets, nil)
+			pst, pcfg := StageLLB(buildOnly, base, baseCfg, context, carry, secrets, nil, opt.CacheNamespace)
 			partials[s.Index] = append(partials[s.Index], partial{pst, pcfg, append(append([]plan.Stage(nil), carried...), s)})
 			targets = append(targets, target{platform: p, state: st, cfg: cfg})
 		}
@@ -359,13 +378,32 @@ func wait(ch <-chan error) error {
 	return <-ch
 }
 
-func secretIDs(m map[string]string) []string {
-	ids := make([]string, 0, len(m))
-	for id := range m {
+func secretIDs(files map[string]string, values map[string][]byte) []string {
+	ids := make([]string, 0, len(files)+len(values))
+	for id := range files {
 		ids = append(ids, id)
+	}
+	for id := range values {
+		if _, ok := files[id]; !ok {
+			ids = append(ids, id)
+		}
 	}
 	sort.Strings(ids) // the LLB must not depend on map order
 	return ids
+}
+
+// memorySecrets answers the secrets it holds in memory and asks next
+// for the others.
+type memorySecrets struct {
+	values map[string][]byte
+	next   secrets.SecretStore
+}
+
+func (m memorySecrets) GetSecret(ctx context.Context, id string) ([]byte, error) {
+	if v, ok := m.values[id]; ok {
+		return v, nil
+	}
+	return m.next.GetSecret(ctx, id)
 }
 
 // baseRef names a base for the OCI layout source: name@manifest-digest.
@@ -417,10 +455,11 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, t
 	for id, file := range opt.Secrets {
 		srcs = append(srcs, secretsprovider.Source{ID: id, FilePath: file})
 	}
-	secretStore, err := secretsprovider.NewStore(srcs)
+	fileSecrets, err := secretsprovider.NewStore(srcs)
 	if err != nil {
 		return Result{}, nil, fmt.Errorf("%s: secrets: %w", s.Name, err)
 	}
+	secretStore := memorySecrets{values: opt.SecretValues, next: fileSecrets}
 
 	attrs := map[string]string{"name": s.Output}
 	if opt.SourceDateEpoch >= 0 {

@@ -2,6 +2,7 @@ package buildkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -34,6 +35,14 @@ type DockerfileOptions struct {
 	// destinations (e.g. a registry shared by several workers).
 	CacheImports []bkclient.CacheOptionsEntry
 	CacheExports []bkclient.CacheOptionsEntry
+	// CacheNamespace is the tenant a pei serve build is for: every cache
+	// mount id of the Dockerfile goes under CacheNamespace(ns), whatever
+	// id the Dockerfile names, and its steps' results are its own
+	// (TenantHostname).
+	CacheNamespace string
+	// HostNetwork grants RUN --network=host (the network.host entitlement);
+	// without it such a step is refused. security.insecure never is.
+	HostNetwork bool
 }
 
 // BuildDockerfile builds a plain Dockerfile with BuildKit's built-in
@@ -70,6 +79,10 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 		}
 		attrs["platform"] = strings.Join(list, ",")
 	}
+	if opt.CacheNamespace != "" {
+		attrs["build-arg:BUILDKIT_CACHE_MOUNT_NS"] = CacheNamespace(opt.CacheNamespace)
+		attrs["hostname"] = TenantHostname(opt.CacheNamespace)
+	}
 	exp := map[string]string{"compression": "gzip", "force-compression": "true"}
 	if opt.SourceDateEpoch >= 0 {
 		attrs["build-arg:SOURCE_DATE_EPOCH"] = strconv.FormatInt(opt.SourceDateEpoch, 10)
@@ -87,6 +100,9 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 		CacheImports: opt.CacheImports,
 		CacheExports: opt.CacheExports,
 	}
+	if opt.HostNetwork {
+		so.AllowedEntitlements = []string{"network.host"}
+	}
 	prog, err := newProgress(opt.Progress, opt.Stderr)
 	if err != nil {
 		return "", err
@@ -95,7 +111,23 @@ func BuildDockerfile(ctx context.Context, c *bkclient.Client, opt DockerfileOpti
 	resp, err := c.Solve(ctx, nil, so, prog.ch)
 	<-prog.done
 	if err != nil {
-		return "", fmt.Errorf("build %s: %w", opt.Dockerfile, err)
+		return "", fmt.Errorf("build %s: %w", opt.Dockerfile, explainEntitlement(err))
 	}
 	return resp.ExporterResponse["containerimage.digest"], nil
 }
+
+// explainEntitlement says why BuildKit refused a step that asked for the
+// host's network or for privileges, and what the builder can do.
+func explainEntitlement(err error) error {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, "network.host is not allowed"):
+		return fmt.Errorf("%w: a step asks for the host's network (RUN --network=host), which this build may not use: "+
+			"it runs in a network namespace of its own (remove --network=host; an admin may allow it for a namespace, see docs/serve.md): %v", ErrHostNetwork, err)
+	case strings.Contains(msg, "security.insecure is not allowed"):
+		return fmt.Errorf("%w: a step asks to run privileged (RUN --security=insecure), which pei never allows: %v", ErrInsecure, err)
+	}
+	return err
+}
+
+// ErrInsecure is matched by the refusal of a privileged step.
+var ErrInsecure = errors.New("the build may not run privileged steps")

@@ -1,6 +1,8 @@
 package buildkit
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path"
 	"strings"
@@ -34,8 +36,9 @@ func Context(projectKey string, exclude []string) llb.State {
 // stages that base is built from, without their run-time steps) are applied
 // after this stage's build steps and before its own run-time steps. It is a
 // pure function of its inputs. carry is the image a final stage's carry
-// step copies from (see plan.Carry); other stages ignore it.
-func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, carry llb.State, secrets []string, carried []plan.Stage) (llb.State, ocispecs.Image) {
+// step copies from (see plan.Carry); other stages ignore it. cacheNS
+// keeps the steps' cache mounts apart from other tenants' (see CacheID).
+func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, carry llb.State, secrets []string, carried []plan.Stage, cacheNS string) (llb.State, ocispecs.Image) {
 	st := base
 	cfg := baseConfig
 	cfg.Config.Env = append([]string(nil), baseConfig.Config.Env...)
@@ -103,8 +106,11 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 			if s.Build.HostNetwork {
 				opts = append(opts, llb.Network(pb.NetMode_HOST))
 			}
+			if cacheNS != "" {
+				opts = append(opts, llb.Hostname(TenantHostname(cacheNS)))
+			}
 			for _, m := range step.Mounts {
-				opts = append(opts, mountOption(m, context))
+				opts = append(opts, mountOption(m, context, cacheNS))
 			}
 			if strings.Contains(step.Origin, ".custom.on_build[") {
 				for _, id := range secrets {
@@ -120,10 +126,43 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 	return st, cfg
 }
 
-func mountOption(m plan.Mount, context llb.State) llb.RunOption {
+// CacheNamespace is the prefix of a tenant's cache mount ids: what a
+// build for namespace ns (a pei serve tenant) keeps in a cache mount no
+// other tenant's build sees. The Dockerfile frontend takes it as
+// BUILDKIT_CACHE_MOUNT_NS, so a Dockerfile's own cache ids stay under it.
+func CacheNamespace(ns string) string {
+	return "pei/ns/" + ns
+}
+
+// TenantHostname is the host name of a tenant's build steps. BuildKit
+// leaves cache mount ids out of a step's cache key, so another tenant's
+// identical step could be handed a result made with that tenant's cache
+// mounts (what it read, or what it poisoned them with); the host name is
+// in the key and keeps every tenant's step results apart.
+func TenantHostname(ns string) string {
+	h := "pei-" + ns
+	if len(h) > 63 {
+		sum := sha256.Sum256([]byte(ns))
+		h = "pei-" + hex.EncodeToString(sum[:16])
+	}
+	return h
+}
+
+// CacheID is the id of a cache mount at target: "pei/var/cache/apt" for
+// local builds (the id they always had), under CacheNamespace(ns) for a
+// tenant's. No local id starts with "pei/ns/" (pei's cache targets are
+// fixed), and every tenant's does, so neither reaches the other's.
+func CacheID(ns, target string) string {
+	if ns == "" {
+		return "pei" + target
+	}
+	return CacheNamespace(ns) + target
+}
+
+func mountOption(m plan.Mount, context llb.State, cacheNS string) llb.RunOption {
 	switch m.Kind {
 	case plan.MountCache:
-		return llb.AddMount(m.Target, llb.Scratch(), llb.AsPersistentCacheDir("pei"+m.Target, llb.CacheMountLocked))
+		return llb.AddMount(m.Target, llb.Scratch(), llb.AsPersistentCacheDir(CacheID(cacheNS, m.Target), llb.CacheMountLocked))
 	case plan.MountSecret:
 		return llb.AddSecret(m.Target, llb.SecretID(m.Source), llb.SecretFileOpt(0, 0, 0o400))
 	default:

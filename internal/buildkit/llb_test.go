@@ -46,9 +46,10 @@ func planOf(t *testing.T, yml string) plan.Plan {
 }
 
 type execInfo struct {
-	args    []string
-	mounts  []*pb.Mount
-	secrets []string
+	args     []string
+	hostname string
+	mounts   []*pb.Mount
+	secrets  []string
 }
 
 func execs(t *testing.T, st llb.State) []execInfo {
@@ -64,7 +65,7 @@ func execs(t *testing.T, st llb.State) []execInfo {
 			t.Fatal(err)
 		}
 		if e := op.GetExec(); e != nil {
-			info := execInfo{args: e.Meta.Args, mounts: e.Mounts}
+			info := execInfo{args: e.Meta.Args, mounts: e.Mounts, hostname: e.Meta.Hostname}
 			for _, m := range e.Mounts {
 				if m.SecretOpt != nil {
 					info.secrets = append(info.secrets, m.SecretOpt.ID)
@@ -87,8 +88,8 @@ func TestStageLLB(t *testing.T) {
 	p := testPlan(t)
 	ctx := Context("t", nil)
 	base := llb.Image("docker.io/library/debian:bookworm")
-	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, llb.Scratch(), []string{"token"}, nil)
-	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, nil)
+	st1, cfg1 := StageLLB(p.Stages[0], base, ocispecs.Image{}, ctx, llb.Scratch(), []string{"token"}, nil, "")
+	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, nil, "")
 
 	runs := 0
 	for _, s := range p.Stages[0].Steps {
@@ -156,7 +157,7 @@ func TestStageLLB(t *testing.T) {
 func TestStageLLBDeterministic(t *testing.T) {
 	digest := func() string {
 		p := testPlan(t)
-		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), llb.Scratch(), []string{"b", "a"}, nil)
+		st, _ := StageLLB(p.Stages[0], llb.Image("debian:bookworm"), ocispecs.Image{}, Context("t", nil), llb.Scratch(), []string{"b", "a"}, nil, "")
 		def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
 		if err != nil {
 			t.Fatal(err)
@@ -181,8 +182,8 @@ func TestCarriedRuntimeSteps(t *testing.T) {
 	s1 := p.Stages[0]
 	pre := s1
 	pre.Steps, _ = SplitRuntime(s1.Steps)
-	st1, cfg1 := StageLLB(pre, llb.Image("debian:bookworm"), ocispecs.Image{}, ctx, llb.Scratch(), nil, nil)
-	_, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, []plan.Stage{s1})
+	st1, cfg1 := StageLLB(pre, llb.Image("debian:bookworm"), ocispecs.Image{}, ctx, llb.Scratch(), nil, nil, "")
+	_, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, []plan.Stage{s1}, "")
 	var order []string
 	for _, h := range cfg2.History {
 		order = append(order, strings.TrimPrefix(h.CreatedBy, "pei "))
@@ -213,7 +214,7 @@ stage_2:
   final: {keep: [/opt/app]}
 `)
 	carry := llb.Image("docker.io/library/busybox:latest").Run(llb.Args([]string{"carry-marker"})).Root()
-	st, _ := StageLLB(*p.Final, llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, Context("t", nil), carry, nil, nil)
+	st, _ := StageLLB(*p.Final, llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, Context("t", nil), carry, nil, nil, "")
 	def, err := st.Marshal(context.Background(), llb.LinuxAmd64)
 	if err != nil {
 		t.Fatal(err)

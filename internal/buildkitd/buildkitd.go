@@ -26,6 +26,10 @@ type Daemon struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the started daemon has exited
 	log  string
+	// isolated is set when pei started the daemon with Network.Isolate;
+	// iso is the network it then set up and removes after the daemon.
+	isolated bool
+	iso      *isolation
 }
 
 // Options say how to find or start a daemon.
@@ -36,6 +40,10 @@ type Options struct {
 	StateDir string
 	// Getenv reads the environment (BUILDKIT_HOST); nil means none.
 	Getenv func(string) string
+	// Network is where the steps of a daemon pei starts may connect. An
+	// isolated build never uses a warm daemon ('pei builder start'), which
+	// has the host's network.
+	Network Network
 }
 
 // ErrMissing is matched by errors about missing tools or set-up.
@@ -54,10 +62,10 @@ func Find(ctx context.Context, opts Options) (*Daemon, error) {
 		return &Daemon{Addr: getenv("BUILDKIT_HOST")}, nil
 	}
 	// A daemon kept warm by 'pei builder start'.
-	if d, ok := Running(opts.StateDir); ok {
+	if d, ok := Running(opts.StateDir); ok && !opts.Network.Isolate {
 		return d, nil
 	}
-	return Start(ctx, opts.StateDir)
+	return Start(ctx, opts.StateDir, opts.Network)
 }
 
 // warmFile records a daemon started by StartWarm: "PID ADDR".
@@ -92,7 +100,7 @@ func StartWarm(ctx context.Context, state string) (*Daemon, error) {
 	if d, ok := Running(state); ok {
 		return d, nil
 	}
-	d, err := Start(ctx, state)
+	d, err := Start(ctx, state, Network{})
 	if err != nil {
 		return nil, err
 	}
@@ -137,8 +145,9 @@ func terminate(pid int, addr string, exited func() bool) {
 }
 
 // Start starts a buildkitd with its state in stateDir: as root directly,
-// as any other user under rootlesskit.
-func Start(ctx context.Context, stateDir string) (*Daemon, error) {
+// as any other user under rootlesskit; n says where its build steps may
+// connect.
+func Start(ctx context.Context, stateDir string, n Network) (_ *Daemon, err error) {
 	bin, err := exec.LookPath("buildkitd")
 	if err != nil {
 		return nil, fmt.Errorf("%w: buildkitd is not on PATH; build it with scripts/setup.sh (from the pinned Go module github.com/moby/buildkit), or pass --builder unix:///path/to/buildkitd.sock", ErrMissing)
@@ -154,12 +163,34 @@ func Start(ctx context.Context, stateDir string) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	var iso *isolation
+	defer func() {
+		if err != nil {
+			iso.teardown()
+			os.RemoveAll(runDir)
+		}
+	}()
 	sock := filepath.Join(runDir, "buildkitd.sock")
 	args := []string{"--root", filepath.Join(stateDir, "root"), "--addr", "unix://" + sock,
-		"--oci-worker=true", "--containerd-worker=false", "--allow-insecure-entitlement", "network.host"}
+		"--oci-worker=true", "--containerd-worker=false"}
+	if !n.Isolate || n.HostAllowed {
+		args = append(args, "--allow-insecure-entitlement", "network.host")
+	}
 	var cmd *exec.Cmd
 	if os.Geteuid() == 0 {
+		if n.Isolate {
+			var more []string
+			if iso, more, err = isolateRoot(runDir, n); err != nil {
+				return nil, err
+			}
+			args = append(more, args...)
+		}
 		cmd = exec.Command(bin, args...)
+		if iso != nil {
+			// The daemon holds its network's lock too: should pei die, the
+			// network stays taken until the daemon ends.
+			cmd.ExtraFiles = []*os.File{iso.lock}
+		}
 	} else {
 		rk, err := exec.LookPath("rootlesskit")
 		if err != nil {
@@ -168,12 +199,19 @@ func Start(ctx context.Context, stateDir string) (*Daemon, error) {
 		if err := checkSubIDs(); err != nil {
 			return nil, err
 		}
-		rkArgs := []string{"--net=host", "--copy-up=/etc", "--copy-up=/run", "--disable-host-loopback",
-			"--state-dir", filepath.Join(runDir, "rootlesskit"), bin, "--oci-worker-no-process-sandbox"}
+		rkArgs := []string{"--net=host", "--disable-host-loopback"}
+		var wrapper []string
+		if n.Isolate {
+			if rkArgs, wrapper, err = rootlessNetwork(runDir, n); err != nil {
+				return nil, err
+			}
+		}
+		rkArgs = append(rkArgs, "--copy-up=/etc", "--copy-up=/run", "--state-dir", filepath.Join(runDir, "rootlesskit"))
+		rkArgs = append(append(rkArgs, wrapper...), bin, "--oci-worker-no-process-sandbox")
 		cmd = exec.Command(rk, append(rkArgs, args...)...)
 		// Rootless buildkitd keeps its sockets under XDG_RUNTIME_DIR
 		// (else /run/buildkit, which an ordinary user cannot write).
-		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runDir)
+		cmd.Env = append(os.Environ(), "XDG_RUNTIME_DIR="+runDir, "XTABLES_LOCKFILE="+filepath.Join(runDir, "xtables.lock"))
 	}
 	logPath := filepath.Join(stateDir, "buildkitd.log")
 	logf, err := os.Create(logPath)
@@ -187,7 +225,7 @@ func Start(ctx context.Context, stateDir string) (*Daemon, error) {
 		return nil, fmt.Errorf("start buildkitd: %w", err)
 	}
 	logf.Close()
-	d := &Daemon{Addr: "unix://" + sock, cmd: cmd, log: logPath, done: make(chan struct{})}
+	d := &Daemon{Addr: "unix://" + sock, cmd: cmd, log: logPath, done: make(chan struct{}), isolated: n.Isolate, iso: iso}
 	exited := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
@@ -206,9 +244,11 @@ func Start(ctx context.Context, stateDir string) (*Daemon, error) {
 			return nil, fmt.Errorf("buildkitd exited at start (%v):\n%s", err, tail(logPath, 20))
 		case <-deadline.C:
 			cmd.Process.Kill()
+			<-d.done
 			return nil, fmt.Errorf("buildkitd did not listen on %s within 60s:\n%s", sock, tail(logPath, 20))
 		case <-ctx.Done():
 			cmd.Process.Kill()
+			<-d.done
 			return nil, ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -230,7 +270,10 @@ func (d *Daemon) Stop() error {
 	})
 	<-d.done
 	d.cmd = nil
-	return nil
+	// The daemon's network goes once nothing of it runs any more.
+	err := d.iso.teardown()
+	d.iso = nil
+	return err
 }
 
 func checkSubIDs() error {

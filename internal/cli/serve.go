@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -42,6 +42,7 @@ type serveFlags struct {
 	tlsCert   string
 	tlsKey    string
 	anonymous []string
+	hookAllow []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -76,11 +77,13 @@ API: docs/api.md and docs/openapi.yaml.`,
 	fl.StringVar(&f.cfg.RegistryConfig, "registry-config", "", "distribution config file whose storage section to use (default: filesystem under DATA/registry)")
 	fl.StringVar(&f.cfg.PublicURL, "public-url", "", "URL clients reach the server at (default http://ADDR)")
 	fl.StringSliceVar(&f.anonymous, "anonymous-pull", nil, "namespaces anyone may pull from (repeatable)")
+	fl.StringArrayVar(&f.hookAllow, "webhook-allow", nil, "let webhooks reach this CIDR range, refused by default as private, loopback, CGNAT, ULA or link-local (repeatable; for receivers on site)")
 	fl.StringVar(&f.maxRecipe, "max-recipe-size", "256MiB", "largest recipe upload")
 	fl.IntVar(&f.cfg.Limits.MaxActive, "max-active", service.DefaultLimits.MaxActive, "queued+running builds per namespace")
 	fl.DurationVar(&f.cfg.Limits.BuildTimeout, "build-timeout", service.DefaultLimits.BuildTimeout, "longest a build may run (default and maximum)")
 	fl.Float64Var(&f.cfg.Limits.RequestsPerSec, "rate", service.DefaultLimits.RequestsPerSec, "requests per second per caller on the build endpoints")
 	fl.IntVar(&f.cfg.Limits.Burst, "burst", service.DefaultLimits.Burst, "request burst per caller")
+	fl.IntVar(&f.cfg.Limits.MaxUnpacks, "max-unpacks", service.DefaultLimits.MaxUnpacks, "recipes checked (unpacked) at once; more wait, then get 503")
 	fl.DurationVar(&f.cfg.Lease, "lease", 30*time.Second, "how long a worker holds a build between heartbeats")
 	fl.DurationVar(&f.cfg.QueueTimeout, "queue-timeout", 24*time.Hour, "fail a build no worker takes within this (no worker for its platform or secrets)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate")
@@ -101,6 +104,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	f.cfg.AnonymousPull = f.anonymous
+	if f.cfg.WebhookAllow, err = service.ParseWebhookAllow(f.hookAllow); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -123,8 +129,8 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	// workers' long polls and followers' log streams end (they reconnect).
 	base, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 30 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return base }}
+	hs := srv.HTTPServer()
+	hs.BaseContext = func(net.Listener) context.Context { return base }
 	errc := make(chan error, 1)
 	go func() {
 		if f.tlsCert != "" {
@@ -175,7 +181,9 @@ func newTokenCmd() *cobra.Command {
 	open := func(ctx context.Context) (*store.Store, error) {
 		dsn := database
 		if dsn == "" {
-			if err := os.MkdirAll(data, 0o700); err != nil {
+			// Often an admin's first command: the data directory it makes
+			// is the server's, private to its user.
+			if err := service.PrepareDataDir(data, os.Stderr); err != nil {
 				return nil, err
 			}
 			dsn = filepath.Join(data, "pei.db")
@@ -283,7 +291,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 
 func newWorkerCmd() *cobra.Command {
 	var opt worker.Options
-	var secrets []string
+	var secrets, allowNets []string
 	cmd := &cobra.Command{
 		Use:   "worker --server URL",
 		Short: "Lease builds from pei serve and run them on BuildKit",
@@ -293,6 +301,11 @@ image to the server with the build's own credentials and streams the log.
 It heartbeats while building; if it dies, the server hands the build to
 another worker. A build that names secrets goes only to workers that hold
 them (--secret id=ID,src=FILE); secrets never leave the worker.
+Build steps run in a network namespace of their own: they reach the
+internet (package mirrors) but not this host, its loopback or private
+networks, except destinations given with --build-allow-net. A build that
+asks for the host's network (a proxy at host.docker.internal, RUN
+--network=host) fails, unless its namespace is given --allow-host-network.
 The token (PEI_TOKEN) needs the worker scope.`,
 		Example: `  PEI_TOKEN=... pei worker --server http://127.0.0.1:5000 --builder unix:///run/buildkit/buildkitd.sock --platform linux/amd64`,
 		Args:    cobra.NoArgs,
@@ -313,6 +326,16 @@ The token (PEI_TOKEN) needs the worker scope.`,
 				}
 				opt.Secrets[kv["id"]] = kv["src"]
 			}
+			for _, a := range allowNets {
+				p, err := parsePrefix(a)
+				if err == nil && !p.Addr().Is4() {
+					err = errors.New("build steps have IPv4 only: give an IPv4 address or CIDR")
+				}
+				if err != nil {
+					return fmt.Errorf("--build-allow-net %q: %w", a, err)
+				}
+				opt.AllowNets = append(opt.AllowNets, p)
+			}
 			opt.Log = cmd.ErrOrStderr()
 			return worker.Run(cmd.Context(), opt)
 		},
@@ -325,8 +348,22 @@ The token (PEI_TOKEN) needs the worker scope.`,
 	fl.StringArrayVar(&secrets, "secret", nil, "a secret builds may name: id=ID,src=FILE")
 	fl.BoolVar(&opt.Once, "once", false, "exit after one build")
 	fl.BoolVar(&opt.NoCache, "no-registry-cache", false, "do not share the build cache through the registry (NAME/buildcache)")
+	fl.StringArrayVar(&allowNets, "build-allow-net", nil, "an address or CIDR on this host or its networks that build steps may reach, e.g. a proxy or a package mirror (repeatable)")
+	fl.StringArrayVar(&opt.HostNetwork, "allow-host-network", nil, "DANGEROUS: a namespace whose builds may use this host's network when they ask for it (repeatable; docs/serve.md)")
 	_ = cmd.MarkFlagRequired("server")
 	return cmd
+}
+
+// parsePrefix reads a CIDR, or an address as the network of that address alone.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an address or CIDR (e.g. 10.1.2.3 or 10.1.2.0/24)")
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
 func newSubmitCmd() *cobra.Command {

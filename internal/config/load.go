@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -25,8 +26,14 @@ const DefaultFile = "user_config.yml"
 type LoadOptions struct {
 	// ProjectDir is the project root; installation/ lives under it.
 	ProjectDir string
+	// FS, when set, is the project instead of ProjectDir: the config and
+	// every file it names are read through it and nothing else is read, so
+	// a project that may be hostile (a recipe pei serve checks or a worker
+	// builds) is read through an fs.FS that cannot leave it (os.Root's).
+	// The config itself must then be a regular file, not a link.
+	FS fs.FS
 	// File is the config path; relative paths are taken from ProjectDir.
-	// Empty means ProjectDir/user_config.yml.
+	// Empty means ProjectDir/user_config.yml. With FS it is a path in FS.
 	File string
 	// Lookup expands ${VAR}; nil means no variables are set.
 	Lookup LookupFunc
@@ -36,6 +43,9 @@ type LoadOptions struct {
 // Errors (matching ErrInvalid) listing all of them, sorted by position.
 // The returned Config has no defaults applied; see WithDefaults.
 func Load(opts LoadOptions) (Config, error) {
+	if opts.FS != nil {
+		return loadFS(opts)
+	}
 	path := opts.File
 	if path == "" {
 		path = DefaultFile
@@ -82,6 +92,16 @@ var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 // Parse decodes and validates config text. file names it in messages;
 // projectDir is where referenced files are looked up ("" skips file checks).
 func Parse(data []byte, file, projectDir string, lookup LookupFunc) (Config, error) {
+	return parseSource(data, file, source{dir: projectDir}, lookup)
+}
+
+// source is where a config's files are: a directory, or an fs.FS.
+type source struct {
+	dir  string
+	fsys fs.FS
+}
+
+func parseSource(data []byte, file string, src source, lookup LookupFunc) (Config, error) {
 	if lookup == nil {
 		lookup = func(string) (string, bool) { return "", false }
 	}
@@ -110,7 +130,7 @@ func Parse(data []byte, file, projectDir string, lookup LookupFunc) (Config, err
 	c.File = file
 	c.Positions = d.pos
 	if !d.halted {
-		v := &validator{c: &c, projectDir: projectDir, failed: d.failed}
+		v := &validator{c: &c, projectDir: src.dir, fsys: src.fsys, failed: d.failed}
 		v.run()
 		d.errs = append(d.errs, v.errs...)
 	}

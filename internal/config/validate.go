@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -26,6 +27,7 @@ const InstallDir = "installation"
 type validator struct {
 	c          *Config
 	projectDir string
+	fsys       fs.FS // the project, when read through an fs.FS (LoadOptions.FS)
 	errs       Errors
 	failed     map[string]bool // paths that failed to decode
 }
@@ -104,7 +106,7 @@ func (v *validator) run() {
 
 	ports := &portSet{}
 	if s1.SSH != nil && s1.SSH.HostPort != nil && (s1.SSH.Enable == nil || *s1.SSH.Enable) {
-		ports.seen = append(ports.seen, portUse{key: "0.0.0.0:" + strconv.Itoa(*s1.SSH.HostPort) + "/tcp", path: "stage_1.ssh.host_port"})
+		ports.seen = append(ports.seen, portUse{lo: *s1.SSH.HostPort, hi: *s1.SSH.HostPort, proto: "tcp", path: "stage_1.ssh.host_port"})
 	}
 	v.ports("stage_1.ports", s1.Ports, ports)
 
@@ -478,6 +480,9 @@ func (v *validator) installFile(path, rel string) ([]byte, bool) {
 		v.errorf(path, "%v", err)
 		return nil, false
 	}
+	if v.fsys != nil {
+		return v.installFileFS(path, rel)
+	}
 	if v.projectDir == "" {
 		return nil, false
 	}
@@ -501,10 +506,10 @@ func (v *validator) layoutDir(path, rel string) {
 		v.errorf(path, "oci-layout: %v", err)
 		return
 	}
-	if v.projectDir == "" {
+	if v.projectDir == "" && v.fsys == nil {
 		return
 	}
-	if _, err := os.Stat(filepath.Join(full, "index.json")); err != nil {
+	if !v.layoutIndexExists(full, rel) {
 		v.errorf(path, "oci-layout: %s has no index.json, so it is not an OCI image layout (unpack one there, e.g. tar -xf image.tar from pei build --output type=oci)", rel)
 	}
 }
@@ -594,7 +599,20 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 	}
 }
 
-type portUse struct{ key, path string }
+// portUse is a published host port or range: ip "" binds every address.
+type portUse struct {
+	ip     string
+	lo, hi int
+	proto  string
+	path   string
+}
+
+// clashes says whether two published ports would bind the same host port:
+// same protocol, overlapping ports, and the same address or one of them on
+// every address.
+func (a portUse) clashes(b portUse) bool {
+	return a.proto == b.proto && a.lo <= b.hi && b.lo <= a.hi && (a.ip == b.ip || a.ip == "" || b.ip == "")
+}
 
 type portSet struct{ seen []portUse }
 
@@ -626,29 +644,28 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 		if bad || m[2] == "" {
 			continue
 		}
-		ip, proto := m[1], m[4]
-		if ip == "" {
-			ip = "0.0.0.0"
+		u := portUse{ip: m[1], proto: m[4], path: pp}
+		if u.ip == "0.0.0.0" || u.ip == "[::]" {
+			u.ip = ""
 		}
-		if proto == "" {
-			proto = "tcp"
+		if u.proto == "" {
+			u.proto = "tcp"
 		}
-		key := ip + ":" + m[2] + "/" + proto
+		lo, hi, isRange := strings.Cut(m[2], "-")
+		u.lo, _ = strconv.Atoi(lo)
+		u.hi = u.lo
+		if isRange {
+			u.hi, _ = strconv.Atoi(hi)
+		}
+		if u.hi < u.lo {
+			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[2], p)
+			continue
+		}
 		for _, s := range set.seen {
-			if portsClash(s.key, key) {
+			if s.clashes(u) {
 				v.errorf(pp, "host port %s is already published by %s", m[2], s.path)
 			}
 		}
-		set.seen = append(set.seen, portUse{key: key, path: pp})
+		set.seen = append(set.seen, u)
 	}
-}
-
-// portsClash says whether two ip:port/proto keys would bind the same port.
-func portsClash(a, b string) bool {
-	ipA, restA, _ := strings.Cut(a, ":")
-	ipB, restB, _ := strings.Cut(b, ":")
-	if restA != restB {
-		return false
-	}
-	return ipA == ipB || ipA == "0.0.0.0" || ipB == "0.0.0.0"
 }

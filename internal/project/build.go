@@ -19,6 +19,7 @@ import (
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/engine"
 	"github.com/pei-dev/pei/internal/image"
+	"github.com/pei-dev/pei/internal/plan"
 )
 
 // BuildOptions configure Build.
@@ -39,9 +40,24 @@ type BuildOptions struct {
 	Lookup     config.LookupFunc
 	Getenv     func(string) string
 	Stderr     io.Writer
+	// Recipe says Dir is a tenant's recipe (pei worker): nothing outside
+	// it may reach the build. Its config and the files it names are read
+	// through an os.Root of Dir, ${VAR} expands from nothing (Lookup is
+	// not used), git is not run in it, and a config secret read from an
+	// environment variable or an absolute path, which are the
+	// submitter's, is served only by the secret of that id in Secrets
+	// (the worker's), or the build fails.
+	Recipe bool
 	// StateDir is where a started buildkitd and the base-image store live;
 	// "" means the user's cache directory.
 	StateDir string
+	// Network is where build steps may connect (a daemon pei starts is
+	// set up so; another must isolate steps itself). With Isolate and not
+	// HostAllowed, a plan that needs the host's network is refused.
+	Network buildkitd.Network
+	// CacheNamespace is the pei serve tenant the build is for: its cache
+	// mounts are its own. "" for a local build.
+	CacheNamespace string
 }
 
 // Build configures the project (writing its generated files, which the
@@ -52,7 +68,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		return nil, err
 	}
 	stages, finalIfAny, stageErr := parseStages(opts.Stage)
-	secrets, err := parseSecrets(opts.Secrets, opts.Getenv)
+	secrets, secretValues, err := parseSecrets(opts.Secrets, opts.Getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -70,9 +86,23 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 			return nil, err
 		}
 	}
-	res, err := Configure(ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup})
+	copts := ConfigureOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup}
+	if opts.Recipe {
+		root, err := os.OpenRoot(opts.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("recipe: %w", err)
+		}
+		defer root.Close()
+		copts.FS, copts.Lookup = root.FS(), nil
+	}
+	res, err := Configure(copts)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Recipe {
+		if err := recipeSecrets(&res.Plan, secrets); err != nil {
+			return nil, err
+		}
 	}
 	composed := ""
 	if stageErr != nil {
@@ -94,7 +124,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv})
+	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: opts.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: getenv, Network: opts.Network})
 	if err != nil {
 		return nil, err
 	}
@@ -104,6 +134,12 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		return nil, fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
 	}
 	defer c.Close()
+	noHost := opts.Network.Isolate && !opts.Network.HostAllowed
+	if noHost {
+		if err := daemon.CheckIsolated(ctx, c); err != nil {
+			return nil, err
+		}
+	}
 	abs, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
@@ -111,6 +147,13 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 	auth, err := image.LoadAuth(getenv("DOCKER_CONFIG"))
 	if err != nil {
 		return nil, err
+	}
+	// Never git in a recipe: its .git (or a gitdir file pointing
+	// elsewhere) and config would be the tenant's, and git runs hooks and
+	// programs its config names.
+	gitDir := abs
+	if opts.Recipe {
+		gitDir = ""
 	}
 	return buildkit.Build(ctx, c, buildkit.Options{
 		ProjectDir:      abs,
@@ -121,15 +164,18 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
 		Output:          out,
 		Secrets:         secrets,
+		SecretValues:    secretValues,
 		NoCache:         opts.NoCache,
 		CacheImports:    cacheFrom,
 		CacheExports:    cacheTo,
 		Progress:        opts.Progress,
 		Stderr:          opts.Stderr,
-		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, abs, getenv),
+		SourceDateEpoch: sourceDateEpoch(ctx, res.Plan.SourceDateEpoch, gitDir, getenv),
 		Exclude:         res.Exclude,
 		Platforms:       plats,
 		Auth:            auth,
+		CacheNamespace:  opts.CacheNamespace,
+		NoHostNetwork:   noHost,
 	})
 }
 
@@ -185,10 +231,12 @@ func parseOutput(spec, push string, insecure bool) (buildkit.Output, error) {
 	return buildkit.Output{}, fmt.Errorf("--output type=%q: use docker, oci or registry", kv["type"])
 }
 
-// parseSecrets reads --secret id=ID,env=VAR|src=FILE into id -> file;
-// an env secret is written to a private temporary file.
-func parseSecrets(specs []string, getenv func(string) string) (map[string]string, error) {
-	out := map[string]string{}
+// parseSecrets reads --secret id=ID,env=VAR|src=FILE: files by id, and the
+// values of env secrets, which stay in memory (BuildKit's session takes
+// them from there; nothing is written to disk).
+func parseSecrets(specs []string, getenv func(string) string) (map[string]string, map[string][]byte, error) {
+	files := map[string]string{}
+	values := map[string][]byte{}
 	for _, spec := range specs {
 		kv := map[string]string{}
 		for _, part := range strings.Split(spec, ",") {
@@ -198,26 +246,19 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 		id := kv["id"]
 		switch {
 		case id == "":
-			return nil, fmt.Errorf("--secret %q: give id=ID", spec)
+			return nil, nil, fmt.Errorf("--secret %q: give id=ID", spec)
 		case kv["src"] != "":
-			out[id] = kv["src"]
+			files[id] = kv["src"]
 		case kv["env"] != "":
 			if getenv == nil || getenv(kv["env"]) == "" {
-				return nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
+				return nil, nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
 			}
-			f, err := os.CreateTemp("", "pei-secret-*")
-			if err != nil {
-				return nil, err
-			}
-			f.Chmod(0o600)
-			f.WriteString(getenv(kv["env"]))
-			f.Close()
-			out[id] = f.Name()
+			values[id] = []byte(getenv(kv["env"]))
 		default:
-			return nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
+			return nil, nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
 		}
 	}
-	return out, nil
+	return files, values, nil
 }
 
 func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
@@ -241,8 +282,8 @@ func dockerLoad(ctx context.Context) (io.WriteCloser, func() error, error) {
 }
 
 // sourceDateEpoch is the config's source_date_epoch, else SOURCE_DATE_EPOCH,
-// else the project's last git commit time, else -1 (timestamps are left as
-// they are).
+// else the last git commit time of dir (unless ""), else -1 (timestamps
+// are left as they are).
 func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv func(string) string) int64 {
 	if fromConfig >= 0 {
 		return fromConfig
@@ -252,6 +293,9 @@ func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv f
 			return n
 		}
 	}
+	if dir == "" {
+		return -1
+	}
 	out, err := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct").Output()
 	if err == nil {
 		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil {
@@ -259,4 +303,26 @@ func sourceDateEpoch(ctx context.Context, fromConfig int64, dir string, getenv f
 		}
 	}
 	return -1
+}
+
+// recipeSecrets makes a recipe's config secrets safe to serve: one read
+// from an environment variable or an absolute path names the submitter's
+// machine, so the worker serves its own secret of that id (worker maps
+// ids to the worker's files) or the build fails; one read from a file in
+// the recipe stays as it is (the recipe's own, contained).
+func recipeSecrets(p *plan.Plan, worker map[string]string) error {
+	for i := range p.Stages {
+		secs := p.Stages[i].Build.Secrets
+		for j, sec := range secs {
+			if sec.Env == "" && !filepath.IsAbs(sec.File) {
+				continue
+			}
+			file, ok := worker[sec.ID]
+			if !ok {
+				return fmt.Errorf("secret %s: the config reads it from the submitter's environment or files, which a worker never reads; submit with --secret %s so that a worker holding %s builds it", sec.ID, sec.ID, sec.ID)
+			}
+			secs[j] = plan.Secret{ID: sec.ID, File: file}
+		}
+	}
+	return nil
 }

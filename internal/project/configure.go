@@ -2,6 +2,7 @@ package project
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,9 @@ type ConfigureOptions struct {
 	WithMerged  bool
 	// Lookup expands ${VAR} in the config; nil means no variables are set.
 	Lookup config.LookupFunc
+	// FS, when set, is what the config and the files it names are read
+	// from (see config.LoadOptions.FS); generated files still go to Dir.
+	FS fs.FS
 }
 
 // ConfigureResult says what Configure wrote.
@@ -33,7 +37,11 @@ type ConfigureResult struct {
 // Configure validates a project's config and writes its build files. On a
 // config error it returns config.Errors and writes nothing.
 func Configure(opts ConfigureOptions) (ConfigureResult, error) {
-	cfg, err := config.Load(config.LoadOptions{ProjectDir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup})
+	lo := config.LoadOptions{ProjectDir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup}
+	if opts.FS != nil {
+		lo = config.LoadOptions{FS: opts.FS, File: opts.ConfigFile, Lookup: opts.Lookup}
+	}
+	cfg, err := config.Load(lo)
 	if err != nil {
 		return ConfigureResult{}, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
 	"github.com/pei-dev/pei/internal/render"
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -220,19 +221,18 @@ func TestSourceDateEpochOrder(t *testing.T) {
 	if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != -1 {
 		t.Errorf("no git, no setting: %d", got)
 	}
-	if _, err := exec.LookPath("git"); err == nil {
-		run := func(args ...string) {
-			cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-			cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1600000000 +0000", "GIT_AUTHOR_DATE=@1600000000 +0000",
-				"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("git %v: %v %s", args, err, out)
-			}
+	testenv.Tools(t, "git")
+	run := func(args ...string) {
+		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1600000000 +0000", "GIT_AUTHOR_DATE=@1600000000 +0000",
+			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v %s", args, err, out)
 		}
-		run("init", "-q")
-		run("commit", "-q", "--allow-empty", "-m", "x")
-		if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != 1600000000 {
-			t.Errorf("the last commit: %d", got)
-		}
+	}
+	run("init", "-q")
+	run("commit", "-q", "--allow-empty", "-m", "x")
+	if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != 1600000000 {
+		t.Errorf("the last commit: %d", got)
 	}
 }

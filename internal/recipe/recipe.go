@@ -1,7 +1,43 @@
 // Package recipe packs a build recipe (a pei project, or a Dockerfile with
 // its context) into the gzip-compressed tar pei submit uploads and pei
-// serve stores, and checks and unpacks one safely: no absolute paths, no
-// "..", no links leading out, no devices, bounded size.
+// serve stores, and checks and unpacks one that may be hostile.
+//
+// Checking needs no file system: Walk reads the tar stream and refuses
+// absolute names and "..", devices and other special entries, duplicate
+// names, entries under a symbolic link or a file, hard links to anything
+// but a regular file that came earlier, and symbolic links that lead out
+// of the recipe. A link's target is resolved against the archive's own
+// entries, as the kernel would resolve it once unpacked, so a chain of
+// links that each look harmless (a -> ., b -> a/..) is caught. Sizes and
+// entry counts are bounded (Limits), and so is the decompressed stream.
+//
+// Unpacking (Unpacker, Extract) is contained by construction, not by the
+// checks above: every path is resolved by openat2(2) relative to a
+// descriptor of the unpack directory with RESOLVE_BENEATH,
+// RESOLVE_NO_SYMLINKS and RESOLVE_NO_MAGICLINKS, so no component of any
+// path written is ever a symbolic link, whoever made it. Files are made
+// with O_CREAT|O_EXCL|O_NOFOLLOW, directories with mkdirat, links with
+// symlinkat and linkat (which never follows the old path's last
+// component; its parent is again opened beneath the root without links);
+// modes are set with fchmod on a descriptor opened without following
+// links, and nothing is ever chmod'ed or written through an entry that
+// already exists: a name that exists is a duplicate, and an error naming
+// the entry. We chose openat2 over Go's os.Root for writing because
+// os.Root follows symbolic links that stay inside the root, and which
+// links stay inside depends on entries the archive has not yet shown;
+// with no link followed at all, no order of entries can redirect a write.
+// Reading a checked and unpacked recipe back (its config, hook scripts,
+// keys) goes through os.Root, which is enough there: Walk has proved every
+// link inside resolves inside, and os.Root refuses any that would not.
+//
+// Links that stay inside are kept: a build context may hold them. BuildKit
+// reads the context through its local source (github.com/tonistiigi/fsutil),
+// which sends a link as a link: it walks with Lstat (filepath.WalkDir), takes
+// a link's target with Readlink (mkstat), sends content only for regular
+// files (fileCanRequestData), and resolves the Dockerfile's path inside the
+// context (FollowLinks); so no link, even one leading out, copies a host file
+// into a build. The worker's own readers (config, secrets, OCI layout bases)
+// do follow links, which is why Walk refuses any that lead out.
 package recipe
 
 import (
@@ -12,10 +48,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/moby/patternmatcher"
@@ -25,11 +59,15 @@ import (
 // artifact, the body of a submission).
 const MediaType = "application/vnd.pei.recipe.v1.tar+gzip"
 
-// Limits bound an unpacked recipe.
+// Limits bound an unpacked recipe. Zero is no bound.
 type Limits struct {
-	MaxBytes int64 // total size of the files
-	MaxFiles int
+	MaxBytes int64 // total size of the entries
+	MaxFiles int   // entries
 }
+
+// DefaultLimits are pei serve's limits, and a worker's when the server
+// does not say.
+var DefaultLimits = Limits{MaxBytes: 2 << 30, MaxFiles: 200000}
 
 // Error is a problem with a recipe archive, naming the entry.
 type Error struct {
@@ -126,129 +164,4 @@ func Pack(dir string, exclude []string, w io.Writer) error {
 		return err
 	}
 	return gz.Close()
-}
-
-// Walk reads a packed recipe, checking every entry, and calls fn for each
-// (r reads a regular file's content). It stops at the first problem.
-func Walk(r io.Reader, lim Limits, fn func(hdr *tar.Header, r io.Reader) error) error {
-	gz, err := gzip.NewReader(r)
-	if err != nil {
-		return &Error{Msg: "not a gzip-compressed tar: " + err.Error()}
-	}
-	tr := tar.NewReader(gz)
-	var total int64
-	files := 0
-	links := map[string]bool{} // symlinks seen, which no later entry may pass through
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return &Error{Msg: "truncated or corrupt archive: " + err.Error()}
-		}
-		name, err := cleanName(hdr.Name)
-		if err != nil {
-			return &Error{Entry: hdr.Name, Msg: err.Error()}
-		}
-		for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
-			if links[dir] {
-				return &Error{Entry: hdr.Name, Msg: "lies under the symbolic link " + dir}
-			}
-		}
-		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeDir:
-		case tar.TypeSymlink:
-			target := hdr.Linkname
-			if path.IsAbs(target) {
-				return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("symbolic link to the absolute path %s: use a relative link inside the project", target)}
-			}
-			if t := path.Join(path.Dir(name), target); t == ".." || strings.HasPrefix(t, "../") {
-				return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("symbolic link %s leads out of the project", target)}
-			}
-			links[name] = true
-		case tar.TypeLink:
-			if _, err := cleanName(hdr.Linkname); err != nil {
-				return &Error{Entry: hdr.Name, Msg: "hard link " + err.Error()}
-			}
-		default:
-			return &Error{Entry: hdr.Name, Msg: fmt.Sprintf("entry type %q is not allowed (only files, directories and links)", string(hdr.Typeflag))}
-		}
-		files++
-		if lim.MaxFiles > 0 && files > lim.MaxFiles {
-			return fmt.Errorf("recipe: more than %d files: %w", lim.MaxFiles, ErrTooLarge)
-		}
-		total += hdr.Size
-		if lim.MaxBytes > 0 && total > lim.MaxBytes {
-			return fmt.Errorf("recipe: unpacks to more than %d bytes: %w", lim.MaxBytes, ErrTooLarge)
-		}
-		hdr.Name = name
-		if err := fn(hdr, tr); err != nil {
-			return err
-		}
-	}
-	// Read the gzip trailer: a cut-off archive fails here.
-	if _, err := io.Copy(io.Discard, gz); err != nil {
-		return &Error{Msg: "truncated or corrupt archive: " + err.Error()}
-	}
-	return nil
-}
-
-func cleanName(name string) (string, error) {
-	if name == "" {
-		return "", errors.New("empty name")
-	}
-	if path.IsAbs(name) || strings.HasPrefix(name, "\\") {
-		return "", errors.New("absolute path: entries must be relative to the project")
-	}
-	c := path.Clean(name)
-	if c == ".." || strings.HasPrefix(c, "../") {
-		return "", errors.New("path leads out of the project (..)")
-	}
-	for _, part := range strings.Split(name, "/") {
-		if part == ".." {
-			return "", errors.New("path contains .., which is not allowed")
-		}
-	}
-	return c, nil
-}
-
-// Extract unpacks a packed recipe into dir (which must exist and be empty),
-// checking it as Walk does. It never follows a link while writing.
-func Extract(r io.Reader, dir string, lim Limits) error {
-	return Walk(r, lim, func(hdr *tar.Header, r io.Reader) error {
-		if hdr.Name == "." {
-			return nil
-		}
-		target := filepath.Join(dir, filepath.FromSlash(hdr.Name))
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		mode := os.FileMode(hdr.Mode) & 0o777
-		switch hdr.Typeflag {
-		case tar.TypeDir:
-			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
-			}
-			return os.Chmod(target, mode|0o700)
-		case tar.TypeSymlink:
-			return os.Symlink(hdr.Linkname, target)
-		case tar.TypeLink:
-			return os.Link(filepath.Join(dir, filepath.FromSlash(path.Clean(hdr.Linkname))), target)
-		}
-		// O_EXCL: a duplicate entry cannot replace a link with a file
-		// written through it.
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode|0o600)
-		if err != nil {
-			return &Error{Entry: hdr.Name, Msg: err.Error()}
-		}
-		if _, err := io.Copy(f, r); err != nil {
-			f.Close()
-			return &Error{Entry: hdr.Name, Msg: "truncated or corrupt archive: " + err.Error()}
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return os.Chtimes(target, hdr.ModTime, hdr.ModTime)
-	})
 }

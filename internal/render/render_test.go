@@ -190,19 +190,6 @@ func TestComposeLoads(t *testing.T) {
 	}
 }
 
-// No secret reaches a generated file: not the password, not the key.
-func TestNoSecretsInGeneratedFiles(t *testing.T) {
-	dir := testProject(t, "full-example")
-	key, _ := os.ReadFile(filepath.Join(dir, "installation/stage-1/system/ssh/id_ed25519"))
-	for _, f := range renderCase(t, "full-example") {
-		for _, secret := range []string{`a b,c:d "e" $f`, strings.TrimSpace(string(key))} {
-			if bytes.Contains(f.Data, []byte(secret)) {
-				t.Errorf("%s holds a secret", f.Path)
-			}
-		}
-	}
-}
-
 // The generated shell scripts pass shellcheck.
 func TestShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func loadSigner(dir string) (*signer, string, error) {
 		return nil, "", err
 	}
 	jwks := filepath.Join(dir, "jwks.json")
-	if err := writeFileAtomic(jwks, js, 0o644); err != nil {
+	if err := writeFileAtomic(jwks, js, 0o600); err != nil {
 		return nil, "", err
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key},
@@ -118,23 +119,33 @@ type claims struct {
 	// endpoints; not read by the registry.
 	Namespaces []string `json:"pei_ns,omitempty"`
 	Scopes     []string `json:"pei_scopes,omitempty"`
+	// TokenID is the pei API token the registry token was made from, and
+	// Build the build and attempt ("b-....3") of build credentials: each
+	// request checks that what they stand for is still live.
+	TokenID string `json:"pei_tid,omitempty"`
+	Build   string `json:"pei_build,omitempty"`
 }
 
-func (s *signer) issue(subject string, acc []access, namespaces, scopes []string, ttl time.Duration) (string, error) {
+// Registry tokens live registryTTL at most; clockSkew is what replicas'
+// clocks may differ by.
+const (
+	registryTTL = 15 * time.Minute
+	clockSkew   = 5 * time.Second
+)
+
+// issue signs c (its access, namespaces, scopes and what it stands for)
+// as a registry token valid for ttl.
+func (s *signer) issue(c claims, ttl time.Duration) (string, error) {
 	now := time.Now()
-	c := claims{
-		Claims: jwt.Claims{
-			Issuer:    issuer,
-			Subject:   subject,
-			Audience:  jwt.Audience{service},
-			Expiry:    jwt.NewNumericDate(now.Add(ttl)),
-			NotBefore: jwt.NewNumericDate(now.Add(-5 * time.Second)),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        store.NewID(""),
-		},
-		Access:     acc,
-		Namespaces: namespaces,
-		Scopes:     scopes,
+	c.Claims = jwt.Claims{
+		Issuer:   issuer,
+		Subject:  c.Subject,
+		Audience: jwt.Audience{service},
+		Expiry:   jwt.NewNumericDate(now.Add(ttl)),
+		// A replica whose clock is a little behind accepts it at once.
+		NotBefore: jwt.NewNumericDate(now.Add(-clockSkew)),
+		IssuedAt:  jwt.NewNumericDate(now),
+		ID:        store.NewID(""),
 	}
 	if c.Access == nil {
 		c.Access = []access{}
@@ -142,6 +153,9 @@ func (s *signer) issue(subject string, acc []access, namespaces, scopes []string
 	return jwt.Signed(s.sign).Claims(c).Serialize()
 }
 
+// verify checks a registry token's signature and claims: this server's
+// issuer and audience, an expiry (a token without one would never end),
+// not before its nbf, and no longer-lived than pei issues.
 func (s *signer) verify(raw string) (*claims, error) {
 	tok, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
@@ -151,10 +165,30 @@ func (s *signer) verify(raw string) (*claims, error) {
 	if err := tok.Claims(&s.key.PublicKey, &c); err != nil {
 		return nil, fmt.Errorf("token signature: %w", err)
 	}
-	if err := c.ValidateWithLeeway(jwt.Expected{Issuer: issuer, AnyAudience: jwt.Audience{service}, Time: time.Now()}, 30*time.Second); err != nil {
+	if err := c.check(time.Now()); err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+func (c *claims) check(now time.Time) error {
+	switch {
+	case c.Issuer != issuer:
+		return fmt.Errorf("token issued by %q, not %q", c.Issuer, issuer)
+	case !c.Audience.Contains(service):
+		return fmt.Errorf("token for %q, not %q", strings.Join(c.Audience, ","), service)
+	case c.Expiry == nil:
+		return errors.New("token has no expiry (exp)")
+	case !now.Before(c.Expiry.Time()):
+		return errors.New("token has expired")
+	case c.NotBefore != nil && now.Before(c.NotBefore.Time()):
+		return errors.New("token is not valid yet (nbf)")
+	case c.IssuedAt == nil || c.IssuedAt.Time().After(now.Add(clockSkew)):
+		return errors.New("token has no or a future issue time (iat)")
+	case c.Expiry.Time().Sub(c.IssuedAt.Time()) > registryTTL:
+		return errors.New("token lives longer than this server issues")
+	}
+	return nil
 }
 
 // can reports whether the claims grant action on a repository.
@@ -201,6 +235,20 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 		}
 	}
 	return granted(want, have)
+}
+
+// pushesImages reports whether a registry caller may put manifests other
+// than recipe artifacts in repo: a push or admin token there, or build
+// credentials (grantJob gave them push on their own repositories only).
+func (s *Server) pushesImages(c *claims, repo string) bool {
+	if c == nil || !c.can(repo, "push") {
+		return false
+	}
+	if c.Build != "" {
+		return true
+	}
+	t := store.Token{Namespaces: c.Namespaces, Scopes: c.Scopes}
+	return len(s.grant(&t, repo, []string{"push"})) > 0
 }
 
 // CacheRepo is the repository workers keep a repository's build cache in.
@@ -263,11 +311,15 @@ func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "use GET or POST", nil)
 		return
 	}
+	if !s.tokenRateOK(w, r, secret) {
+		return
+	}
 	var tok *store.Token
 	var job *store.Build
 	if strings.HasPrefix(secret, "job.") {
 		b, ok := s.jobBuild(r, secret)
 		if !ok {
+			s.tokenLimiter.allow(failKey(r)) // guesses cost the caller's address
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "build credentials are not valid (the build is no longer running on this lease)", nil)
 			return
 		}
@@ -275,7 +327,7 @@ func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
 	} else if secret != "" {
 		t, err := s.store.TokenBySecret(r.Context(), secret)
 		if err != nil {
-			w.Header().Set("WWW-Authenticate", `Basic realm="pei"`)
+			s.tokenLimiter.allow(failKey(r))
 			writeError(w, http.StatusUnauthorized, "UNAUTHORIZED", "unknown, revoked or expired token: create one with pei token create", nil)
 			return
 		}
@@ -303,15 +355,19 @@ func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
 			acc = append(acc, a)
 		}
 	}
-	subject, namespaces, tokScopes := "anonymous", s.cfg.AnonymousPull, []string(nil)
+	c := claims{Claims: jwt.Claims{Subject: "anonymous"}, Access: acc, Namespaces: s.cfg.AnonymousPull}
+	ttl := registryTTL
 	if tok != nil {
-		subject, namespaces, tokScopes = tok.Name, tok.Namespaces, tok.Scopes
+		c.Subject, c.Namespaces, c.Scopes, c.TokenID = tok.Name, tok.Namespaces, tok.Scopes, tok.ID
+		// The registry token ends with the pei token at the latest.
+		if !tok.Expires.IsZero() {
+			ttl = min(ttl, time.Until(tok.Expires))
+		}
 	}
 	if job != nil {
-		subject, namespaces = "build "+job.ID, nil
+		c.Subject, c.Namespaces, c.Build = "build "+job.ID, nil, job.ID+"."+strconv.Itoa(job.Attempts)
 	}
-	ttl := 15 * time.Minute
-	raw, err := s.signer.issue(subject, acc, namespaces, tokScopes, ttl)
+	raw, err := s.signer.issue(c, ttl)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
 		return
@@ -319,7 +375,7 @@ func (s *Server) tokenHandler(w http.ResponseWriter, r *http.Request) {
 	resp := map[string]any{
 		"token":        raw,
 		"access_token": raw,
-		"expires_in":   int(ttl / time.Second),
+		"expires_in":   max(int(ttl/time.Second), 1),
 		"issued_at":    time.Now().UTC().Format(time.RFC3339),
 	}
 	if r.Method == http.MethodPost && secret != "" {
@@ -349,6 +405,8 @@ func parseScope(s string) (access, bool) {
 
 // caller authenticates a request to pei's own endpoints: a registry token
 // from /token (Bearer) or a pei API token (Basic, password = the token).
+// A registry token is checked against what it stands for (its pei token
+// not revoked or expired, its build still running on that attempt).
 // nil claims and nil error is an anonymous caller.
 func (s *Server) caller(r *http.Request) (*claims, error) {
 	h := r.Header.Get("Authorization")
@@ -356,14 +414,21 @@ func (s *Server) caller(r *http.Request) (*claims, error) {
 		return nil, nil
 	}
 	if prefix, raw, ok := strings.Cut(h, " "); ok && strings.EqualFold(prefix, "bearer") {
-		return s.signer.verify(raw)
+		c, err := s.signer.verify(raw)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.live(r.Context(), c); err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	if _, pw, ok := r.BasicAuth(); ok {
 		t, err := s.store.TokenBySecret(r.Context(), pw)
 		if err != nil {
 			return nil, errors.New("unknown, revoked or expired token")
 		}
-		return &claims{Claims: jwt.Claims{Subject: t.Name}, Namespaces: t.Namespaces, Scopes: t.Scopes}, nil
+		return &claims{Claims: jwt.Claims{Subject: t.Name}, Namespaces: t.Namespaces, Scopes: t.Scopes, TokenID: t.ID}, nil
 	}
 	return nil, errors.New("unsupported Authorization scheme: use Bearer or Basic")
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -105,8 +107,16 @@ type httpError struct {
 
 func (e *httpError) Error() string { return e.msg }
 func (e *httpError) write(w http.ResponseWriter) {
+	if e.status == http.StatusServiceUnavailable {
+		// Busy, not broken: say when to come back.
+		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetry/time.Second)))
+	}
 	writeError(w, e.status, e.code, e.msg, nil)
 }
+
+// busyRetry is when a submission refused because the server is busy
+// checking other recipes should try again.
+const busyRetry = 10 * time.Second
 
 func badRequest(format string, args ...any) *httpError {
 	return &httpError{http.StatusBadRequest, "BUILD_INVALID", fmt.Sprintf(format, args...)}
@@ -211,15 +221,19 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 		writeError(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", fmt.Sprintf("recipe of %d bytes is over the limit of %d bytes", r.ContentLength, s.cfg.Limits.MaxRecipeBytes), nil)
 		return
 	}
-	rc := http.NewResponseController(w)
-	rc.SetReadDeadline(time.Now().Add(s.cfg.Limits.UploadTimeout))
+	// The whole upload has UploadTimeout, however slowly it trickles; the
+	// answer waits for it, then for the recipe's check.
+	capRead(r, time.Now().Add(s.cfg.Limits.UploadTimeout))
+	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 	body := http.MaxBytesReader(w, r.Body, s.cfg.Limits.MaxRecipeBytes)
 	dgst, size, path, herr := s.saveRecipe(body)
 	if herr != nil {
 		herr.write(w)
 		return
 	}
-	if herr := s.checkRecipe(path, req); herr != nil {
+	capRead(r, time.Time{})
+	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
+	if herr := s.checkRecipe(r.Context(), path, req); herr != nil {
 		herr.write(w)
 		return
 	}
@@ -298,49 +312,69 @@ func (s *Server) saveRecipe(body io.Reader) (string, int64, string, *httpError) 
 }
 
 func (s *Server) recipeLimits() recipe.Limits {
-	return recipe.Limits{MaxBytes: s.cfg.Limits.MaxContextBytes, MaxFiles: 200000}
+	return recipe.Limits{MaxBytes: s.cfg.Limits.MaxContextBytes, MaxFiles: recipe.DefaultLimits.MaxFiles}
 }
 
-// checkRecipe unpacks a stored recipe into a scratch directory and checks
-// it: a safe archive, the file the kind needs, and for pei projects a
-// valid user_config.yml (the error names file, line and field).
-func (s *Server) checkRecipe(path string, req buildRequest) *httpError {
+// checkRecipe checks a stored recipe (see checkRecipeReader).
+func (s *Server) checkRecipe(ctx context.Context, path string, req buildRequest) *httpError {
 	f, err := os.Open(path)
 	if err != nil {
 		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	defer f.Close()
-	return s.checkRecipeReader(f, req)
+	return s.checkRecipeReader(ctx, f, req)
 }
 
-func (s *Server) checkRecipeReader(r io.Reader, req buildRequest) *httpError {
+// checkRecipeReader checks a recipe as the tenant's, who may be hostile:
+// a safe archive (recipe.Walk's checks), the file the kind needs as a
+// regular file entry of the archive itself (never a link), and for a pei
+// project a valid user_config.yml, read with every file it names through
+// an os.Root of the recipe unpacked, with ${VAR} expanding from nothing.
+// No error carries a byte from outside the recipe, as nothing outside it
+// is read. Recipes are checked a few at a time (Limits.MaxUnpacks).
+func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRequest) *httpError {
+	release, herr := s.unpackTurn(ctx)
+	if herr != nil {
+		return herr
+	}
+	defer release()
+	if req.kind == "dockerfile" {
+		// BuildKit reads the context itself: a stream check is enough.
+		es, err := recipe.Scan(r, s.recipeLimits())
+		if err != nil {
+			return recipeError(err)
+		}
+		return regularEntry(es, req.dockerfile, "dockerfile "+req.dockerfile,
+			fmt.Sprintf("recipe has no file %s: put the Dockerfile at the top of the context or name it with dockerfile=PATH", req.dockerfile))
+	}
 	dir, err := os.MkdirTemp("", "pei-recipe-*")
 	if err != nil {
 		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	defer os.RemoveAll(dir)
-	if err := recipe.Extract(r, dir, s.recipeLimits()); err != nil {
-		if errors.Is(err, recipe.ErrTooLarge) {
-			return &httpError{http.StatusRequestEntityTooLarge, "SIZE_INVALID", err.Error()}
-		}
-		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", err.Error()}
-	}
-	if req.kind == "dockerfile" {
-		if _, err := config.ResolveProjectPath(dir, req.dockerfile); err != nil {
-			return &httpError{http.StatusBadRequest, "RECIPE_INVALID", fmt.Sprintf("dockerfile %s: %v", req.dockerfile, err)}
-		}
-		if fi, err := os.Stat(filepath.Join(dir, filepath.FromSlash(req.dockerfile))); err != nil || !fi.Mode().IsRegular() {
-			return &httpError{http.StatusBadRequest, "RECIPE_INVALID", fmt.Sprintf("recipe has no file %s: put the Dockerfile at the top of the context or name it with dockerfile=PATH", req.dockerfile)}
-		}
-		return nil
-	}
-	cfg, err := config.Load(config.LoadOptions{ProjectDir: dir, Lookup: func(string) (string, bool) { return "", false }})
+	es, err := recipe.Unpack(r, dir, s.recipeLimits())
 	if err != nil {
-		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", strings.ReplaceAll(err.Error(), dir+string(os.PathSeparator), "")}
+		return recipeError(err)
+	}
+	if herr := regularEntry(es, config.DefaultFile, config.DefaultFile,
+		"recipe has no user_config.yml at its top: a pei project needs one (or submit a Dockerfile with kind=dockerfile)"); herr != nil {
+		return herr
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	defer root.Close()
+	// Scratch paths never reach an error (the project is read through
+	// the fs.FS); stripping dir is a second guard that they do not.
+	strip := func(err error) string { return strings.ReplaceAll(err.Error(), dir, ".") }
+	cfg, err := config.Load(config.LoadOptions{FS: root.FS()})
+	if err != nil {
+		return badRecipe("%s", strip(err))
 	}
 	p, err := plan.New(config.WithDefaults(cfg), "recipe")
 	if err != nil {
-		return &httpError{http.StatusBadRequest, "RECIPE_INVALID", strings.ReplaceAll(err.Error(), dir+string(os.PathSeparator), "")}
+		return badRecipe("%s", strip(err))
 	}
 	if st := req.stage; st != "" && st != "1" && st != "2" && st != "all" {
 		found := st == "final" && p.Final != nil
@@ -351,7 +385,66 @@ func (s *Server) checkRecipeReader(r io.Reader, req buildRequest) *httpError {
 			return badRequest("stage %q: the recipe's user_config.yml has no %s image", st, st)
 		}
 	}
+	// A config secret from an environment variable or an absolute path is
+	// the submitter's: workers serve their own secret of that id instead
+	// (project.BuildOptions.Recipe), so the submission must ask for it.
+	for _, sec := range cfg.Secrets {
+		if (sec.Env != "" || filepath.IsAbs(sec.File)) && !slices.Contains(req.secrets, sec.Name) {
+			return badRecipe("user_config.yml: secrets.%s is read from the submitter's environment or files, which pei serve's workers never read: submit with --secret %s, and a worker holding %s serves it", sec.Name, sec.Name, sec.Name)
+		}
+	}
 	return nil
+}
+
+// unpackTurn waits, up to Limits.UnpackWait, for a place to check a recipe
+// in; release gives it back.
+func (s *Server) unpackTurn(ctx context.Context) (release func(), herr *httpError) {
+	t := time.NewTimer(s.cfg.Limits.UnpackWait)
+	defer t.Stop()
+	select {
+	case s.unpacks <- struct{}{}:
+		return func() { <-s.unpacks }, nil
+	case <-t.C:
+		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE",
+			fmt.Sprintf("the server is checking %d recipes, its limit; retry in %s", cap(s.unpacks), busyRetry)}
+	case <-ctx.Done():
+		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE", "the request ended while waiting to check the recipe"}
+	}
+}
+
+// regularEntry requires name to be a regular file of the recipe itself:
+// not a link, not under one, not a directory. what names it in errors.
+func regularEntry(es recipe.Entries, name, what, missing string) *httpError {
+	if _, err := config.ResolveProjectPath("", name); err != nil {
+		return badRecipe("%s: %v", what, err)
+	}
+	clean := path.Clean(filepath.ToSlash(name))
+	for dir := path.Dir(clean); dir != "."; dir = path.Dir(dir) {
+		if es[dir].Type == tar.TypeSymlink {
+			return badRecipe("%s: lies under the symbolic link %s in the recipe; name the file itself", what, dir)
+		}
+	}
+	e, ok := es[clean]
+	switch {
+	case !ok:
+		return badRecipe("%s", missing)
+	case e.Type == tar.TypeSymlink:
+		return badRecipe("%s: is a symbolic link in the recipe; it must be a regular file", what)
+	case !es.Regular(clean):
+		return badRecipe("%s: is a directory in the recipe; it must be a regular file", what)
+	}
+	return nil
+}
+
+func badRecipe(format string, args ...any) *httpError {
+	return &httpError{http.StatusBadRequest, "RECIPE_INVALID", fmt.Sprintf(format, args...)}
+}
+
+func recipeError(err error) *httpError {
+	if errors.Is(err, recipe.ErrTooLarge) {
+		return &httpError{http.StatusRequestEntityTooLarge, "SIZE_INVALID", err.Error()}
+	}
+	return badRecipe("%s", err.Error())
 }
 
 // recipeArtifact checks a pushed recipe artifact before the registry
@@ -393,7 +486,7 @@ func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifes
 	if err != nil {
 		return nil, &httpError{http.StatusBadRequest, "BLOB_UNKNOWN", fmt.Sprintf("recipe layer %s: push it before the manifest: %v", layer.Digest, err)}
 	}
-	herr = s.checkRecipeReader(rc, req)
+	herr = s.checkRecipeReader(r.Context(), rc, req)
 	rc.Close()
 	if herr != nil {
 		return nil, herr
@@ -549,7 +642,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
 	rc := http.NewResponseController(w)
 	fmt.Fprintf(w, "retry: 2000\n\n")
 	rc.Flush()
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := time.NewTicker(s.keepaliveEvery())
 	defer keepalive.Stop()
 	for {
 		wake := s.events.wait(id)
@@ -559,9 +652,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
 		}
 		for _, c := range chunks {
 			fmt.Fprintf(w, "id: %d\nevent: log\n", c.Seq)
-			for _, line := range strings.Split(strings.TrimSuffix(c.Data, "\n"), "\n") {
-				fmt.Fprintf(w, "data: %s\n", line)
-			}
+			writeSSEData(w, c.Data)
 			fmt.Fprint(w, "\n")
 			after = c.Seq
 		}

@@ -3,6 +3,8 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /{$}", s.ui)
 	mux.HandleFunc("GET /ui/", s.ui)
-	return mux
+	return s.withDeadlines(mux)
 }
 
 // v2 sends /v2/<name>/_pei/... to pei's build endpoints and the rest to
@@ -44,6 +46,15 @@ func (s *Server) routes() http.Handler {
 // artifacts.
 func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/v2/")
+	// The registry library checks a registry token's signature and
+	// expiry only: pei refuses here what it would take, a token without
+	// an expiry or whose pei token was revoked or whose build has ended.
+	if isBearer(r) {
+		if _, err := s.caller(r); err != nil {
+			s.challenge(w, "registry token refused: "+err.Error())
+			return
+		}
+	}
 	if name, sub, ok := strings.Cut(rest, "/_pei/"); ok {
 		if _, err := reference.ParseNormalizedNamed(name); err != nil || strings.Contains(name, ":") {
 			writeError(w, http.StatusNotFound, "NAME_INVALID", fmt.Sprintf("invalid repository name %q", name), nil)
@@ -52,7 +63,11 @@ func (s *Server) v2(w http.ResponseWriter, r *http.Request) {
 		s.limited(func(w http.ResponseWriter, r *http.Request) { s.buildRoutes(w, r, name, sub) })(w, r)
 		return
 	}
-	if name, ref, ok := strings.Cut(rest, "/manifests/"); ok {
+	// A repository name may hold a "manifests" component; the reference
+	// holds no '/', so it is after the last "/manifests/", as the
+	// registry's router reads it.
+	if i := strings.LastIndex(rest, "/manifests/"); i >= 0 {
+		name, ref := rest[:i], rest[i+len("/manifests/"):]
 		switch r.Method {
 		case http.MethodPut:
 			s.putManifest(w, r, name)
@@ -111,7 +126,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // anonymous or not authenticated, 403 when authenticated.
 func (s *Server) deny(w http.ResponseWriter, c *claims, err error, what string) {
 	if c == nil || err != nil {
-		w.Header().Set("WWW-Authenticate", `Basic realm="pei"`)
+		// A Bearer challenge, never Basic: a browser would pop up a login
+		// box for Basic and then send what it remembers everywhere.
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service=%q`, s.cfg.PublicURL+"/token", service))
 		msg := "authentication required: pass a pei token (pei token create) as the password"
 		if err != nil {
 			msg = "authentication failed: " + err.Error()
@@ -153,6 +170,53 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// blocked reports whether key's bucket is empty, without taking from it.
+func (l *limiter) blocked(key string) (bool, time.Duration) {
+	l.mu.Lock()
+	b, ok := l.buckets[key]
+	l.mu.Unlock()
+	if !ok {
+		return false, 0
+	}
+	if n := b.Tokens(); n < 1 {
+		return true, time.Duration((1 - n) / l.perSec * float64(time.Second))
+	}
+	return false, 0
+}
+
+func tooMany(w http.ResponseWriter, perSec float64, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
+	writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", fmt.Sprintf("more than %g requests per second; retry after %s", perSec, wait.Round(time.Millisecond)), nil)
+}
+
+// failKey is the bucket failed logins from an address are charged to.
+func failKey(r *http.Request) string {
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	return "fail:" + host
+}
+
+// tokenRateOK applies the request rate to /token: per presented secret
+// (a hash of it), or per address for anonymous requests; an address
+// whose failed logins emptied its bucket is held back whatever it
+// presents. It answers 429 with Retry-After when over.
+func (s *Server) tokenRateOK(w http.ResponseWriter, r *http.Request, secret string) bool {
+	if over, wait := s.tokenLimiter.blocked(failKey(r)); over {
+		tooMany(w, s.cfg.Limits.RequestsPerSec, wait)
+		return false
+	}
+	host, _, _ := net.SplitHostPort(r.RemoteAddr)
+	key := "addr:" + host
+	if secret != "" {
+		sum := sha256.Sum256([]byte(secret))
+		key = "secret:" + hex.EncodeToString(sum[:16])
+	}
+	if ok, wait := s.tokenLimiter.allow(key); !ok {
+		tooMany(w, s.cfg.Limits.RequestsPerSec, wait)
+		return false
+	}
+	return true
+}
+
 // limited applies the per-caller request rate to a pei endpoint.
 func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -161,8 +225,7 @@ func (s *Server) limited(h http.HandlerFunc) http.HandlerFunc {
 			key = "token:" + c.Subject
 		}
 		if ok, wait := s.limiter.allow(key); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-			writeError(w, http.StatusTooManyRequests, "TOOMANYREQUESTS", fmt.Sprintf("more than %g requests per second; retry after %s", s.cfg.Limits.RequestsPerSec, wait.Round(time.Millisecond)), nil)
+			tooMany(w, s.cfg.Limits.RequestsPerSec, wait)
 			return
 		}
 		h(w, r)
@@ -243,8 +306,9 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 // registry, records a manifest with a subject for the referrers API, and
 // queues a build when the manifest is a pei recipe artifact.
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string) {
-	if r.Header.Get("Authorization") == "" {
-		// The registry answers with its Bearer challenge.
+	if !isBearer(r) {
+		// The registry takes registry tokens only: it answers with its
+		// Bearer challenge.
 		s.app.ServeHTTP(w, r)
 		return
 	}
@@ -266,12 +330,19 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	var trigger func(digest string) (string, error)
 	if recipe {
 		// Check before the push lands, so a bad recipe is refused whole.
+		// Unpacking a large one takes a while before the answer.
+		holdWrite(w, r, s.cfg.Limits.UploadTimeout)
 		t, herr := s.recipeArtifact(r, repo, m)
 		if herr != nil {
 			herr.write(w)
 			return
 		}
 		trigger = t
+	} else if c, err := s.caller(r); err != nil || !s.pushesImages(c, repo) {
+		// A build token's registry token may upload blobs, for recipe
+		// artifacts; putting an image is the push scope's.
+		writeError(w, http.StatusForbidden, "DENIED", fmt.Sprintf("pushing images to %s needs the push scope there; a build token pushes recipe artifacts (artifactType %s) only", repo, RecipeArtifactType), nil)
+		return
 	}
 	ref := referrer(repo, body, r.Header.Get("Content-Type"))
 	r.Body = io.NopCloser(bytes.NewReader(body))

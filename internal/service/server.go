@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,8 +60,14 @@ type Config struct {
 	MaxAttempts int
 	// QueueTimeout fails a build no worker takes within it.
 	QueueTimeout time.Duration
-	Log          io.Writer
-	Debug        bool
+	// WebhookAllow opens address ranges to webhooks that are refused by
+	// default (loopback, private, CGNAT, ULA, link-local): receivers on
+	// site. Metadata services, multicast and unspecified stay refused.
+	WebhookAllow []netip.Prefix
+	// Timeouts bound idle and stalled connections.
+	Timeouts Timeouts
+	Log      io.Writer
+	Debug    bool
 }
 
 // Limits bound what one tenant can ask of the server.
@@ -74,6 +81,11 @@ type Limits struct {
 	Burst            int
 	MaxManifestBytes int64
 	MaxLogBytes      int64 // kept per build; the rest is cut
+	// MaxUnpacks bounds recipes checked at once (each may unpack to
+	// MaxContextBytes); a submission waits up to UnpackWait for its turn,
+	// then is told to retry.
+	MaxUnpacks int
+	UnpackWait time.Duration
 }
 
 // DefaultLimits are the limits when none are configured.
@@ -87,6 +99,8 @@ var DefaultLimits = Limits{
 	Burst:            100,
 	MaxManifestBytes: 4 << 20,
 	MaxLogBytes:      32 << 20,
+	MaxUnpacks:       2,
+	UnpackWait:       15 * time.Second,
 }
 
 // Server is pei serve.
@@ -98,11 +112,16 @@ type Server struct {
 	app      *handlers.App
 	registry distribution.Namespace
 	limiter  *limiter
-	hooks    *webhooks
-	events   *events
-	handler  http.Handler
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// tokenLimiter is /token's request rate, liveness what registry
+	// tokens stand for (revocation).
+	tokenLimiter *limiter
+	liveness     *liveCache
+	hooks        *webhooks
+	events       *events
+	unpacks      chan struct{} // a place for each recipe being checked
+	handler      http.Handler
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 // New opens the server's state and builds its handler.
@@ -118,8 +137,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	orDefault(&cfg.Lease, 30*time.Second)
 	orDefault(&cfg.MaxAttempts, 3)
 	orDefault(&cfg.QueueTimeout, 24*time.Hour)
+	orDefault(&cfg.Timeouts.ReadHeader, DefaultTimeouts.ReadHeader)
+	orDefault(&cfg.Timeouts.Stall, DefaultTimeouts.Stall)
+	orDefault(&cfg.Timeouts.Idle, DefaultTimeouts.Idle)
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
+	}
+	if err := PrepareDataDir(cfg.DataDir, cfg.Log); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "recipes"), 0o700); err != nil {
 		return nil, err
@@ -132,7 +157,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, store: st}
+	s := &Server{cfg: cfg, store: st, unpacks: make(chan struct{}, cfg.Limits.MaxUnpacks)}
 	fail := func(err error) (*Server, error) {
 		st.Close()
 		return nil, err
@@ -170,7 +195,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.app = handlers.NewApp(rctx, rcfg)
 	s.limiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
-	s.hooks = newWebhooks()
+	s.tokenLimiter = newLimiter(cfg.Limits.RequestsPerSec, cfg.Limits.Burst)
+	s.liveness = newLiveCache()
+	s.hooks = newWebhooks(cfg.WebhookAllow)
 	s.events = newEvents()
 	s.handler = s.routes()
 	bg, cancel := context.WithCancel(context.Background())
@@ -198,6 +225,8 @@ func fillLimits(l *Limits) {
 	orDefault(&l.Burst, d.Burst)
 	orDefault(&l.MaxManifestBytes, d.MaxManifestBytes)
 	orDefault(&l.MaxLogBytes, d.MaxLogBytes)
+	orDefault(&l.MaxUnpacks, d.MaxUnpacks)
+	orDefault(&l.UnpackWait, d.UnpackWait)
 }
 
 // orDefault sets *v to d when it is the zero value (not configured).
@@ -227,6 +256,11 @@ func (s *Server) registryConfig(jwks string) (*configuration.Configuration, erro
 		cfg.Storage = configuration.Storage{
 			"filesystem": configuration.Parameters{"rootdirectory": filepath.Join(s.cfg.DataDir, "registry")},
 		}
+	}
+	if params, ok := cfg.Storage["filesystem"]; ok {
+		// The same driver, with private modes.
+		delete(cfg.Storage, "filesystem")
+		cfg.Storage[privateFSName] = params
 	}
 	cfg.Storage["delete"] = configuration.Parameters{"enabled": true}
 	if _, ok := cfg.Storage["cache"]; !ok {

@@ -22,10 +22,14 @@ func TestRegistryTokenValidity(t *testing.T) {
 	}
 	acc := []access{{Type: "repository", Name: "team-a/app", Actions: []string{"pull", "build"}}}
 	ns := []string{"team-a"}
+	// Registry tokens stand for a live pei token (revocation is checked on
+	// every request): alice's.
+	h.token("alice", ns, ScopePull, ScopeBuild)
+	aliceID := tokenID(t, h, "alice")
 	// signed makes a token with this server's key and the claims given.
 	signed := func(c jwt.Claims) string {
 		t.Helper()
-		raw, err := jwt.Signed(h.srv.signer.sign).Claims(claims{Claims: c, Access: acc, Namespaces: ns}).Serialize()
+		raw, err := jwt.Signed(h.srv.signer.sign).Claims(claims{Claims: c, Access: acc, Namespaces: ns, Scopes: []string{ScopePull, ScopeBuild}, TokenID: aliceID}).Serialize()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +45,7 @@ func TestRegistryTokenValidity(t *testing.T) {
 	}
 	issued := func(s *signer, ttl time.Duration) string {
 		t.Helper()
-		raw, err := s.issue("alice", acc, ns, nil, ttl)
+		raw, err := s.issue(claims{Claims: jwt.Claims{Subject: "alice"}, Access: acc, Namespaces: ns, Scopes: []string{ScopePull, ScopeBuild}, TokenID: aliceID}, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,7 +57,7 @@ func TestRegistryTokenValidity(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		raw, err := jwt.Signed(sig).Claims(claims{Claims: valid, Access: acc, Namespaces: ns}).Serialize()
+		raw, err := jwt.Signed(sig).Claims(claims{Claims: valid, Access: acc, Namespaces: ns, TokenID: aliceID}).Serialize()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"syscall"
 	"time"
 
 	"github.com/pei-dev/pei/internal/store"
@@ -31,32 +30,17 @@ type webhooks struct {
 	wake     chan struct{}
 }
 
-func newWebhooks() *webhooks {
-	// Checked at connect time, after name resolution, so a name that
-	// resolves to a forbidden address is caught too.
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(network, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		if ip, err := netip.ParseAddr(host); err == nil && forbiddenHook(ip) {
-			return fmt.Errorf("webhook address %s refused: link-local, multicast and unspecified addresses (such as cloud metadata services) are not called", ip)
-		}
-		return nil
-	}}
+func newWebhooks(allow []netip.Prefix) *webhooks {
+	// Checked at connect time on the address dialed, after name
+	// resolution, so a name that resolves (or re-resolves) to a refused
+	// address is caught too.
+	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: hookDialControl(allow)}
 	// No proxy: the address check must see the real destination.
-	tr := &http.Transport{DialContext: dialer.DialContext, TLSHandshakeTimeout: 10 * time.Second}
+	tr := &http.Transport{Proxy: nil, DialContext: dialer.DialContext, TLSHandshakeTimeout: 10 * time.Second}
 	return &webhooks{client: &http.Client{Timeout: 10 * time.Second, Transport: tr,
 		// A redirect could lead anywhere; the hook is the URL given.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		attempts: 6, backoff: time.Second, wake: make(chan struct{}, 1)}
-}
-
-// forbiddenHook reports addresses webhooks are never sent to: a tenant's
-// URL must not reach the host's metadata service or similar.
-func forbiddenHook(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() || ip.IsInterfaceLocalMulticast()
 }
 
 // Sign returns the Pei-Signature header value for a webhook body.

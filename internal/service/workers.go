@@ -40,6 +40,10 @@ type Lease struct {
 	Password string `json:"password"`
 	// LeaseSeconds is how long the lease lasts without a heartbeat.
 	LeaseSeconds int `json:"lease_seconds"`
+	// RecipeMaxBytes and RecipeMaxFiles are the limits the server checked
+	// the recipe against, which the worker unpacks it with.
+	RecipeMaxBytes int64 `json:"recipe_max_bytes,omitempty"`
+	RecipeMaxFiles int   `json:"recipe_max_files,omitempty"`
 }
 
 // Heartbeat is the answer to a heartbeat.
@@ -89,14 +93,17 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		req.Wait = 60
 	}
 	name := workerName(c, req.Name)
+	holdWrite(w, r, time.Duration(req.Wait)*time.Second)
 	deadline := time.After(time.Duration(req.Wait) * time.Second)
 	for {
 		wake := s.events.wait("")
 		b, err := s.store.Lease(r.Context(), name, req.Platforms, req.Secrets, s.cfg.Lease)
 		if err == nil {
 			s.events.notify(b.ID)
+			lim := s.recipeLimits()
 			writeJSON(w, http.StatusOK, Lease{Build: s.view(b), Registry: s.host(), Username: "pei-job",
-				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second)})
+				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second),
+				RecipeMaxBytes: lim.MaxBytes, RecipeMaxFiles: lim.MaxFiles})
 			return
 		}
 		if !errors.Is(err, store.ErrNotFound) {

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		s.postgres = true
 		s.db, err = sql.Open("pgx", dsn)
 	} else {
+		if err := privateDB(dsn); err != nil {
+			return nil, fmt.Errorf("open database %s: %w", dsn, err)
+		}
 		// WAL lets status reads run while a writer holds the lock; the busy
 		// timeout queues writers instead of failing them.
 		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_txlock=immediate")
@@ -54,6 +58,34 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, fmt.Errorf("open database %s: %w", redact(dsn), err)
 	}
 	return s, nil
+}
+
+// privateDB makes a SQLite database file 0600 before SQLite opens it:
+// SQLite creates it 0644 less the umask, and its -wal and -shm files with
+// the database's mode, and it holds webhook secrets and every tenant's
+// logs. An existing database and its companions lose group and other
+// permissions.
+func privateDB(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, perm&^0o077); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // redact hides a password in a PostgreSQL URL for error messages.
@@ -218,6 +250,19 @@ func (s *Store) CreateToken(ctx context.Context, t Token) (Token, string, error)
 // TokenBySecret finds a live (not revoked, not expired) token by its secret.
 func (s *Store) TokenBySecret(ctx context.Context, secret string) (Token, error) {
 	row := s.db.QueryRowContext(ctx, s.q(`SELECT id, name, namespaces, scopes, created, expires, revoked FROM tokens WHERE hash = ?`), hashSecret(secret))
+	t, err := scanToken(row)
+	if err != nil {
+		return Token{}, err
+	}
+	if t.Revoked || (!t.Expires.IsZero() && time.Now().After(t.Expires)) {
+		return Token{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// TokenByID finds a live (not revoked, not expired) token by its id.
+func (s *Store) TokenByID(ctx context.Context, id string) (Token, error) {
+	row := s.db.QueryRowContext(ctx, s.q(`SELECT id, name, namespaces, scopes, created, expires, revoked FROM tokens WHERE id = ?`), id)
 	t, err := scanToken(row)
 	if err != nil {
 		return Token{}, err

@@ -24,9 +24,7 @@ func backends(t *testing.T, fn func(t *testing.T, s *Store)) {
 		fn(t, s)
 	})
 	t.Run("postgres", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("SKIPPED: -short (PostgreSQL)")
-		}
+		testenv.Short(t, "PostgreSQL")
 		dsn := testenv.Postgres(t)
 		s, err := Open(context.Background(), dsn)
 		if err != nil {
@@ -336,21 +334,37 @@ func TestLeaseMultiPlatform(t *testing.T) {
 	})
 }
 
+// TestExpireQueued: queued builds older than the wait fail, saying why;
+// newer ones and running ones stay. Ages are set in the database, not
+// slept for, so a slow machine cannot turn a fresh build into an old one.
 func TestExpireQueued(t *testing.T) {
 	backends(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		old := queue(t, s, "linux/s390x", "npm")
-		time.Sleep(60 * time.Millisecond)
-		fresh := queue(t, s, "linux/s390x")
-		ended, err := s.ExpireQueued(ctx, 50*time.Millisecond)
-		if err != nil || len(ended) != 1 || ended[0].ID != old.ID {
-			t.Fatalf("expired %+v %v", ended, err)
+		backdate := func(id string, age time.Duration) {
+			t.Helper()
+			if _, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET created = ? WHERE id = ?`), ms(time.Now().Add(-age)), id); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if want := "no worker for linux/s390x holding secrets npm took it within 50ms"; ended[0].Error != want {
+		old := queue(t, s, "linux/s390x", "npm")
+		backdate(old.ID, 2*time.Hour)
+		running := queue(t, s, "linux/arm64")
+		if l, err := s.Lease(ctx, "w1", []string{"linux/arm64"}, nil, time.Minute); err != nil || l.ID != running.ID {
+			t.Fatalf("lease: %+v %v", l, err)
+		}
+		backdate(running.ID, 2*time.Hour)
+		fresh := queue(t, s, "linux/s390x")
+		ended, err := s.ExpireQueued(ctx, time.Hour)
+		if err != nil || len(ended) != 1 || ended[0].ID != old.ID || ended[0].State != Failed {
+			t.Fatalf("expired %+v %v, want only %s", ended, err, old.ID)
+		}
+		if want := "no worker for linux/s390x holding secrets npm took it within 1h0m0s"; ended[0].Error != want {
 			t.Errorf("reason %q, want %q", ended[0].Error, want)
 		}
-		if b, _ := s.Build(ctx, fresh.ID); b.State != Queued {
-			t.Errorf("a fresh build was failed: %s", b.State)
+		for id, want := range map[string]string{old.ID: Failed, fresh.ID: Queued, running.ID: Running} {
+			if b, err := s.Build(ctx, id); err != nil || b.State != want {
+				t.Errorf("build %s: %s %v, want %s", id, b.State, err, want)
+			}
 		}
 	})
 }

@@ -1,7 +1,8 @@
-// Package testenv finds what end-to-end tests need (a Docker engine, Docker
-// Compose v2, the ssh client, sshpass, a local base image). Outside CI a
-// missing part skips the test with a loud reason; in CI (CI set) it fails
-// the test, so nothing is silently left untested there.
+// Package testenv finds what tests need (a Docker engine, Docker Compose v2,
+// the ssh client, sshpass, a local base image, other tools) and is the only
+// way a test may skip. Outside CI a missing part, or -short, skips the test
+// with a loud reason; in CI (CI set) it fails the test, so nothing is
+// silently left untested there.
 package testenv
 
 import (
@@ -23,18 +24,26 @@ func Missing(t testing.TB, what string) {
 	if InCI() {
 		t.Fatalf("CI is set but %s; scripts/setup.sh should have provided it", what)
 	}
-	t.Skipf("SKIPPED END-TO-END TEST: %s (run scripts/setup.sh as root, or scripts/test.sh)", what)
+	t.Skipf("SKIPPED TEST: %s (run scripts/setup.sh as root, or scripts/test.sh)", what)
+}
+
+// Short skips t under -short outside CI and fails it in CI; why says what
+// the test needs that -short leaves out.
+func Short(t testing.TB, why string) {
+	t.Helper()
+	if !testing.Short() {
+		return
+	}
+	if InCI() {
+		t.Fatalf("-short is not allowed in CI: this test (%s) must run", why)
+	}
+	t.Skipf("SKIPPED TEST: -short (%s)", why)
 }
 
 // Docker requires a running Docker engine, Compose v2, ssh and sshpass.
 func Docker(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		if InCI() {
-			t.Fatal("-short is not allowed in CI: end-to-end tests must run")
-		}
-		t.Skip("SKIPPED END-TO-END TEST: -short")
-	}
+	Short(t, "end-to-end")
 	for _, tool := range []string{"docker", "ssh", "sshpass", "ssh-keygen"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			Missing(t, tool+" is not on PATH")

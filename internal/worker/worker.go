@@ -13,8 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,7 +58,16 @@ type Options struct {
 	// (REPO/buildcache:PLATFORM, imported before and exported after each
 	// build), which lets any worker reuse steps another one built.
 	NoCache bool
-	Log     io.Writer
+	// AllowNets are destinations on the worker host or its networks that
+	// build steps may reach (a proxy, a site's package mirror); builds
+	// otherwise reach the internet only.
+	AllowNets []netip.Prefix
+	// HostNetwork lists the namespaces whose builds may use the worker
+	// host's network when they ask for it (a proxy at host.docker.internal,
+	// RUN --network=host). Dangerous: such a step reaches every service of
+	// the host and its networks.
+	HostNetwork []string
+	Log         io.Writer
 }
 
 // Run leases and runs builds until ctx ends (or after one with Once).
@@ -66,6 +77,13 @@ func Run(ctx context.Context, opt Options) error {
 	}
 	if opt.Name == "" {
 		opt.Name, _ = os.Hostname()
+	}
+	if opt.Builder == "" || opt.Builder == "auto" {
+		// Every daemon it starts isolates its builds: say now what that
+		// lacks rather than fail each build.
+		if err := buildkitd.CheckTools(); err != nil {
+			return err
+		}
 	}
 	if len(opt.Platforms) == 0 {
 		opt.Platforms = []string{platforms.DefaultString()}
@@ -252,8 +270,12 @@ func (j *job) build(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("fetch recipe: %w", err)
 	}
 	dir := filepath.Join(work, "recipe")
-	os.Mkdir(dir, 0o755)
-	err = recipe.Extract(rc, dir, recipe.Limits{})
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", err
+	}
+	// The tenant's recipe, unpacked with the limits the server checked it
+	// against and contained as the server's check was (see recipe).
+	err = recipe.Extract(rc, dir, leaseLimits(j.lease))
 	rc.Close()
 	if err != nil {
 		return "", err
@@ -294,15 +316,20 @@ func (j *job) build(ctx context.Context) (string, error) {
 		return ""
 	}
 	fmt.Fprintf(j.logs, "pei worker %s: building %s:%s for %s (attempt %d)\n", j.opt.Name, b.Repository, b.Tag, b.Platform, b.Attempts)
+	ns := service.Namespace(b.Repository)
+	netw := j.network(ns)
 	switch b.Kind {
 	case "pei":
 		_, err = project.Build(ctx, project.BuildOptions{
 			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
 			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
-			CacheFrom: cacheFrom, CacheTo: cacheTo,
+			CacheFrom: cacheFrom, CacheTo: cacheTo, Network: netw, CacheNamespace: ns,
+			// Nothing of this worker's (environment, files, git) reaches
+			// the tenant's config.
+			Recipe: true,
 		})
 	case "dockerfile":
-		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo)
+		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo, netw, ns)
 	default:
 		err = fmt.Errorf("unknown build kind %q", b.Kind)
 	}
@@ -312,7 +339,27 @@ func (j *job) build(ctx context.Context) (string, error) {
 	return j.push(ctx, out)
 }
 
-func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string, cacheFrom, cacheTo []string) error {
+// network is where the steps of a build for namespace ns may connect: a
+// network namespace of their own, with the host's network only for a
+// namespace the admin let have it. It says so in the build's log.
+func (j *job) network(ns string) buildkitd.Network {
+	n := buildkitd.Network{Isolate: true, Allow: j.opt.AllowNets, HostAllowed: slices.Contains(j.opt.HostNetwork, ns)}
+	msg := "build steps run in a network namespace of their own: the internet, not this host or its private networks"
+	if len(n.Allow) > 0 {
+		var allowed []string
+		for _, p := range n.Allow {
+			allowed = append(allowed, p.String())
+		}
+		msg += " (but " + strings.Join(allowed, ", ") + ")"
+	}
+	if n.HostAllowed {
+		msg += "; namespace " + ns + " may use the host's network when a step asks for it (--allow-host-network)"
+	}
+	fmt.Fprintf(j.logs, "pei worker %s: %s\n", j.opt.Name, msg)
+	return n
+}
+
+func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string, cacheFrom, cacheTo []string, netw buildkitd.Network, ns string) error {
 	imports, err := buildctl.ParseImportCache(cacheFrom)
 	if err != nil {
 		return err
@@ -325,7 +372,7 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 	if err != nil {
 		return err
 	}
-	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: j.opt.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: func(string) string { return "" }})
+	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: j.opt.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: func(string) string { return "" }, Network: netw})
 	if err != nil {
 		return err
 	}
@@ -335,6 +382,11 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 		return fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
 	}
 	defer bk.Close()
+	if !netw.HostAllowed {
+		if err := daemon.CheckIsolated(ctx, bk); err != nil {
+			return err
+		}
+	}
 	auth, err := image.LoadAuth(dockerConfig)
 	if err != nil {
 		return err
@@ -342,9 +394,22 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 	_, err = buildkit.BuildDockerfile(ctx, bk, buildkit.DockerfileOptions{
 		ContextDir: dir, Dockerfile: dockerfile, Platform: j.lease.Build.Platform, Secrets: secrets, Dest: out,
 		Auth: auth, SourceDateEpoch: -1, Progress: "plain", Stderr: j.logs,
-		CacheImports: imports, CacheExports: exports,
+		CacheImports: imports, CacheExports: exports, CacheNamespace: ns, HostNetwork: netw.HostAllowed,
 	})
 	return err
+}
+
+// leaseLimits are the limits a recipe is unpacked with: the server's, or
+// recipe.DefaultLimits (its defaults) from a server that does not say.
+func leaseLimits(l *service.Lease) recipe.Limits {
+	lim := recipe.DefaultLimits
+	if l.RecipeMaxBytes > 0 {
+		lim.MaxBytes = l.RecipeMaxBytes
+	}
+	if l.RecipeMaxFiles > 0 {
+		lim.MaxFiles = l.RecipeMaxFiles
+	}
+	return lim
 }
 
 // cacheRef is where the build's cache lives in the registry: beside the
