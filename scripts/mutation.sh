@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the packages where a wrong line is a security or data
-# bug: internal/service (auth, builds, workers), internal/store (tokens,
-# queue, leases), internal/recipe (archive checks) and internal/config
-# (validation). Two parts, see docs/testing.md:
+# bug: internal/service (auth, revocation, builds, workers, webhook
+# addresses), internal/store (tokens, queue, leases), internal/recipe
+# (archive checks and unpacking) and internal/config (validation). Two
+# parts, see docs/testing.md:
 #
 #  1. gremlins (pinned in tools/mutation/go.mod, built and cached under
 #     $PEI_CACHE/bin like scripts/setup.sh's tools) mutates operators in the
@@ -37,6 +38,10 @@ mkdir -p "$out" "$PEI_CACHE/bin"
 # A test that cannot run (no PostgreSQL) must fail, not skip: a skipped
 # test kills no mutant, and the baseline run below would not notice.
 export CI=true
+# The recipe property tests draw random archives; one fixed seed makes
+# every run of every mutant see the same ones (a kill is then the mutant's
+# doing, not the draw's).
+export PEI_RECIPE_SEED=${PEI_RECIPE_SEED:-1}
 log() { printf '\n== mutation: %s\n' "$*" >&2; }
 
 packages=(internal/service internal/store internal/recipe internal/config)
@@ -44,10 +49,10 @@ packages=(internal/service internal/store internal/recipe internal/config)
 # formatting, the registry plumbing and the UI are left out to keep a run
 # bounded (docs/testing.md says why).
 declare -A keep=(
-	[internal/service]="auth.go builds.go workers.go"
+	[internal/service]="auth.go revocation.go builds.go workers.go hookaddr.go"
 	[internal/store]="builds.go store.go referrers.go"
-	[internal/recipe]="recipe.go"
-	[internal/config]="validate.go load.go layout.go"
+	[internal/recipe]="recipe.go walk.go unpack.go unpack_linux.go"
+	[internal/config]="validate.go load.go fsload.go layout.go"
 )
 # Test flags for gremlins' runs: -short leaves out the PostgreSQL halves of
 # the store and service tests (each starts a server: ~5 s a test). The SQL
@@ -153,9 +158,10 @@ fresh_tree() {
 	tar -C "$root" --exclude=./.git --exclude=./.cache --exclude=./bin -cf - . | tar -C "$tree" -xf -
 }
 
-# pkg_test PKG LOG: PKG's whole test suite in $tree.
+# pkg_test PKG LOG: PKG's whole test suite in $tree (all of it, not
+# -failfast: the log then shows every test a mutant fails).
 pkg_test() {
-	(cd "$tree" && go test -count=1 -failfast -vet=off -timeout 10m "./$1") >"$2" 2>&1
+	(cd "$tree" && go test -count=1 -vet=off -timeout 10m "./$1") >"$2" 2>&1
 }
 
 # mutant_pkg PATCH prints the package a mutant's first line names:
