@@ -4,6 +4,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -233,11 +234,16 @@ func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (s
 	return service.BuildView{}, fmt.Errorf("follow build %s: %v", id, lastErr)
 }
 
-// readEvents parses an event stream; it returns the build from the "end"
-// event, or nil when the stream stopped before it.
+// readEvents parses an event stream as the HTML standard says (lines end
+// with \r\n, \n or a lone \r); it returns the build from the "end" event,
+// or nil when the stream stopped before it. The server never sends a lone
+// \r, but a client that split on \n alone would take one inside a data
+// line for part of it, and one that follows the standard would not: both
+// must see the same events.
 func readEvents(r io.Reader, fn func(Event)) (*service.BuildView, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Split(scanSSELines)
 	var ev Event
 	var data []string
 	for sc.Scan() {
@@ -272,6 +278,31 @@ func readEvents(r io.Reader, fn func(Event)) (*service.BuildView, error) {
 		}
 	}
 	return nil, sc.Err()
+}
+
+// scanSSELines is a bufio.SplitFunc for event stream lines: each ends with
+// \r\n, \n or \r. A \r at the end of the data read so far waits for the
+// next byte (it may be the first half of \r\n) unless the stream ended.
+func scanSSELines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		if data[i] == '\n' {
+			return i + 1, data[:i], nil
+		}
+		if i+1 < len(data) {
+			if data[i+1] == '\n' {
+				return i + 2, data[:i], nil
+			}
+			return i + 1, data[:i], nil
+		}
+		if atEOF {
+			return i + 1, data[:i], nil
+		}
+		return 0, nil, nil // \r last: maybe \r\n
+	}
+	if atEOF && len(data) > 0 {
+		return len(data), data, nil
+	}
+	return 0, nil, nil
 }
 
 // Log returns a build's log as plain text.
