@@ -84,6 +84,7 @@ API: docs/api.md and docs/openapi.yaml.`,
 	fl.Float64Var(&f.cfg.Limits.RequestsPerSec, "rate", service.DefaultLimits.RequestsPerSec, "requests per second per caller on the build endpoints")
 	fl.IntVar(&f.cfg.Limits.Burst, "burst", service.DefaultLimits.Burst, "request burst per caller")
 	fl.IntVar(&f.cfg.Limits.MaxUnpacks, "max-unpacks", service.DefaultLimits.MaxUnpacks, "recipes checked (unpacked) at once; more wait, then get 503")
+	fl.IntVar(&f.cfg.Limits.MaxUnpacksPerNamespace, "max-unpacks-per-namespace", service.DefaultLimits.MaxUnpacksPerNamespace, "recipes of one namespace checked at once (each unpacks to at most 2 GiB)")
 	fl.DurationVar(&f.cfg.Lease, "lease", 30*time.Second, "how long a worker holds a build between heartbeats")
 	fl.DurationVar(&f.cfg.QueueTimeout, "queue-timeout", 24*time.Hour, "fail a build no worker takes within this (no worker for its platform or secrets)")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "serve HTTPS with this certificate")

@@ -333,7 +333,7 @@ func (s *Server) checkRecipe(ctx context.Context, path string, req buildRequest)
 // No error carries a byte from outside the recipe, as nothing outside it
 // is read. Recipes are checked a few at a time (Limits.MaxUnpacks).
 func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRequest) *httpError {
-	release, herr := s.unpackTurn(ctx)
+	release, herr := s.unpackTurn(ctx, req.repo)
 	if herr != nil {
 		return herr
 	}
@@ -397,19 +397,78 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 }
 
 // unpackTurn waits, up to Limits.UnpackWait, for a place to check a recipe
-// in; release gives it back.
-func (s *Server) unpackTurn(ctx context.Context) (release func(), herr *httpError) {
+// for repo in: one of Limits.MaxUnpacks places in all and of
+// Limits.MaxUnpacksPerNamespace for repo's namespace, so one tenant's
+// recipes (each unpacking to at most MaxContextBytes) neither keep the
+// others waiting nor hold more than MaxUnpacksPerNamespace × MaxContextBytes
+// of the disk. release gives both back.
+func (s *Server) unpackTurn(ctx context.Context, repo string) (release func(), herr *httpError) {
 	t := time.NewTimer(s.cfg.Limits.UnpackWait)
 	defer t.Stop()
+	ns := Namespace(repo)
+	mine := s.namespaceUnpacks(ns)
+	// The namespace's place first: a tenant waiting on its own recipes
+	// holds none of the places the others share.
+	select {
+	case mine <- struct{}{}:
+	case <-t.C:
+		s.dropNamespaceUnpacks(ns, mine)
+		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE",
+			fmt.Sprintf("the server is checking %d recipes for %s, its limit per namespace; retry in %s", cap(mine), ns, busyRetry)}
+	case <-ctx.Done():
+		s.dropNamespaceUnpacks(ns, mine)
+		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE", "the request ended while waiting to check the recipe"}
+	}
+	giveMine := func() {
+		<-mine
+		s.dropNamespaceUnpacks(ns, mine)
+	}
 	select {
 	case s.unpacks <- struct{}{}:
-		return func() { <-s.unpacks }, nil
+		return func() { <-s.unpacks; giveMine() }, nil
 	case <-t.C:
+		giveMine()
 		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE",
 			fmt.Sprintf("the server is checking %d recipes, its limit; retry in %s", cap(s.unpacks), busyRetry)}
 	case <-ctx.Done():
+		giveMine()
 		return nil, &httpError{http.StatusServiceUnavailable, "UNAVAILABLE", "the request ended while waiting to check the recipe"}
 	}
+}
+
+// namespaceUnpacks is ns's places to check recipes in, made on first use;
+// it counts a user until dropNamespaceUnpacks, so an idle namespace's
+// places are forgotten (tenants cannot grow the map without bound).
+func (s *Server) namespaceUnpacks(ns string) chan struct{} {
+	s.nsUnpacksMu.Lock()
+	defer s.nsUnpacksMu.Unlock()
+	if s.nsUnpacks == nil {
+		s.nsUnpacks = map[string]*nsPlaces{}
+	}
+	p := s.nsUnpacks[ns]
+	if p == nil {
+		p = &nsPlaces{places: make(chan struct{}, s.cfg.Limits.MaxUnpacksPerNamespace)}
+		s.nsUnpacks[ns] = p
+	}
+	p.users++
+	return p.places
+}
+
+func (s *Server) dropNamespaceUnpacks(ns string, places chan struct{}) {
+	s.nsUnpacksMu.Lock()
+	defer s.nsUnpacksMu.Unlock()
+	if p := s.nsUnpacks[ns]; p != nil && p.places == places {
+		if p.users--; p.users == 0 {
+			delete(s.nsUnpacks, ns)
+		}
+	}
+}
+
+// nsPlaces is one namespace's places to check recipes in and the requests
+// that hold or wait for one.
+type nsPlaces struct {
+	places chan struct{}
+	users  int
 }
 
 // regularEntry requires name to be a regular file of the recipe itself:

@@ -340,6 +340,50 @@ func TestRecipeChecksBounded(t *testing.T) {
 	}
 }
 
+// One namespace's recipes take at most MaxUnpacksPerNamespace places: with
+// team-a's place taken, team-a's next submission waits, then gets 503,
+// while team-b's is checked and accepted in a place still free; once
+// team-a's place is given back its submission is accepted, and no place
+// and no namespace entry is left behind.
+func TestRecipeChecksPerNamespace(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Limits.MaxUnpacks = 2
+		c.Limits.MaxUnpacksPerNamespace = 1
+		c.Limits.UnpackWait = 50 * time.Millisecond
+	})
+	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	bob := h.token("bob", []string{"team-b"}, ScopeBuild)
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	submit := func(token, repo string) *http.Response {
+		return h.req("POST", "/v2/"+repo+"/_pei/builds?kind=dockerfile", token, bytes.NewReader(good))
+	}
+	held := h.srv.namespaceUnpacks("team-a")
+	held <- struct{}{} // a check of team-a's holds its place
+	resp := submit(alice, "team-a/app")
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("team-a with its place taken: status %d, want 503: %s", resp.StatusCode, errorCode(t, resp))
+	}
+	if msg := errorCode(t, resp); !strings.Contains(msg, "checking 1 recipes for team-a, its limit per namespace") {
+		t.Errorf("error %q", msg)
+	}
+	if resp := submit(bob, "team-b/app"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("team-b while team-a waits: status %d: %s", resp.StatusCode, errorCode(t, resp))
+	}
+	<-held
+	h.srv.dropNamespaceUnpacks("team-a", held)
+	if resp := submit(alice, "team-a/app"); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("team-a with its place free: status %d: %s", resp.StatusCode, errorCode(t, resp))
+	}
+	if n := len(h.srv.unpacks); n != 0 {
+		t.Errorf("%d places still taken", n)
+	}
+	h.srv.nsUnpacksMu.Lock()
+	defer h.srv.nsUnpacksMu.Unlock()
+	if len(h.srv.nsUnpacks) != 0 {
+		t.Errorf("namespaces left behind: %v", h.srv.nsUnpacks)
+	}
+}
+
 // Through the API: a submitted recipe and a pushed recipe artifact whose
 // config or Dockerfile links to a canary are refused naming the entry,
 // with none of the canary in the answer; the honest ones are accepted.

@@ -85,22 +85,26 @@ type Limits struct {
 	// MaxContextBytes); a submission waits up to UnpackWait for its turn,
 	// then is told to retry.
 	MaxUnpacks int
-	UnpackWait time.Duration
+	// MaxUnpacksPerNamespace bounds the recipes of one namespace checked
+	// at once, and with MaxContextBytes the disk they take.
+	MaxUnpacksPerNamespace int
+	UnpackWait             time.Duration
 }
 
 // DefaultLimits are the limits when none are configured.
 var DefaultLimits = Limits{
-	MaxRecipeBytes:   256 << 20,
-	MaxContextBytes:  2 << 30,
-	MaxActive:        20,
-	BuildTimeout:     time.Hour,
-	UploadTimeout:    10 * time.Minute,
-	RequestsPerSec:   50,
-	Burst:            100,
-	MaxManifestBytes: 4 << 20,
-	MaxLogBytes:      32 << 20,
-	MaxUnpacks:       2,
-	UnpackWait:       15 * time.Second,
+	MaxRecipeBytes:         256 << 20,
+	MaxContextBytes:        2 << 30,
+	MaxActive:              20,
+	BuildTimeout:           time.Hour,
+	UploadTimeout:          10 * time.Minute,
+	RequestsPerSec:         50,
+	Burst:                  100,
+	MaxManifestBytes:       4 << 20,
+	MaxLogBytes:            32 << 20,
+	MaxUnpacks:             2,
+	MaxUnpacksPerNamespace: 1,
+	UnpackWait:             15 * time.Second,
 }
 
 // Server is pei serve.
@@ -119,6 +123,8 @@ type Server struct {
 	hooks        *webhooks
 	events       *events
 	unpacks      chan struct{} // a place for each recipe being checked
+	nsUnpacksMu  sync.Mutex
+	nsUnpacks    map[string]*nsPlaces // places per namespace (Limits.MaxUnpacksPerNamespace)
 	handler      http.Handler
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -226,6 +232,7 @@ func fillLimits(l *Limits) {
 	orDefault(&l.MaxManifestBytes, d.MaxManifestBytes)
 	orDefault(&l.MaxLogBytes, d.MaxLogBytes)
 	orDefault(&l.MaxUnpacks, d.MaxUnpacks)
+	orDefault(&l.MaxUnpacksPerNamespace, d.MaxUnpacksPerNamespace)
 	orDefault(&l.UnpackWait, d.UnpackWait)
 }
 
