@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +37,11 @@ type Base struct {
 // BaseStore is an OCI layout directory that caches base images.
 type BaseStore struct {
 	Dir string
+	// NoEngine keeps the local Docker engine out: a tenant's build on a
+	// pei worker takes bases from the store (Debian bases made by pei
+	// base) or a registry with the submitter's credentials, never from
+	// images the worker's host happens to hold, which may be private.
+	NoEngine bool
 }
 
 // StoreID is the id under which the store is given to BuildKit.
@@ -49,6 +55,11 @@ const RefAnnotation = image.RefAnnotation
 func (s BaseStore) Resolve(ctx context.Context, ref string, p ocispecs.Platform) (Base, error) {
 	if b, ok, err := s.Lookup(ref, p); err != nil || ok {
 		return b, err
+	}
+	if s.NoEngine {
+		// Callers say the image is not in the store; this says why the
+		// engine was not asked.
+		return Base{}, errors.New("a build for pei serve never takes images from the worker's Docker engine")
 	}
 	return s.FromEngine(ctx, ref, p)
 }

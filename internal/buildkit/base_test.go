@@ -1,7 +1,11 @@
 package buildkit
 
 import (
+	"net"
+	"net/http"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -9,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/pei-dev/pei/internal/config"
 )
@@ -92,5 +97,41 @@ func TestFromLayout(t *testing.T) {
 				t.Errorf("base = %+v, want manifest %s in %s", b, tc.want, tc.dir)
 			}
 		})
+	}
+}
+
+// A store with NoEngine (a tenant's build on a pei worker) never asks the
+// local Docker engine for a base it does not hold: the engine, a fake on a
+// unix socket that answers for every image, sees no request and the error
+// says why. Without NoEngine the same lookup asks it (the control).
+func TestBaseStoreNoEngine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		http.Error(w, `{"message":"no such image"}`, http.StatusNotFound)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	t.Setenv("DOCKER_CONTEXT", "")
+	p := ocispecs.Platform{OS: "linux", Architecture: "amd64"}
+
+	_, err = BaseStore{Dir: t.TempDir(), NoEngine: true}.Resolve(t.Context(), "private/site-image:1", p)
+	if err == nil || !strings.Contains(err.Error(), "never takes images from the worker's Docker engine") {
+		t.Fatalf("NoEngine: %v", err)
+	}
+	if n := asked.Load(); n != 0 {
+		t.Fatalf("NoEngine: the engine was asked %d times", n)
+	}
+	if _, err := (BaseStore{Dir: t.TempDir()}).Resolve(t.Context(), "private/site-image:1", p); err == nil {
+		t.Fatal("the fake engine holds nothing, yet a base was found")
+	}
+	if asked.Load() == 0 {
+		t.Fatal("without NoEngine the engine was not asked: the control does not reach it")
 	}
 }

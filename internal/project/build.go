@@ -161,7 +161,7 @@ func Build(ctx context.Context, opts BuildOptions) ([]buildkit.Result, error) {
 		Stages:          stages,
 		FinalIfAny:      finalIfAny,
 		Compose:         composed,
-		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases")},
+		Bases:           buildkit.BaseStore{Dir: filepath.Join(state, "bases"), NoEngine: opts.Recipe},
 		Output:          out,
 		Secrets:         secrets,
 		SecretValues:    secretValues,

@@ -146,6 +146,14 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	default:
 		return req, badRequest("kind %q: use pei (a pei project) or dockerfile", req.kind)
 	}
+	// A parameter of the other kind is a mistake the build would not
+	// show (it would be ignored): say so.
+	if req.kind == "dockerfile" && req.stage != "" {
+		return req, badRequest("stage %q: a Dockerfile build has no stages (stage is for kind=pei); leave it out", req.stage)
+	}
+	if req.kind == "pei" && req.dockerfile != "" {
+		return req, badRequest("dockerfile %q: kind=pei builds user_config.yml; submit with kind=dockerfile to build a Dockerfile", req.dockerfile)
+	}
 	if req.kind == "dockerfile" && req.dockerfile == "" {
 		req.dockerfile = "Dockerfile"
 	}

@@ -38,7 +38,16 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /{$}", s.ui)
 	mux.HandleFunc("GET /ui/", s.ui)
-	return s.withDeadlines(mux)
+	return s.withDeadlines(noSniff(mux))
+}
+
+// noSniff tells browsers to take every answer as the type it says: a log
+// or an error holding a tenant's text is never run as a page or a script.
+func noSniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // v2 sends /v2/<name>/_pei/... to pei's build endpoints and the rest to
