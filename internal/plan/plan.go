@@ -393,9 +393,10 @@ func (b *builder) where(origin string) string {
 	return fmt.Sprintf("%s:%d", path.Base(b.c.File), pos.Line)
 }
 
-func newStage(i int, base, output string) Stage {
-	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base, Output: output}
-	if l, ok, err := config.ParseLayoutRef(base); ok && err == nil {
+func newStage(i int, base config.ImageRef, output string) Stage {
+	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base.Raw, Output: output}
+	if base.Layout != nil {
+		l := *base.Layout
 		s.BaseLayout, s.Base = &l, l.EngineName()
 	}
 	s.Dir = config.InstallDir + "/" + s.Name
@@ -553,7 +554,7 @@ func (b *builder) stage2() Stage {
 	c := *b.c.Stage2
 	s1 := b.c.Stage1
 	s := newStage(2, *c.Image.Base, c.Image.Output)
-	if *c.Image.Base == s1.Image.Output {
+	if c.Image.Base.Raw == s1.Image.Output {
 		s.BaseStage = 1
 	}
 	s.Run.GPU = c.Device.Type == "gpu"
@@ -640,7 +641,7 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 			mounts = append(mounts, Mount{Kind: MountSecret, Source: sec.Name, Target: "/run/secrets/" + sec.Name})
 		}
 		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
-		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry.Raw, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
 	}
 	for i, e := range c.OnFirstRun {
 		s.Script.Hooks.FirstRun = append(s.Script.Hooks.FirstRun, b.hook(fmt.Sprintf("%s.custom.on_first_run[%d]", section, i), e))
@@ -661,9 +662,8 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}, Runtime: true})
 }
 
-func (b *builder) hook(origin, entry string) Hook {
-	script, args, _ := config.SplitHook(entry) // validated by config.Load
-	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(script), Args: args}
+func (b *builder) hook(origin string, h config.Hook) Hook {
+	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(h.Script), Args: h.Args}
 }
 
 func isMirror(s string) bool { return slices.Contains(config.AptMirrors, s) }

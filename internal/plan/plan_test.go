@@ -157,10 +157,33 @@ compose:
   zeta: {output: 'z:1', layers: [{image: 'a:1'}]}
   alpha: {output: 'a:2', layers: [{image: 'b:1'}, {diff: {lower: 'c:1', upper: 'd:1'}, exclude: [/build]}]}
 `)
-	if len(p.Compose) != 2 || p.Compose[0].Name != "zeta" || p.Compose[1].Name != "alpha" || p.Compose[1].Layers[1].Diff.Upper != "d:1" {
+	if len(p.Compose) != 2 || p.Compose[0].Name != "zeta" || p.Compose[1].Name != "alpha" || p.Compose[1].Layers[1].Diff.Upper.Raw != "d:1" {
 		t.Fatalf("compose: %+v", p.Compose)
 	}
 	if len(p.Notes) != 2 || !strings.Contains(p.Notes[1], "pei build --stage alpha") {
 		t.Errorf("notes: %q", p.Notes)
+	}
+}
+
+// A base given as an OCI layout reaches the plan in its parsed form, and
+// the stage's Base is the name the generated Dockerfile uses for it.
+func TestBaseLayout(t *testing.T) {
+	for _, tc := range []struct {
+		base, wantBase string
+		want           *config.LayoutRef
+	}{
+		{"debian:bookworm", "debian:bookworm", nil},
+		{"oci-layout://bases/deb", "pei-layout/bases-deb:latest", &config.LayoutRef{Path: "bases/deb"}},
+		{"oci-layout://bases/deb:v1", "pei-layout/bases-deb:v1", &config.LayoutRef{Path: "bases/deb", Tag: "v1"}},
+	} {
+		p := newPlan(t, "stage_1:\n  image: {base: '"+tc.base+"'}\nstage_2:\n  final: {keep: [/opt/app]}\n")
+		for _, s := range []Stage{p.Stages[0], *p.Final} {
+			if s.Base != tc.wantBase || (s.BaseLayout == nil) != (tc.want == nil) || (tc.want != nil && *s.BaseLayout != *tc.want) {
+				t.Errorf("%s of %s: base %q, layout %+v; want %q, %+v", s.Name, tc.base, s.Base, s.BaseLayout, tc.wantBase, tc.want)
+			}
+		}
+		if p.Stages[1].BaseLayout != nil || p.Stages[1].BaseStage != 1 {
+			t.Errorf("stage-2 of %s: layout %+v, base stage %d", tc.base, p.Stages[1].BaseLayout, p.Stages[1].BaseStage)
+		}
 	}
 }
