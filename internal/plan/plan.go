@@ -80,9 +80,15 @@ type Step struct {
 	Kind StepKind
 	// Title says what the step is for; Origin is the config path that caused
 	// it (empty for steps every project has) and Pos where that path is.
+	// Both are for people (messages, image history): code tells steps apart
+	// by Kind, OnBuild and Runtime.
 	Title  string
 	Origin string
 	Pos    config.Pos
+
+	// OnBuild marks the step of an on_build hook: only such steps see the
+	// config's secrets, and a final image leaves them out.
+	OnBuild bool
 
 	Env     []config.EnvVar // StepEnv
 	Src     string          // StepCopy: project-relative path
@@ -328,7 +334,7 @@ func (b *builder) final(s1, s2 Stage) Stage {
 		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "leave out " + strings.Join(left, ", "), Origin: "stage_2.final.strip", Pos: b.pos("stage_2.final.strip"),
 			Command: []string{"sh", "-c", "mkdir -p /etc/dpkg/dpkg.cfg.d && printf '%s\\n' " + shellWords(rules) + " > /etc/dpkg/dpkg.cfg.d/pei-final"}})
 	}
-	keep := func(st Step) bool { return !st.Runtime && !strings.Contains(st.Origin, ".custom.on_build[") }
+	keep := func(st Step) bool { return !st.Runtime && !st.OnBuild }
 	for _, st := range s1.Steps {
 		if keep(st) {
 			s.Steps = append(s.Steps, st)
@@ -641,7 +647,7 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 			mounts = append(mounts, Mount{Kind: MountSecret, Source: sec.Name, Target: "/run/secrets/" + sec.Name})
 		}
 		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
-		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry.Raw, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry.Raw, Origin: origin, Pos: b.pos(origin), OnBuild: true, Command: cmd, Mounts: mounts})
 	}
 	for i, e := range c.OnFirstRun {
 		s.Script.Hooks.FirstRun = append(s.Script.Hooks.FirstRun, b.hook(fmt.Sprintf("%s.custom.on_first_run[%d]", section, i), e))

@@ -165,6 +165,56 @@ compose:
 	}
 }
 
+// Exactly the steps of on_build hooks are marked OnBuild, whatever their
+// titles and origins say; the final image has none of them.
+func TestOnBuildMarked(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+  ssh: {users: {me: {password: x}}}
+  environment: ['A=1']
+  custom:
+    on_build: ['stage-1/custom/one.sh', 'stage-1/custom/two.sh "an arg"']
+    on_first_run: ['stage-1/custom/first.sh']
+secrets:
+  token: {env: TOKEN}
+stage_2:
+  custom:
+    on_build: ['stage-2/custom/three.sh']
+    on_every_run: ['stage-2/custom/every.sh']
+  final: {keep: [/opt/app], apt: [libgomp1]}
+`)
+	for _, tc := range []struct {
+		stage Stage
+		want  []string // origins of the OnBuild steps
+	}{
+		{p.Stages[0], []string{"stage_1.custom.on_build[0]", "stage_1.custom.on_build[1]"}},
+		{p.Stages[1], []string{"stage_2.custom.on_build[0]"}},
+		{*p.Final, nil},
+	} {
+		var got []string
+		for _, s := range tc.stage.Steps {
+			if s.OnBuild {
+				got = append(got, s.Origin)
+				if s.Kind != StepRun || !strings.HasPrefix(s.Title, "on_build: ") {
+					t.Errorf("%s: %s step %q is marked OnBuild", tc.stage.Name, s.Kind, s.Title)
+				}
+			} else if strings.HasPrefix(s.Title, "on_build: ") {
+				t.Errorf("%s: step %q is not marked OnBuild", tc.stage.Name, s.Title)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: OnBuild steps %q, want %q", tc.stage.Name, got, tc.want)
+		}
+	}
+	if p.Final.Carry.Steps[0].OnBuild {
+		t.Error("the carry step is marked OnBuild")
+	}
+	if got := p.Stages[0].Steps[4].Command; strings.Join(got[len(got)-2:], "|") != "/pei-init/stage-1/custom/two.sh|an arg" {
+		t.Errorf("two.sh runs as %q", got)
+	}
+}
+
 // A base given as an OCI layout reaches the plan in its parsed form, and
 // the stage's Base is the name the generated Dockerfile uses for it.
 func TestBaseLayout(t *testing.T) {
