@@ -28,10 +28,11 @@ type Plan struct {
 	Compose []config.Composed
 }
 
-// Stage is one image: stage-1 (system) or stage-2 (final).
+// Stage is one image: stage-1 (system), stage-2 (built on it) or the
+// final image (Plan.Final).
 type Stage struct {
-	Index  int    // 1 or 2
-	Name   string // stage-1
+	Index  int    // 1 or 2; 3 for the final image
+	Name   string // stage-1, stage-2 or final
 	Dir    string // project-relative source folder: installation/stage-1
 	Root   string // where Dir lives in the image: /pei-init/stage-1
 	Base   string
