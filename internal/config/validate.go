@@ -86,7 +86,7 @@ func (v *validator) run() {
 	}
 	for _, sec := range v.c.Secrets {
 		p := "secrets." + sec.Name
-		if !secretIDRe.MatchString(sec.Name) {
+		if !validName(sec.Name) {
 			v.errorf(p+".<key>", "%q is not a usable secret id (letters, digits, '_', '.' and '-')", sec.Name)
 		}
 		switch {
@@ -582,8 +582,8 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 	return full, nil
 }
 
-var secretIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
+// nameRe is the rule for the names a config gives: secret ids, mounts,
+// volumes and composed images.
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 func validName(s string) bool { return nameRe.MatchString(s) }
