@@ -34,7 +34,12 @@ type LayoutRef struct {
 	Digest string // manifest (or index) digest, or ""
 }
 
-var layoutTagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidTag says whether s is a valid image tag (as the OCI distribution
+// spec defines it): one rule for layout tags and for tags pei serve is
+// asked to build.
+func ValidTag(s string) bool { return tagRe.MatchString(s) }
 
 // ParseLayoutRef parses an oci-layout:// reference; ok is false when s is
 // not one. A config's references come parsed from Load (ImageRef); this
@@ -53,7 +58,7 @@ func ParseLayoutRef(s string) (ref LayoutRef, ok bool, err error) {
 	}
 	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		ref.Tag, rest = rest[i+1:], rest[:i]
-		if !layoutTagRe.MatchString(ref.Tag) {
+		if !ValidTag(ref.Tag) {
 			return LayoutRef{}, true, fmt.Errorf("%q: %q is not a valid tag", s, ref.Tag)
 		}
 	}

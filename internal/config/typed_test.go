@@ -128,3 +128,18 @@ func TestHookErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestValidTag: one tag rule, for layout tags and pei serve's build tags.
+func TestValidTag(t *testing.T) {
+	for _, tc := range []struct {
+		tag string
+		ok  bool
+	}{
+		{"latest", true}, {"v1.2_3-rc", true}, {"_x", true}, {strings.Repeat("a", 128), true},
+		{"", false}, {".x", false}, {"-x", false}, {"a/b", false}, {"a:b", false}, {"bad!tag", false}, {strings.Repeat("a", 129), false},
+	} {
+		if got := ValidTag(tc.tag); got != tc.ok {
+			t.Errorf("ValidTag(%q) = %v", tc.tag, got)
+		}
+	}
+}
