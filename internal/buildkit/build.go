@@ -314,15 +314,8 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 	if ci == nil {
 		return job{}, fmt.Errorf("the config composes no image %q (it composes: %s)", opt.Compose, strings.Join(names, ", "))
 	}
-	source := func(ref string, p ocispecs.Platform) (llb.State, ocispecs.Image, error) {
-		l, ok, err := config.ParseLayoutRef(ref)
-		if err != nil {
-			return llb.State{}, ocispecs.Image{}, err
-		}
-		if !ok {
-			return imageSource(ctx, opt, "[image] ", ref, nil, p, stores)
-		}
-		return imageSource(ctx, opt, "[image] ", ref, &l, p, stores)
+	source := func(ref config.ImageRef, p ocispecs.Platform) (llb.State, ocispecs.Image, error) {
+		return imageSource(ctx, opt, "[image] ", ref.Raw, ref.Layout, p, stores)
 	}
 	s := plan.Stage{Name: ci.Name, Output: ci.Output}
 	var targets []target
@@ -331,7 +324,7 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 		var cfg *ocispecs.Image
 		for i, l := range ci.Layers {
 			var st llb.State
-			if l.Image != "" {
+			if l.Image.Raw != "" {
 				img, icfg, err := source(l.Image, p)
 				if err != nil {
 					return job{}, fmt.Errorf("compose.%s.layers[%d]: %w", ci.Name, i, err)
@@ -349,7 +342,7 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 				if err != nil {
 					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.upper: %w", ci.Name, i, err)
 				}
-				st = llb.Diff(lower, upper, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> %s", ci.Name, l.Diff.Lower, l.Diff.Upper)))
+				st = llb.Diff(lower, upper, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> %s", ci.Name, l.Diff.Lower.Raw, l.Diff.Upper.Raw)))
 			}
 			if len(l.Exclude) > 0 {
 				// A copy without the excluded paths (deletions the layer

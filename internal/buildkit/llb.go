@@ -112,7 +112,7 @@ func StageLLB(s plan.Stage, base llb.State, baseConfig ocispecs.Image, context, 
 			for _, m := range step.Mounts {
 				opts = append(opts, mountOption(m, context, cacheNS))
 			}
-			if strings.Contains(step.Origin, ".custom.on_build[") {
+			if step.OnBuild {
 				for _, id := range secrets {
 					opts = append(opts, llb.AddSecret("/run/secrets/"+id, llb.SecretID(id), llb.SecretFileOpt(0, 0, 0o400)))
 				}

@@ -244,3 +244,26 @@ stage_2:
 		t.Errorf("copies of %s/ to /: %d, carry state in the graph: %v", plan.CarryDir, copies, sawCarry)
 	}
 }
+
+// Build secrets are mounted in the steps the plan marks OnBuild, whatever
+// their origin label says.
+func TestSecretsFollowOnBuild(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step plan.Step
+		want []string
+	}{
+		{"marked", plan.Step{Kind: plan.StepRun, Title: "a", Command: []string{"a"}, OnBuild: true}, []string{"token"}},
+		{"marked, no origin", plan.Step{Kind: plan.StepRun, Title: "b", Origin: "", Command: []string{"b"}, OnBuild: true}, []string{"token"}},
+		{"unmarked, on_build origin", plan.Step{Kind: plan.StepRun, Title: "c", Origin: "stage_1.custom.on_build[0]", Command: []string{"c"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := plan.Stage{Name: "stage-1", Root: "/pei-init/stage-1", Steps: []plan.Step{tc.step}}
+			st, _ := StageLLB(s, llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, Context("t", nil), llb.Scratch(), []string{"token"}, nil, "")
+			e := execs(t, st)
+			if len(e) != 1 || strings.Join(e[0].secrets, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("execs %+v, want one with secrets %q", e, tc.want)
+			}
+		})
+	}
+}

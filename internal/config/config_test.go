@@ -299,7 +299,7 @@ stage_2:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := *c.Stage1.Image.Base; got != "debian:bookworm" {
+	if got := c.Stage1.Image.Base.Raw; got != "debian:bookworm" {
 		t.Errorf("base = %q", got)
 	}
 	if got := c.Stage1.Image.Output; got != "x:v1" {
@@ -315,14 +315,14 @@ stage_2:
 	if e := c.Stage2.Environment; len(e) != 2 || e[0] != (EnvVar{"C", "1"}) || e[1] != (EnvVar{"D", "two words"}) {
 		t.Errorf("stage-2 env = %v", e)
 	}
-	if got := c.Stage1.Custom.OnBuild[0]; got != `stage-1/custom/a.sh "two words" $HOME` {
+	if got := c.Stage1.Custom.OnBuild[0].Raw; got != `stage-1/custom/a.sh "two words" $HOME` {
 		t.Errorf("on_build = %q", got)
 	}
 	if p := c.Positions["stage_1.ssh.users.me.password"]; p.Line != 6 {
 		t.Errorf("position of the password = %+v", p)
 	}
 	d := WithDefaults(c)
-	if *d.Stage2.Image.Base != "x:v1" || d.Stage2.Storage.Data.Type != "image" || *d.Stage1.SSH.Port != 22 || !*d.Stage1.SSH.Enable {
+	if d.Stage2.Image.Base.Raw != "x:v1" || d.Stage2.Storage.Data.Type != "image" || *d.Stage1.SSH.Port != 22 || !*d.Stage1.SSH.Enable {
 		t.Errorf("defaults: %+v %+v", d.Stage2.Image, d.Stage1.SSH)
 	}
 	if c.Stage2.Storage.Data != nil {

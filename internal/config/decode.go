@@ -80,6 +80,17 @@ func join(path, key string) string {
 
 var envListType = reflect.TypeOf(EnvList(nil))
 
+// textValue is a config type written as one YAML string (ImageRef, Hook):
+// the decoder stores the string, validation parses it, and the schema and
+// reference show a string.
+type textValue interface{ setRaw(string) }
+
+var textValueType = reflect.TypeOf((*textValue)(nil)).Elem()
+
+func isTextValue(t reflect.Type) bool {
+	return t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(textValueType)
+}
+
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool) {
 	n = d.resolve(n, path)
 	if d.halted || n == nil {
@@ -89,6 +100,12 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 	t := v.Type()
 	if t == envListType {
 		d.decodeEnv(n, v, path)
+		return
+	}
+	if isTextValue(t) {
+		if s, ok := d.scalar(n, path, "a string"); ok {
+			v.Addr().Interface().(textValue).setRaw(s)
+		}
 		return
 	}
 	switch t.Kind() {

@@ -65,8 +65,8 @@ func WithDefaults(in Config) Config {
 	if c.Stage2 != nil {
 		s2 = *c.Stage2
 	}
-	if s2.Image.Base == nil || *s2.Image.Base == "" {
-		s2.Image.Base = ptr(s1.Image.Output)
+	if s2.Image.Base == nil || s2.Image.Base.Raw == "" {
+		s2.Image.Base = &ImageRef{Raw: s1.Image.Output}
 	}
 	if s2.Image.Output == "" {
 		s2.Image.Output = DefaultStage2Output
@@ -90,7 +90,7 @@ func WithDefaults(in Config) Config {
 	}
 	if s2.Final != nil {
 		f := *s2.Final
-		if f.Base == nil || *f.Base == "" {
+		if f.Base == nil || f.Base.Raw == "" {
 			f.Base = s1.Image.Base
 		}
 		if f.Output == "" {

@@ -13,6 +13,20 @@ import (
 // in the project (as buildx names them): oci-layout://PATH[:TAG][@DIGEST].
 const LayoutPrefix = "oci-layout://"
 
+// ImageRef is an image a stage or a composed image is built from, as
+// written (after ${VAR} expansion), with its parsed form: Layout is set when
+// it names an OCI image layout in the project. Load parses it once; nothing
+// after Load looks at the text to tell a layout from an image name.
+type ImageRef struct {
+	Raw    string
+	Layout *LayoutRef // nil for an image name
+}
+
+// String returns the reference as written.
+func (r ImageRef) String() string { return r.Raw }
+
+func (r *ImageRef) setRaw(s string) { r.Raw = s }
+
 // LayoutRef is a base image in an OCI image layout directory.
 type LayoutRef struct {
 	Path   string // project-relative, slash-separated
@@ -20,10 +34,16 @@ type LayoutRef struct {
 	Digest string // manifest (or index) digest, or ""
 }
 
-var layoutTagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// ValidTag says whether s is a valid image tag (as the OCI distribution
+// spec defines it): one rule for layout tags and for tags pei serve is
+// asked to build.
+func ValidTag(s string) bool { return tagRe.MatchString(s) }
 
 // ParseLayoutRef parses an oci-layout:// reference; ok is false when s is
-// not one.
+// not one. A config's references come parsed from Load (ImageRef); this
+// is for strings that do not come from a config.
 func ParseLayoutRef(s string) (ref LayoutRef, ok bool, err error) {
 	rest, ok := strings.CutPrefix(s, LayoutPrefix)
 	if !ok {
@@ -38,7 +58,7 @@ func ParseLayoutRef(s string) (ref LayoutRef, ok bool, err error) {
 	}
 	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
 		ref.Tag, rest = rest[i+1:], rest[:i]
-		if !layoutTagRe.MatchString(ref.Tag) {
+		if !ValidTag(ref.Tag) {
 			return LayoutRef{}, true, fmt.Errorf("%q: %q is not a valid tag", s, ref.Tag)
 		}
 	}

@@ -42,7 +42,7 @@ func refRows(b *strings.Builder, t reflect.Type, prefix string) {
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", path, typ, def, f.Tag.Get("doc"))
 		switch {
-		case ft.Kind() == reflect.Struct:
+		case ft.Kind() == reflect.Struct && !isTextValue(ft):
 			refRows(b, ft, path+".")
 		case ft.Kind() == reflect.Slice && f.Tag.Get("key") != "":
 			refRows(b, ft.Elem(), path+".<"+f.Tag.Get("key")+">.")
@@ -54,6 +54,8 @@ func typeName(t reflect.Type, keyed bool) string {
 	switch {
 	case t == envListType:
 		return "list of `K=V` or mapping"
+	case isTextValue(t):
+		return "string"
 	case keyed:
 		return "mapping of name → section"
 	case t.Kind() == reflect.Struct:

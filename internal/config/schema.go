@@ -32,6 +32,8 @@ func schemaOf(t reflect.Type, doc string, keyed bool) obj {
 			obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean", "null"}}},
 			obj{"type": "null"},
 		}}
+	case t.Kind() == reflect.String || isTextValue(t):
+		s = obj{"type": []string{"string", "number", "null"}}
 	case t.Kind() == reflect.Pointer:
 		inner := schemaOf(t.Elem(), "", keyed)
 		s = obj{"anyOf": []any{inner, obj{"type": "null"}}}
@@ -58,8 +60,6 @@ func schemaOf(t reflect.Type, doc string, keyed bool) obj {
 		s = obj{"type": []string{"object", "null"}, "additionalProperties": schemaOf(t.Elem(), "", false)}
 	case t.Kind() == reflect.Slice:
 		s = obj{"type": []string{"array", "null"}, "items": schemaOf(t.Elem(), "", false)}
-	case t.Kind() == reflect.String:
-		s = obj{"type": []string{"string", "number", "null"}}
 	case t.Kind() == reflect.Int:
 		s = obj{"anyOf": []any{obj{"type": "integer"}, obj{"type": "string", "pattern": `^\$\{`}}}
 	case t.Kind() == reflect.Bool:

@@ -45,7 +45,7 @@ func TestConfigSizeLimit(t *testing.T) {
 			}
 			c, err := Load(LoadOptions{ProjectDir: dir})
 			if tc.ok {
-				if err != nil || c.Stage1.Image.Base == nil || *c.Stage1.Image.Base != "debian:bookworm" {
+				if err != nil || c.Stage1.Image.Base == nil || c.Stage1.Image.Base.Raw != "debian:bookworm" {
 					t.Fatalf("config of %d bytes: %+v, %v", tc.size, c.Stage1.Image, err)
 				}
 				return

@@ -9,6 +9,8 @@ package config
 //	default:"..." the value WithDefaults gives when the key is absent or null
 //
 // Pointers mark values whose absence matters (null inherits or defaults).
+// ImageRef and Hook are written as one string each; Load keeps the string
+// and fills in its parsed form, so nothing after Load parses them again.
 
 // Config is a parsed, validated user_config.yml.
 type Config struct {
@@ -59,18 +61,18 @@ type Stage2 struct {
 // Final is an image that carries only what runs: kept paths of the build
 // (stage-2) image on its own base.
 type Final struct {
-	Base    *string  `yaml:"base" doc:"Base image of the final image (default: stage_1.image.base), e.g. a slim Debian."`
-	Output  string   `yaml:"output" default:"REPO:final" doc:"Name:tag of the final image (default: the stage-2 output's name with tag final)."`
-	Keep    []string `yaml:"keep" doc:"Absolute paths copied from the stage-2 image, with owners and modes."`
-	Exclude []string `yaml:"exclude" doc:"Left out of the kept paths: an absolute path (with what is under it), or a file name pattern such as '*.a'."`
-	Apt     []string `yaml:"apt" doc:"Debian packages installed in the final image: the run-time libraries the kept files need."`
-	Strip   []string `yaml:"strip" enum:"docs|man|locales|debug" doc:"What to leave out: docs, man, locales (dpkg never unpacks them in the final image), debug (symbols stripped from kept programs and libraries; needs binutils in the stage-2 image)."`
+	Base    *ImageRef `yaml:"base" doc:"Base image of the final image (default: stage_1.image.base), e.g. a slim Debian."`
+	Output  string    `yaml:"output" default:"REPO:final" doc:"Name:tag of the final image (default: the stage-2 output's name with tag final)."`
+	Keep    []string  `yaml:"keep" doc:"Absolute paths copied from the stage-2 image, with owners and modes."`
+	Exclude []string  `yaml:"exclude" doc:"Left out of the kept paths: an absolute path (with what is under it), or a file name pattern such as '*.a'."`
+	Apt     []string  `yaml:"apt" doc:"Debian packages installed in the final image: the run-time libraries the kept files need."`
+	Strip   []string  `yaml:"strip" enum:"docs|man|locales|debug" doc:"What to leave out: docs, man, locales (dpkg never unpacks them in the final image), debug (symbols stripped from kept programs and libraries; needs binutils in the stage-2 image)."`
 }
 
 // Image names the base and output images of a stage.
 type Image struct {
-	Base   *string `yaml:"base" doc:"Base image: a name the Docker engine, pei's base store or a registry has, or oci-layout://DIR[:TAG][@DIGEST] for an OCI image layout directory in the project (pei build only). For stage_2, null means the stage-1 output."`
-	Output string  `yaml:"output" default:"pei-image:stage-N" doc:"Name:tag of the image this stage produces."`
+	Base   *ImageRef `yaml:"base" doc:"Base image: a name the Docker engine, pei's base store or a registry has, or oci-layout://DIR[:TAG][@DIGEST] for an OCI image layout directory in the project (pei build only). For stage_2, null means the stage-1 output."`
+	Output string    `yaml:"output" default:"pei-image:stage-N" doc:"Name:tag of the image this stage produces."`
 }
 
 // SSH configures the OpenSSH server.
@@ -118,11 +120,11 @@ type Device struct {
 // Custom lists hook scripts. Each entry is "path [args...]", the path
 // relative to installation/.
 type Custom struct {
-	OnBuild     []string `yaml:"on_build" doc:"Run during the image build, one cached step each."`
-	OnFirstRun  []string `yaml:"on_first_run" doc:"Run once, when a container first starts."`
-	OnEveryRun  []string `yaml:"on_every_run" doc:"Run on every container start."`
-	OnUserLogin []string `yaml:"on_user_login" doc:"Run at every SSH login (interactive login shells)."`
-	OnEntry     []string `yaml:"on_entry" doc:"At most one: the container's main program (the command given to docker run overrides it)."`
+	OnBuild     []Hook `yaml:"on_build" doc:"Run during the image build, one cached step each."`
+	OnFirstRun  []Hook `yaml:"on_first_run" doc:"Run once, when a container first starts."`
+	OnEveryRun  []Hook `yaml:"on_every_run" doc:"Run on every container start."`
+	OnUserLogin []Hook `yaml:"on_user_login" doc:"Run at every SSH login (interactive login shells)."`
+	OnEntry     []Hook `yaml:"on_entry" doc:"At most one: the container's main program (the command given to docker run overrides it)."`
 }
 
 // Storage configures the three /soft directories.
@@ -167,15 +169,15 @@ type Composed struct {
 
 // Layer is one part of a composed image.
 type Layer struct {
-	Image   string   `yaml:"image" doc:"An image taken whole: a name the engine, pei's base store or a registry has, or oci-layout://DIR."`
+	Image   ImageRef `yaml:"image" doc:"An image taken whole: a name the engine, pei's base store or a registry has, or oci-layout://DIR."`
 	Diff    *Diff    `yaml:"diff" doc:"What one image adds to another."`
 	Exclude []string `yaml:"exclude" doc:"Absolute paths left out of this layer (with what is under them)."`
 }
 
 // Diff names the two images of a diff.
 type Diff struct {
-	Lower string `yaml:"lower" doc:"The image the diff starts from (e.g. dev-base)."`
-	Upper string `yaml:"upper" doc:"The image built on it (e.g. dev-lang)."`
+	Lower ImageRef `yaml:"lower" doc:"The image the diff starts from (e.g. dev-base)."`
+	Upper ImageRef `yaml:"upper" doc:"The image built on it (e.g. dev-lang)."`
 }
 
 // EnvVar is one environment variable.

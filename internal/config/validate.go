@@ -13,7 +13,6 @@ import (
 	"unicode"
 
 	"github.com/distribution/reference"
-	"github.com/google/shlex"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -64,12 +63,12 @@ func (v *validator) errorf(path, format string, args ...any) {
 
 func (v *validator) run() {
 	s1 := &v.c.Stage1
-	if s1.Image.Base == nil || strings.TrimSpace(*s1.Image.Base) == "" {
+	if s1.Image.Base == nil || strings.TrimSpace(s1.Image.Base.Raw) == "" {
 		v.errorf("stage_1.image.base", "a base image is required, e.g. base: debian:bookworm")
 	} else {
-		v.imageRef("stage_1.image.base", *s1.Image.Base)
+		v.base("stage_1.image.base", s1.Image.Base)
 	}
-	v.imageRef("stage_1.image.output", s1.Image.Output)
+	v.output("stage_1.image.output", s1.Image.Output)
 	if s1.SSH != nil {
 		v.ssh(s1.SSH)
 	}
@@ -87,7 +86,7 @@ func (v *validator) run() {
 	}
 	for _, sec := range v.c.Secrets {
 		p := "secrets." + sec.Name
-		if !secretIDRe.MatchString(sec.Name) {
+		if !validName(sec.Name) {
 			v.errorf(p+".<key>", "%q is not a usable secret id (letters, digits, '_', '.' and '-')", sec.Name)
 		}
 		switch {
@@ -100,8 +99,8 @@ func (v *validator) run() {
 		}
 	}
 
-	for _, ci := range v.c.Compose {
-		v.composed("compose."+ci.Name, ci)
+	for i := range v.c.Compose {
+		v.composed("compose."+v.c.Compose[i].Name, &v.c.Compose[i])
 	}
 
 	ports := &portSet{}
@@ -112,9 +111,9 @@ func (v *validator) run() {
 
 	if s2 := v.c.Stage2; s2 != nil {
 		if s2.Image.Base != nil {
-			v.imageRef("stage_2.image.base", *s2.Image.Base)
+			v.base("stage_2.image.base", s2.Image.Base)
 		}
-		v.imageRef("stage_2.image.output", s2.Image.Output)
+		v.output("stage_2.image.output", s2.Image.Output)
 		v.ports("stage_2.ports", s2.Ports, ports)
 		if s2.Device != nil {
 			v.enum("stage_2.device.type", s2.Device.Type, "cpu", "gpu")
@@ -161,37 +160,38 @@ func (v *validator) run() {
 	}
 }
 
-func (v *validator) composed(p string, c Composed) {
+func (v *validator) composed(p string, c *Composed) {
 	if !validName(c.Name) {
 		v.errorf(p, "name %q must use letters, digits, '_', '.' or '-'", c.Name)
 	}
 	if c.Output == "" {
 		v.errorf(p+".output", "give the composed image a name:tag, e.g. my-runtime:latest")
 	} else {
-		v.imageRef(p+".output", c.Output)
+		v.output(p+".output", c.Output)
 	}
 	if len(c.Layers) == 0 {
 		v.errorf(p+".layers", "list the images to layer, e.g. [{image: runtime-base:latest}, {diff: {lower: dev-base:latest, upper: dev-lang:latest}}]")
 	}
 	whole := false
-	for i, l := range c.Layers {
+	for i := range c.Layers {
+		l := &c.Layers[i]
 		at := fmt.Sprintf("%s.layers[%d]", p, i)
 		switch {
-		case l.Image != "" && l.Diff != nil:
+		case l.Image.Raw != "" && l.Diff != nil:
 			whole = true // one error is enough
 			v.errorf(at, "give either image or diff, not both")
-		case l.Image != "":
+		case l.Image.Raw != "":
 			whole = true
-			v.composedRef(at+".image", l.Image)
+			v.composedRef(at+".image", &l.Image)
 		case l.Diff != nil:
-			if l.Diff.Lower == "" || l.Diff.Upper == "" {
+			if l.Diff.Lower.Raw == "" || l.Diff.Upper.Raw == "" {
 				v.errorf(at+".diff", "a diff needs lower and upper images")
 			}
-			if l.Diff.Lower != "" {
-				v.composedRef(at+".diff.lower", l.Diff.Lower)
+			if l.Diff.Lower.Raw != "" {
+				v.composedRef(at+".diff.lower", &l.Diff.Lower)
 			}
-			if l.Diff.Upper != "" {
-				v.composedRef(at+".diff.upper", l.Diff.Upper)
+			if l.Diff.Upper.Raw != "" {
+				v.composedRef(at+".diff.upper", &l.Diff.Upper)
 			}
 		default:
 			v.errorf(at, "give image: REF or diff: {lower: REF, upper: REF}")
@@ -208,26 +208,27 @@ func (v *validator) composed(p string, c Composed) {
 }
 
 // composedRef checks an input of a composed image: an image name, or an
-// OCI layout in the project.
-func (v *validator) composedRef(p, ref string) {
-	if l, ok, err := ParseLayoutRef(ref); ok {
+// OCI layout in the project, whose parsed form it keeps in r.
+func (v *validator) composedRef(p string, r *ImageRef) {
+	if l, ok, err := ParseLayoutRef(r.Raw); ok {
 		if err != nil {
 			v.errorf(p, "%v", err)
 			return
 		}
+		r.Layout = &l
 		v.layoutDir(p, l.Path)
 		return
 	}
-	v.imageRef(p, ref)
+	v.imageName(p, r.Raw)
 }
 
 var debPackageRe = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?(=[A-Za-z0-9.+~:-]+)?$`)
 
 func (v *validator) final(p string, f *Final) {
 	if f.Base != nil {
-		v.imageRef(p+".base", *f.Base)
+		v.base(p+".base", f.Base)
 	}
-	v.imageRef(p+".output", f.Output)
+	v.output(p+".output", f.Output)
 	if len(f.Keep) == 0 {
 		v.errorf(p+".keep", "list the absolute paths to keep from the stage-2 image, e.g. [/opt/app]")
 	}
@@ -263,20 +264,39 @@ func (v *validator) final(p string, f *Final) {
 
 func ptrTrue(b *bool) bool { return b != nil && *b }
 
-func (v *validator) imageRef(path, ref string) {
-	if ref == "" || strings.Contains(ref, "${") {
+// base checks the base image of a stage: an image name, or an OCI layout
+// in the project, whose parsed form it keeps in r.
+func (v *validator) base(path string, r *ImageRef) {
+	l, isLayout, err := ParseLayoutRef(r.Raw)
+	if isLayout && err == nil {
+		// Kept even when a ${VAR} skips the checks below: the reference
+		// is still a layout to pei build.
+		r.Layout = &l
+	}
+	switch {
+	case r.Raw == "" || strings.Contains(r.Raw, "${"):
+	case !isLayout:
+		v.imageName(path, r.Raw)
+	case err != nil:
+		v.errorf(path, "%v", err)
+	default:
+		v.layoutDir(path, l.Path)
+	}
+}
+
+// output checks the name of an image pei makes, which cannot be an OCI
+// layout.
+func (v *validator) output(path, name string) {
+	if strings.HasPrefix(name, LayoutPrefix) && !strings.Contains(name, "${") {
+		v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", name)
 		return
 	}
-	if l, ok, err := ParseLayoutRef(ref); ok {
-		if !strings.HasSuffix(path, ".base") {
-			v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", ref)
-			return
-		}
-		if err != nil {
-			v.errorf(path, "%v", err)
-			return
-		}
-		v.layoutDir(path, l.Path)
+	v.imageName(path, name)
+}
+
+// imageName checks an image name; one holding ${VAR} is left to Compose.
+func (v *validator) imageName(path, ref string) {
+	if ref == "" || strings.Contains(ref, "${") {
 		return
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
@@ -439,37 +459,26 @@ func (v *validator) custom(path string, c *Custom) {
 	}
 	lists := []struct {
 		key     string
-		entries []string
+		entries []Hook
 	}{
 		{"on_build", c.OnBuild}, {"on_first_run", c.OnFirstRun}, {"on_every_run", c.OnEveryRun},
 		{"on_user_login", c.OnUserLogin}, {"on_entry", c.OnEntry},
 	}
 	for _, l := range lists {
-		for i, e := range l.entries {
+		for i := range l.entries {
 			p := fmt.Sprintf("%s.%s[%d]", path, l.key, i)
-			script, _, err := SplitHook(e)
+			h, err := parseHook(l.entries[i].Raw)
 			if err != nil {
 				v.errorf(p, "%v", err)
 				continue
 			}
-			v.installFile(p, script)
+			l.entries[i] = h // the entries share the config's array
+			v.installFile(p, h.Script)
 		}
 	}
 	if len(c.OnEntry) > 1 {
 		v.errorf(path+".on_entry[1]", "on_entry takes at most one entry (the container's main program); found %d", len(c.OnEntry))
 	}
-}
-
-// SplitHook splits a hook entry "path [args...]" with shell quoting rules.
-func SplitHook(entry string) (script string, args []string, err error) {
-	words, err := shlex.Split(entry)
-	if err != nil {
-		return "", nil, fmt.Errorf("cannot split %q into a path and arguments: %v", entry, err)
-	}
-	if len(words) == 0 {
-		return "", nil, fmt.Errorf("empty entry; give a script path relative to installation/")
-	}
-	return words[0], words[1:], nil
 }
 
 // installFile checks that rel names a regular file inside installation/ and
@@ -573,8 +582,8 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 	return full, nil
 }
 
-var secretIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
+// nameRe is the rule for the names a config gives: secret ids, mounts,
+// volumes and composed images.
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 func validName(s string) bool { return nameRe.MatchString(s) }

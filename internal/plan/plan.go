@@ -28,10 +28,11 @@ type Plan struct {
 	Compose []config.Composed
 }
 
-// Stage is one image: stage-1 (system) or stage-2 (final).
+// Stage is one image: stage-1 (system), stage-2 (built on it) or the
+// final image (Plan.Final).
 type Stage struct {
-	Index  int    // 1 or 2
-	Name   string // stage-1
+	Index  int    // 1 or 2; 3 for the final image
+	Name   string // stage-1, stage-2 or final
 	Dir    string // project-relative source folder: installation/stage-1
 	Root   string // where Dir lives in the image: /pei-init/stage-1
 	Base   string
@@ -80,9 +81,15 @@ type Step struct {
 	Kind StepKind
 	// Title says what the step is for; Origin is the config path that caused
 	// it (empty for steps every project has) and Pos where that path is.
+	// Both are for people (messages, image history): code tells steps apart
+	// by Kind, OnBuild and Runtime.
 	Title  string
 	Origin string
 	Pos    config.Pos
+
+	// OnBuild marks the step of an on_build hook: only such steps see the
+	// config's secrets, and a final image leaves them out.
+	OnBuild bool
 
 	Env     []config.EnvVar // StepEnv
 	Src     string          // StepCopy: project-relative path
@@ -328,7 +335,7 @@ func (b *builder) final(s1, s2 Stage) Stage {
 		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "leave out " + strings.Join(left, ", "), Origin: "stage_2.final.strip", Pos: b.pos("stage_2.final.strip"),
 			Command: []string{"sh", "-c", "mkdir -p /etc/dpkg/dpkg.cfg.d && printf '%s\\n' " + shellWords(rules) + " > /etc/dpkg/dpkg.cfg.d/pei-final"}})
 	}
-	keep := func(st Step) bool { return !st.Runtime && !strings.Contains(st.Origin, ".custom.on_build[") }
+	keep := func(st Step) bool { return !st.Runtime && !st.OnBuild }
 	for _, st := range s1.Steps {
 		if keep(st) {
 			s.Steps = append(s.Steps, st)
@@ -393,9 +400,10 @@ func (b *builder) where(origin string) string {
 	return fmt.Sprintf("%s:%d", path.Base(b.c.File), pos.Line)
 }
 
-func newStage(i int, base, output string) Stage {
-	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base, Output: output}
-	if l, ok, err := config.ParseLayoutRef(base); ok && err == nil {
+func newStage(i int, base config.ImageRef, output string) Stage {
+	s := Stage{Index: i, Name: fmt.Sprintf("stage-%d", i), Base: base.Raw, Output: output}
+	if base.Layout != nil {
+		l := *base.Layout
 		s.BaseLayout, s.Base = &l, l.EngineName()
 	}
 	s.Dir = config.InstallDir + "/" + s.Name
@@ -553,7 +561,7 @@ func (b *builder) stage2() Stage {
 	c := *b.c.Stage2
 	s1 := b.c.Stage1
 	s := newStage(2, *c.Image.Base, c.Image.Output)
-	if *c.Image.Base == s1.Image.Output {
+	if c.Image.Base.Raw == s1.Image.Output {
 		s.BaseStage = 1
 	}
 	s.Run.GPU = c.Device.Type == "gpu"
@@ -640,7 +648,7 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 			mounts = append(mounts, Mount{Kind: MountSecret, Source: sec.Name, Target: "/run/secrets/" + sec.Name})
 		}
 		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
-		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry, Origin: origin, Pos: b.pos(origin), Command: cmd, Mounts: mounts})
+		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry.Raw, Origin: origin, Pos: b.pos(origin), OnBuild: true, Command: cmd, Mounts: mounts})
 	}
 	for i, e := range c.OnFirstRun {
 		s.Script.Hooks.FirstRun = append(s.Script.Hooks.FirstRun, b.hook(fmt.Sprintf("%s.custom.on_first_run[%d]", section, i), e))
@@ -661,9 +669,8 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 	s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "finish the stage", Command: []string{"bash", finalDst}, Runtime: true})
 }
 
-func (b *builder) hook(origin, entry string) Hook {
-	script, args, _ := config.SplitHook(entry) // validated by config.Load
-	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(script), Args: args}
+func (b *builder) hook(origin string, h config.Hook) Hook {
+	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(h.Script), Args: h.Args}
 }
 
 func isMirror(s string) bool { return slices.Contains(config.AptMirrors, s) }

@@ -157,10 +157,83 @@ compose:
   zeta: {output: 'z:1', layers: [{image: 'a:1'}]}
   alpha: {output: 'a:2', layers: [{image: 'b:1'}, {diff: {lower: 'c:1', upper: 'd:1'}, exclude: [/build]}]}
 `)
-	if len(p.Compose) != 2 || p.Compose[0].Name != "zeta" || p.Compose[1].Name != "alpha" || p.Compose[1].Layers[1].Diff.Upper != "d:1" {
+	if len(p.Compose) != 2 || p.Compose[0].Name != "zeta" || p.Compose[1].Name != "alpha" || p.Compose[1].Layers[1].Diff.Upper.Raw != "d:1" {
 		t.Fatalf("compose: %+v", p.Compose)
 	}
 	if len(p.Notes) != 2 || !strings.Contains(p.Notes[1], "pei build --stage alpha") {
 		t.Errorf("notes: %q", p.Notes)
+	}
+}
+
+// Exactly the steps of on_build hooks are marked OnBuild, whatever their
+// titles and origins say; the final image has none of them.
+func TestOnBuildMarked(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+  ssh: {users: {me: {password: x}}}
+  environment: ['A=1']
+  custom:
+    on_build: ['stage-1/custom/one.sh', 'stage-1/custom/two.sh "an arg"']
+    on_first_run: ['stage-1/custom/first.sh']
+secrets:
+  token: {env: TOKEN}
+stage_2:
+  custom:
+    on_build: ['stage-2/custom/three.sh']
+    on_every_run: ['stage-2/custom/every.sh']
+  final: {keep: [/opt/app], apt: [libgomp1]}
+`)
+	for _, tc := range []struct {
+		stage Stage
+		want  []string // origins of the OnBuild steps
+	}{
+		{p.Stages[0], []string{"stage_1.custom.on_build[0]", "stage_1.custom.on_build[1]"}},
+		{p.Stages[1], []string{"stage_2.custom.on_build[0]"}},
+		{*p.Final, nil},
+	} {
+		var got []string
+		for _, s := range tc.stage.Steps {
+			if s.OnBuild {
+				got = append(got, s.Origin)
+				if s.Kind != StepRun || !strings.HasPrefix(s.Title, "on_build: ") {
+					t.Errorf("%s: %s step %q is marked OnBuild", tc.stage.Name, s.Kind, s.Title)
+				}
+			} else if strings.HasPrefix(s.Title, "on_build: ") {
+				t.Errorf("%s: step %q is not marked OnBuild", tc.stage.Name, s.Title)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: OnBuild steps %q, want %q", tc.stage.Name, got, tc.want)
+		}
+	}
+	if p.Final.Carry.Steps[0].OnBuild {
+		t.Error("the carry step is marked OnBuild")
+	}
+	if got := p.Stages[0].Steps[4].Command; strings.Join(got[len(got)-2:], "|") != "/pei-init/stage-1/custom/two.sh|an arg" {
+		t.Errorf("two.sh runs as %q", got)
+	}
+}
+
+// A base given as an OCI layout reaches the plan in its parsed form, and
+// the stage's Base is the name the generated Dockerfile uses for it.
+func TestBaseLayout(t *testing.T) {
+	for _, tc := range []struct {
+		base, wantBase string
+		want           *config.LayoutRef
+	}{
+		{"debian:bookworm", "debian:bookworm", nil},
+		{"oci-layout://bases/deb", "pei-layout/bases-deb:latest", &config.LayoutRef{Path: "bases/deb"}},
+		{"oci-layout://bases/deb:v1", "pei-layout/bases-deb:v1", &config.LayoutRef{Path: "bases/deb", Tag: "v1"}},
+	} {
+		p := newPlan(t, "stage_1:\n  image: {base: '"+tc.base+"'}\nstage_2:\n  final: {keep: [/opt/app]}\n")
+		for _, s := range []Stage{p.Stages[0], *p.Final} {
+			if s.Base != tc.wantBase || (s.BaseLayout == nil) != (tc.want == nil) || (tc.want != nil && *s.BaseLayout != *tc.want) {
+				t.Errorf("%s of %s: base %q, layout %+v; want %q, %+v", s.Name, tc.base, s.Base, s.BaseLayout, tc.wantBase, tc.want)
+			}
+		}
+		if p.Stages[1].BaseLayout != nil || p.Stages[1].BaseStage != 1 {
+			t.Errorf("stage-2 of %s: layout %+v, base stage %d", tc.base, p.Stages[1].BaseLayout, p.Stages[1].BaseStage)
+		}
 	}
 }

@@ -97,20 +97,18 @@ func excludes(c config.Config) []string {
 			keys = append(keys, config.InstallDir+"/"+filepath.ToSlash(filepath.Clean(u.PrivkeyFile)))
 		}
 	}
-	for _, base := range []*string{c.Stage1.Image.Base, stage2Base(c)} {
+	for _, base := range []*config.ImageRef{c.Stage1.Image.Base, stage2Base(c)} {
 		// An OCI layout base is read by pei build from the project, not
 		// sent with the build context.
-		if base != nil {
-			if l, ok, err := config.ParseLayoutRef(*base); ok && err == nil {
-				keys = append(keys, l.Path)
-			}
+		if base != nil && base.Layout != nil {
+			keys = append(keys, base.Layout.Path)
 		}
 	}
 	sort.Strings(keys)
 	return append([]string{".git", ".pei"}, keys...)
 }
 
-func stage2Base(c config.Config) *string {
+func stage2Base(c config.Config) *config.ImageRef {
 	if c.Stage2 == nil {
 		return nil
 	}

@@ -44,8 +44,6 @@ const (
 	AnnotationSecrets  = "dev.pei.build.secrets"
 )
 
-var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-
 // BuildView is a build as the API shows it.
 type BuildView struct {
 	ID         string    `json:"id"`
@@ -136,7 +134,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	if req.tag == "" {
 		req.tag = "latest"
 	}
-	if !tagRE.MatchString(req.tag) {
+	if !config.ValidTag(req.tag) {
 		return req, badRequest("tag %q: use letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", req.tag)
 	}
 	switch req.kind {
