@@ -52,7 +52,17 @@ if [ -e "$binfmt/register" ] && [ ! -e "$binfmt/qemu-aarch64" ]; then
 fi
 
 # slirp4netns (rootless builds off the host network) opens /dev/net/tun as
-# the user; Debian's udev makes it 0666, a machine without udev may not.
+# the user; Debian's udev makes it 0666, a machine without udev (a
+# container, a chroot) may not have it at all: the kernel's tun module
+# makes the device, and the node is made by hand where no devtmpfs is
+# mounted (character device 10:200, as the kernel documents it).
+if [ ! -c /dev/net/tun ]; then
+	modprobe tun 2>/dev/null || true
+fi
+if [ ! -c /dev/net/tun ]; then
+	mkdir -p /dev/net
+	mknod /dev/net/tun c 10 200 || log "cannot make /dev/net/tun: no rootless build isolation"
+fi
 if [ -c /dev/net/tun ]; then
 	chmod 0666 /dev/net/tun
 fi
