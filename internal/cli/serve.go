@@ -17,6 +17,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/recipe"
@@ -207,8 +208,8 @@ the given namespaces; worker lets a pei worker lease builds.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, s := range scopes {
-				if !slices.Contains(service.ValidScopes, s) {
-					return fmt.Errorf("--scope %q: use %s", s, strings.Join(service.ValidScopes, ", "))
+				if !slices.Contains(api.ValidScopes, s) {
+					return fmt.Errorf("--scope %q: use %s", s, strings.Join(api.ValidScopes, ", "))
 				}
 			}
 			for _, ns := range namespaces {
@@ -216,7 +217,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 					return fmt.Errorf("--namespace: %w", err)
 				}
 			}
-			if len(namespaces) == 0 && !(len(scopes) == 1 && scopes[0] == service.ScopeWorker) {
+			if len(namespaces) == 0 && !(len(scopes) == 1 && scopes[0] == api.ScopeWorker) {
 				return errors.New("--namespace: name the namespaces the token may use (or * for all)")
 			}
 			st, err := open(cmd.Context())
@@ -239,7 +240,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 	}
 	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
 	create.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces (repeatable or comma-separated; * is all)")
-	create.Flags().StringSliceVar(&scopes, "scope", []string{service.ScopePull}, "pull, push, build, admin, worker")
+	create.Flags().StringSliceVar(&scopes, "scope", []string{api.ScopePull}, "pull, push, build, admin, worker")
 	create.Flags().DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: until revoked)")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
@@ -417,7 +418,7 @@ The token comes from PEI_TOKEN (it needs the build scope in NAME's namespace).`,
 			if err != nil {
 				return err
 			}
-			if end.State != store.Succeeded {
+			if end.State != api.Succeeded {
 				return fmt.Errorf("build %s %s: %s", end.ID, end.State, end.Error)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), end.Image)

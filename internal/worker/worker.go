@@ -31,14 +31,13 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/recipe"
-	"github.com/pei-dev/pei/internal/service"
-	"github.com/pei-dev/pei/internal/store"
 )
 
 // Options configure a worker.
@@ -109,7 +108,7 @@ func Run(ctx context.Context, opt Options) error {
 	fmt.Fprintf(opt.Log, "pei worker %s: serving %s for %s\n", opt.Name, strings.Join(opt.Platforms, ","), c.Server)
 	backoff := time.Second
 	for ctx.Err() == nil {
-		l, err := c.Lease(ctx, service.LeaseRequest{Name: opt.Name, Platforms: opt.Platforms, Secrets: secretIDs, Wait: 20})
+		l, err := c.Lease(ctx, api.LeaseRequest{Name: opt.Name, Platforms: opt.Platforms, Secrets: secretIDs, Wait: 20})
 		if err != nil {
 			var e *client.Error
 			if errors.As(err, &e) && (e.Status == 401 || e.Status == 403) {
@@ -148,7 +147,7 @@ func sleep(ctx context.Context, d time.Duration) {
 type job struct {
 	c      *client.Client
 	opt    Options
-	lease  *service.Lease
+	lease  *api.Lease
 	logs   *logSender
 	cancel context.CancelCauseFunc
 }
@@ -158,7 +157,7 @@ var (
 	errLeaseLost = errors.New("lease lost")
 )
 
-func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease) service.Finish {
+func runJob(ctx context.Context, c *client.Client, opt Options, l *api.Lease) api.Finish {
 	b := l.Build
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -180,13 +179,13 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 	digest, err := j.build(tctx)
 	cancel(nil)
 	<-hbDone
-	f := service.Finish{State: store.Succeeded, Digest: digest}
+	f := api.Finish{State: api.Succeeded, Digest: digest}
 	if err != nil {
 		cause := context.Cause(tctx)
 		switch {
 		case errors.Is(cause, errLeaseLost):
 			j.logs.close()
-			return service.Finish{State: "lost"}
+			return api.Finish{State: api.Lost}
 		case ctx.Err() != nil:
 			// The worker is stopping (SIGTERM): give the build back now
 			// rather than let its lease run out.
@@ -194,14 +193,14 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 			j.logs.close()
 			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer rcancel()
-			c.Finish(rctx, b.ID, opt.Name, service.Finish{State: store.Queued})
-			return service.Finish{State: store.Queued}
+			c.Finish(rctx, b.ID, opt.Name, api.Finish{State: api.Queued})
+			return api.Finish{State: api.Queued}
 		case errors.Is(cause, errCanceled):
-			f = service.Finish{State: store.Canceled, Error: "canceled by request"}
+			f = api.Finish{State: api.Canceled, Error: "canceled by request"}
 		case cause != nil && strings.HasPrefix(cause.Error(), "timed out"):
-			f = service.Finish{State: store.Failed, Error: cause.Error()}
+			f = api.Finish{State: api.Failed, Error: cause.Error()}
 		default:
-			f = service.Finish{State: store.Failed, Error: err.Error()}
+			f = api.Finish{State: api.Failed, Error: err.Error()}
 		}
 		fmt.Fprintf(j.logs, "\nerror: %s\n", f.Error)
 	} else {
@@ -316,10 +315,10 @@ func (j *job) build(ctx context.Context) (string, error) {
 		return ""
 	}
 	fmt.Fprintf(j.logs, "pei worker %s: building %s:%s for %s (attempt %d)\n", j.opt.Name, b.Repository, b.Tag, b.Platform, b.Attempts)
-	ns := service.Namespace(b.Repository)
+	ns := api.Namespace(b.Repository)
 	netw := j.network(ns)
 	switch b.Kind {
-	case "pei":
+	case api.KindPei:
 		_, err = project.Build(ctx, project.BuildOptions{
 			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
 			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
@@ -328,7 +327,7 @@ func (j *job) build(ctx context.Context) (string, error) {
 			// the tenant's config.
 			Recipe: true,
 		})
-	case "dockerfile":
+	case api.KindDockerfile:
 		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo, netw, ns)
 	default:
 		err = fmt.Errorf("unknown build kind %q", b.Kind)
@@ -401,7 +400,7 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 
 // leaseLimits are the limits a recipe is unpacked with: the server's, or
 // recipe.DefaultLimits (its defaults) from a server that does not say.
-func leaseLimits(l *service.Lease) recipe.Limits {
+func leaseLimits(l *api.Lease) recipe.Limits {
 	lim := recipe.DefaultLimits
 	if l.RecipeMaxBytes > 0 {
 		lim.MaxBytes = l.RecipeMaxBytes
@@ -416,7 +415,7 @@ func leaseLimits(l *service.Lease) recipe.Limits {
 // repository, one tag per platform.
 func (j *job) cacheRef() string {
 	b := j.lease.Build
-	return j.lease.Registry + "/" + service.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-", ",", "_").Replace(b.Platform)
+	return j.lease.Registry + "/" + api.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-", ",", "_").Replace(b.Platform)
 }
 
 // push sends the built image to the server's registry with the build's
@@ -453,7 +452,7 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h), ArtifactType: service.RecipeArtifactType}
+		desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h), ArtifactType: api.RecipeArtifactType}
 		switch x := t.(type) {
 		case v1.ImageIndex:
 			t = mutate.Subject(x, desc).(v1.ImageIndex)
