@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -101,7 +99,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	f.cfg.Limits.MaxRecipeBytes = n
 	for _, ns := range f.anonymous {
-		if err := checkNamespace(ns); err != nil {
+		if err := api.CheckNamespace(ns); err != nil {
 			return fmt.Errorf("--anonymous-pull: %w", err)
 		}
 	}
@@ -163,15 +161,6 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	return <-done
 }
 
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-
-func checkNamespace(ns string) error {
-	if ns == "*" || namespaceRE.MatchString(ns) {
-		return nil
-	}
-	return fmt.Errorf("namespace %q: use lower-case letters, digits and separators (., _, -), like a repository name's first component, or * for all", ns)
-}
-
 func newTokenCmd() *cobra.Command {
 	var data, database string
 	cmd := &cobra.Command{
@@ -180,17 +169,8 @@ func newTokenCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", defaultDataDir(), "pei serve's data directory")
 	cmd.PersistentFlags().StringVar(&database, "database", "", "pei serve's database (default DATA/pei.db)")
-	open := func(ctx context.Context) (*store.Store, error) {
-		dsn := database
-		if dsn == "" {
-			// Often an admin's first command: the data directory it makes
-			// is the server's, private to its user.
-			if err := service.PrepareDataDir(data, os.Stderr); err != nil {
-				return nil, err
-			}
-			dsn = filepath.Join(data, "pei.db")
-		}
-		return store.Open(ctx, dsn)
+	tokens := func(cmd *cobra.Command) service.Tokens {
+		return service.Tokens{DataDir: data, Database: database, Log: cmd.ErrOrStderr()}
 	}
 	var name string
 	var namespaces, scopes []string
@@ -207,31 +187,13 @@ the given namespaces; worker lets a pei worker lease builds.`,
   pei token create --name ci-worker --scope worker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, s := range scopes {
-				if !slices.Contains(api.ValidScopes, s) {
-					return fmt.Errorf("--scope %q: use %s", s, strings.Join(api.ValidScopes, ", "))
-				}
-			}
-			for _, ns := range namespaces {
-				if err := checkNamespace(ns); err != nil {
-					return fmt.Errorf("--namespace: %w", err)
-				}
-			}
-			if len(namespaces) == 0 && !(len(scopes) == 1 && scopes[0] == api.ScopeWorker) {
-				return errors.New("--namespace: name the namespaces the token may use (or * for all)")
-			}
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			t := store.Token{Name: name, Namespaces: namespaces, Scopes: scopes}
 			if expires > 0 {
 				t.Expires = time.Now().Add(expires)
 			}
-			t, secret, err := st.CreateToken(cmd.Context(), t)
+			t, secret, err := tokens(cmd).Create(cmd.Context(), t)
 			if err != nil {
-				return err
+				return grantFlagError(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s): namespaces %s, scopes %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","))
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
@@ -240,7 +202,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 	}
 	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
 	create.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces (repeatable or comma-separated; * is all)")
-	create.Flags().StringSliceVar(&scopes, "scope", []string{api.ScopePull}, "pull, push, build, admin, worker")
+	create.Flags().StringSliceVar(&scopes, "scope", []string{api.ScopePull}, strings.Join(api.ValidScopes, ", "))
 	create.Flags().DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: until revoked)")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
@@ -248,28 +210,15 @@ the given namespaces; worker lets a pei worker lease builds.`,
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ts, err := st.Tokens(cmd.Context())
+			ts, err := tokens(cmd).List(cmd.Context())
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", "ID", "NAME", "NAMESPACES", "SCOPES", "STATUS")
+			now := time.Now()
 			for _, t := range ts {
-				status := "active"
-				switch {
-				case t.Revoked:
-					status = "revoked"
-				case !t.Expires.IsZero() && time.Now().After(t.Expires):
-					status = "expired"
-				case !t.Expires.IsZero():
-					status = "expires " + t.Expires.Format(time.RFC3339)
-				}
-				fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","), status)
+				fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","), t.Status(now))
 			}
 			return nil
 		},
@@ -279,16 +228,25 @@ the given namespaces; worker lets a pei worker lease builds.`,
 		Short: "Revoke a token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return st.RevokeToken(cmd.Context(), args[0])
+			return tokens(cmd).Revoke(cmd.Context(), args[0])
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// grantFlagError names the flag of a grant api.CheckGrant refused:
+// --scope "x": ..., --namespace: ...
+func grantFlagError(err error) error {
+	var se *api.ScopeError
+	var ne *api.NamespaceError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("--%w", err)
+	case errors.As(err, &ne), errors.Is(err, api.ErrNoNamespaces):
+		return fmt.Errorf("--namespace: %w", err)
+	}
+	return err
 }
 
 func newWorkerCmd() *cobra.Command {

@@ -33,6 +33,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -51,7 +52,8 @@ type Config struct {
 	// PublicURL is how clients reach the server (the token realm),
 	// e.g. http://127.0.0.1:5000.
 	PublicURL string
-	// AnonymousPull lists namespaces anyone may pull from.
+	// AnonymousPull lists namespaces anyone may pull from; each must pass
+	// api.CheckNamespace.
 	AnonymousPull []string
 	Limits        Limits
 	// Lease is how long a worker holds a build between heartbeats.
@@ -139,6 +141,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("pei serve needs its public URL (the token realm)")
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	for _, ns := range cfg.AnonymousPull {
+		if err := api.CheckNamespace(ns); err != nil {
+			return nil, fmt.Errorf("anonymous pull: %w", err)
+		}
+	}
 	fillLimits(&cfg.Limits)
 	orDefault(&cfg.Lease, 30*time.Second)
 	orDefault(&cfg.MaxAttempts, 3)
@@ -155,11 +162,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "recipes"), 0o700); err != nil {
 		return nil, err
 	}
-	dsn := cfg.Database
-	if dsn == "" {
-		dsn = filepath.Join(cfg.DataDir, "pei.db")
-	}
-	st, err := store.Open(ctx, dsn)
+	st, err := store.Open(ctx, dsn(cfg.DataDir, cfg.Database))
 	if err != nil {
 		return nil, err
 	}
