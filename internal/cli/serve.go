@@ -19,6 +19,7 @@ import (
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/secretflag"
 	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/worker"
@@ -274,17 +275,9 @@ The token (PEI_TOKEN) needs the worker scope.`,
 			if opt.Token == "" {
 				return errors.New("set PEI_TOKEN to a token with the worker scope (pei token create --scope worker)")
 			}
-			opt.Secrets = map[string]string{}
-			for _, s := range secrets {
-				kv := map[string]string{}
-				for _, part := range strings.Split(s, ",") {
-					k, v, _ := strings.Cut(part, "=")
-					kv[k] = v
-				}
-				if kv["id"] == "" || kv["src"] == "" {
-					return fmt.Errorf("--secret %q: give id=ID,src=FILE", s)
-				}
-				opt.Secrets[kv["id"]] = kv["src"]
+			var err error
+			if opt.Secrets, err = secretflag.Files(secrets); err != nil {
+				return err
 			}
 			for _, a := range allowNets {
 				p, err := parsePrefix(a)
