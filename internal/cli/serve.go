@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,12 +15,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pei-dev/pei/internal/api"
-	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/config"
-	"github.com/pei-dev/pei/internal/recipe"
 	"github.com/pei-dev/pei/internal/secretflag"
 	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/submit"
 	"github.com/pei-dev/pei/internal/worker"
 )
 
@@ -320,9 +317,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 func newSubmitCmd() *cobra.Command {
-	var o client.SubmitOptions
-	var dir, server, ref string
-	var follow bool
+	var o submit.Options
+	var ref string
 	cmd := &cobra.Command{
 		Use:   "submit -p DIR --server URL --tag NAME:TAG",
 		Short: "Send a project to pei serve to build; print the image digest",
@@ -335,59 +331,36 @@ The token comes from PEI_TOKEN (it needs the build scope in NAME's namespace).`,
   pei submit -p ./ctx --dockerfile Dockerfile --server $PEI_SERVER --tag team-a/tool:latest`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, tag, _ := strings.Cut(ref, ":")
-			o.Repo, o.Tag = repo, tag
-			if o.Repo == "" {
+			o.Build.Repo, o.Build.Tag, _ = strings.Cut(ref, ":")
+			if o.Build.Repo == "" {
 				return errors.New("--tag NAME:TAG: name the repository, e.g. team-a/app:1.0")
 			}
-			if o.Dockerfile != "" {
-				o.Kind = "dockerfile"
+			o.Token = os.Getenv("PEI_TOKEN")
+			o.Log = cmd.ErrOrStderr()
+			b, err := submit.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if o.Follow {
+				fmt.Fprintln(cmd.OutOrStdout(), b.Image)
 			} else {
-				o.Kind = "pei"
-				// The server checks too; failing here saves the upload.
-				if _, err := config.Load(config.LoadOptions{ProjectDir: dir, Lookup: func(string) (string, bool) { return "", false }}); err != nil {
-					return err
-				}
-			}
-			var buf bytes.Buffer
-			if err := recipe.Pack(dir, nil, &buf); err != nil {
-				return err
-			}
-			c := client.New(server, os.Getenv("PEI_TOKEN"))
-			ctx := cmd.Context()
-			b, err := c.Submit(ctx, o, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-			if err != nil {
-				return fmt.Errorf("submit: %w", err)
-			}
-			stderr := cmd.ErrOrStderr()
-			fmt.Fprintf(stderr, "build %s queued (%s, recipe %s)\n", b.ID, c.Server+b.Links.Self, units.HumanSize(float64(buf.Len())))
-			if !follow {
 				fmt.Fprintln(cmd.OutOrStdout(), b.ID)
-				return nil
 			}
-			end, err := c.Follow(ctx, o.Repo, b.ID, func(ev client.Event) { fmt.Fprintln(stderr, ev.Data) })
-			if err != nil {
-				return err
-			}
-			if end.State != api.Succeeded {
-				return fmt.Errorf("build %s %s: %s", end.ID, end.State, end.Error)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), end.Image)
 			return nil
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
-	fl.StringVar(&server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
+	fl.StringVarP(&o.Dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
+	fl.StringVar(&o.Server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
 	fl.StringVar(&ref, "tag", "", "repository and tag to push, NAME[:TAG]")
-	fl.StringVar(&o.Platform, "platform", "", "platform(s) to build, e.g. linux/arm64 or linux/amd64,linux/arm64 for one image index (default: the server host's)")
-	fl.StringVar(&o.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
-	fl.StringVar(&o.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
-	fl.StringArrayVar(&o.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")
-	fl.StringVar(&o.Webhook, "webhook", "", "URL to POST the build's end to (signed with HMAC-SHA256)")
-	fl.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("PEI_WEBHOOK_SECRET"), "key of the webhook's signature ($PEI_WEBHOOK_SECRET)")
-	fl.DurationVar(&o.Timeout, "timeout", 0, "build timeout (default: the server's)")
-	fl.BoolVar(&follow, "follow", false, "stream the log and wait for the image")
+	fl.StringVar(&o.Build.Platform, "platform", "", "platform(s) to build, e.g. linux/arm64 or linux/amd64,linux/arm64 for one image index (default: the server host's)")
+	fl.StringVar(&o.Build.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
+	fl.StringVar(&o.Build.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
+	fl.StringArrayVar(&o.Build.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")
+	fl.StringVar(&o.Build.Webhook, "webhook", "", "URL to POST the build's end to (signed with HMAC-SHA256)")
+	fl.StringVar(&o.Build.WebhookSecret, "webhook-secret", os.Getenv("PEI_WEBHOOK_SECRET"), "key of the webhook's signature ($PEI_WEBHOOK_SECRET)")
+	fl.DurationVar(&o.Build.Timeout, "timeout", 0, "build timeout (default: the server's)")
+	fl.BoolVar(&o.Follow, "follow", false, "stream the log and wait for the image")
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("tag")
 	return cmd
