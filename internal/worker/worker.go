@@ -152,9 +152,11 @@ type job struct {
 	cancel context.CancelCauseFunc
 }
 
+// Why a build's context ended, besides the worker stopping.
 var (
 	errCanceled  = errors.New("canceled")
 	errLeaseLost = errors.New("lease lost")
+	errTimedOut  = errors.New("timed out")
 )
 
 func runJob(ctx context.Context, c *client.Client, opt Options, l *api.Lease) api.Finish {
@@ -165,7 +167,7 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *api.Lease) ap
 	var tctx context.Context = bctx
 	if d, err := time.ParseDuration(timeout); err == nil && d > 0 {
 		var tcancel context.CancelFunc
-		tctx, tcancel = context.WithTimeoutCause(bctx, d, fmt.Errorf("timed out after %s", d))
+		tctx, tcancel = context.WithTimeoutCause(bctx, d, fmt.Errorf("%w after %s", errTimedOut, d))
 		defer tcancel()
 	}
 	j := &job{c: c, opt: opt, lease: l, cancel: cancel}
@@ -193,11 +195,14 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *api.Lease) ap
 			j.logs.close()
 			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer rcancel()
-			c.Finish(rctx, b.ID, opt.Name, api.Finish{State: api.Queued})
+			if err := c.Finish(rctx, b.ID, opt.Name, api.Finish{State: api.Queued}); err != nil {
+				// Its lease runs out instead, and the server queues it.
+				fmt.Fprintf(opt.Log, "pei worker: give back build %s: %v\n", b.ID, err)
+			}
 			return api.Finish{State: api.Queued}
 		case errors.Is(cause, errCanceled):
 			f = api.Finish{State: api.Canceled, Error: "canceled by request"}
-		case cause != nil && strings.HasPrefix(cause.Error(), "timed out"):
+		case errors.Is(cause, errTimedOut):
 			f = api.Finish{State: api.Failed, Error: cause.Error()}
 		default:
 			f = api.Finish{State: api.Failed, Error: err.Error()}
@@ -281,11 +286,16 @@ func (j *job) build(ctx context.Context) (string, error) {
 	}
 	// The build's credentials, for bases in this registry and for BuildKit.
 	dockerConfig := filepath.Join(work, "docker")
-	os.Mkdir(dockerConfig, 0o700)
+	if err := os.Mkdir(dockerConfig, 0o700); err != nil {
+		return "", fmt.Errorf("build credentials: %w", err)
+	}
 	auth := base64.StdEncoding.EncodeToString([]byte(j.lease.Username + ":" + j.lease.Password))
-	cfgJSON, _ := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
+	cfgJSON, err := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
+	if err != nil {
+		return "", fmt.Errorf("build credentials: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), cfgJSON, 0o600); err != nil {
-		return "", err
+		return "", fmt.Errorf("build credentials: %w", err)
 	}
 	secrets := map[string]string{}
 	var secretSpecs []string
