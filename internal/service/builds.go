@@ -31,6 +31,13 @@ import (
 	"github.com/pei-dev/pei/internal/store"
 )
 
+// Submission parameters only the server checks: a pei project's stage
+// and a secret id.
+var (
+	stageRE    = regexp.MustCompile(`^(1|2|final|all|[a-z0-9][a-z0-9_.-]*)$`)
+	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+)
+
 func (s *Server) view(b store.Build) api.BuildView {
 	v := api.BuildView{ID: b.ID, Repository: b.Repo, Tag: b.Tag, Platform: b.Platform, Kind: b.Kind, Stage: b.Stage, State: b.State,
 		Created: b.Created, Started: b.Started, Finished: b.Finished, Worker: b.Worker, Attempts: b.Attempts,
@@ -111,7 +118,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	if req.kind == "dockerfile" && req.dockerfile == "" {
 		req.dockerfile = "Dockerfile"
 	}
-	if req.kind == "pei" && req.stage != "" && !regexp.MustCompile(`^(1|2|final|all|[a-z0-9][a-z0-9_.-]*)$`).MatchString(req.stage) {
+	if req.kind == "pei" && req.stage != "" && !stageRE.MatchString(req.stage) {
 		return req, badRequest("stage %q: use 1, 2, final, all or a name under compose", req.stage)
 	}
 	p := get("platform")
@@ -136,7 +143,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 			if id = strings.TrimSpace(id); id == "" {
 				continue
 			}
-			if !regexp.MustCompile(`^[A-Za-z0-9_.-]+$`).MatchString(id) {
+			if !secretIDRE.MatchString(id) {
 				return req, badRequest("secret %q: a secret id is letters, digits, '_', '.' and '-'; the value stays with the workers", id)
 			}
 			req.secrets = append(req.secrets, id)

@@ -312,7 +312,8 @@ func (s *Server) secretFile(name string) (string, error) {
 	return secret, writeFileAtomic(path, []byte(secret), 0o600)
 }
 
-// Store is the server's database (pei token create uses it directly).
+// Store is the server's database, for a program that runs the server in
+// its own process (tests) and makes tokens or reads builds directly.
 func (s *Server) Store() *store.Store { return s.store }
 
 // ServeHTTP serves the registry, the token endpoint and pei's endpoints.
