@@ -1,5 +1,3 @@
-// Package client talks to pei serve's build endpoints: what pei submit
-// and pei worker use (the registry side is any OCI client's).
 package client
 
 import (

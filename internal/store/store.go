@@ -1,7 +1,3 @@
-// Package store keeps pei serve's state: API tokens, the build queue and
-// build logs, in SQLite (one server) or PostgreSQL (several replicas
-// sharing one queue). Both go through database/sql with the same queries;
-// only placeholders and the queue's row locking differ.
 package store
 
 import (
