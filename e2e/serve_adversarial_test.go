@@ -34,10 +34,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/service"
-	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/testenv"
 	"github.com/pei-dev/pei/internal/worker"
 )
@@ -424,10 +423,10 @@ func TestServeAdversarial(t *testing.T) {
 		ld, _ := l.Digest()
 		ed, _ := e.Digest()
 		m, _ := json.Marshal(map[string]any{
-			"schemaVersion": 2, "mediaType": types.OCIManifestSchema1, "artifactType": service.RecipeArtifactType,
+			"schemaVersion": 2, "mediaType": types.OCIManifestSchema1, "artifactType": api.RecipeArtifactType,
 			"config":      map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.String(), "size": 2},
 			"layers":      []any{map[string]any{"mediaType": "application/vnd.pei.recipe.v1.tar+gzip", "digest": ld.String(), "size": len(layer)}},
-			"annotations": map[string]string{service.AnnotationKind: kind, service.AnnotationPlatform: "linux/amd64", service.AnnotationSecrets: "held-by-nobody"},
+			"annotations": map[string]string{api.AnnotationKind: kind, api.AnnotationPlatform: "linux/amd64", api.AnnotationSecrets: "held-by-nobody"},
 		})
 		return a.do("PUT", "/v2/team-a/app/manifests/recipe-"+kind, m, "Authorization", "Bearer "+artifactTok, "Content-Type", string(types.OCIManifestSchema1))
 	}
@@ -561,7 +560,7 @@ func TestServeAdversarial(t *testing.T) {
 		switch code {
 		case http.StatusBadRequest:
 		case http.StatusAccepted:
-			var b service.BuildView
+			var b api.BuildView
 			if err := json.Unmarshal([]byte(body), &b); err != nil {
 				t.Fatal(err)
 			}
@@ -578,14 +577,14 @@ func TestServeAdversarial(t *testing.T) {
 	// needed) and their webhooks are tried.
 	wc := client.New(base, workers)
 	for {
-		l, err := wc.Lease(t.Context(), service.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
+		l, err := wc.Lease(t.Context(), api.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if l == nil {
 			break // every build a worker may take has ended
 		}
-		if err := wc.Finish(t.Context(), l.Build.ID, "w", service.Finish{State: store.Failed, Error: "stopped by the test"}); err != nil {
+		if err := wc.Finish(t.Context(), l.Build.ID, "w", api.Finish{State: api.Failed, Error: "stopped by the test"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -650,7 +649,7 @@ func TestServeAdversarial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if end.ID != lb.ID || end.State != store.Failed {
+	if end.ID != lb.ID || end.State != api.Failed {
 		t.Errorf("the client's end: %+v, want build %s failed (the forged end says succeeded)", end, lb.ID)
 	}
 	code, stream := a.do("GET", "/v2/team-a/app/_pei/builds/"+lb.ID+"/logs", nil, "Authorization", basicAuth(alice), "Accept", "text/event-stream")
@@ -659,8 +658,8 @@ func TestServeAdversarial(t *testing.T) {
 	for i, ev := range events {
 		if ev == "end" {
 			ends++
-			var b service.BuildView
-			if err := json.Unmarshal([]byte(data[i]), &b); err != nil || i != len(events)-1 || b.ID != lb.ID || b.State != store.Failed {
+			var b api.BuildView
+			if err := json.Unmarshal([]byte(data[i]), &b); err != nil || i != len(events)-1 || b.ID != lb.ID || b.State != api.Failed {
 				t.Errorf("an end event at %d of %d (%v): %s", i, len(events), err, data[i])
 			}
 		}
@@ -697,7 +696,7 @@ func TestServeAdversarial(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pend.State != store.Failed || !strings.Contains(pend.Error, "never takes images from the worker's Docker engine") {
+	if pend.State != api.Failed || !strings.Contains(pend.Error, "never takes images from the worker's Docker engine") {
 		t.Errorf("a recipe on the worker engine's image: %s %q", pend.State, pend.Error)
 	}
 

@@ -24,9 +24,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/testenv"
 	"github.com/pei-dev/pei/internal/worker"
 )
@@ -331,7 +331,7 @@ func TestServeCrash(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if end.State != store.Succeeded || end.Attempts != 1 {
+		if end.State != api.Succeeded || end.Attempts != 1 {
 			t.Fatalf("the build across the restart: %s attempts=%d %s\n%s\nserver:\n%s", end.State, end.Attempts, end.Error, log.String(), s.log)
 		}
 		if !strings.Contains(log.String(), "pushed ") {
@@ -341,10 +341,10 @@ func TestServeCrash(t *testing.T) {
 			t.Errorf("the image is not in the registry: %v", err)
 		}
 		q, err := c.Build(t.Context(), "team-a/queued", queued.ID)
-		if err != nil || q.State != store.Queued {
+		if err != nil || q.State != api.Queued {
 			t.Fatalf("the queued build after the crash: %+v %v", q, err)
 		}
-		if q, err = c.Cancel(t.Context(), "team-a/queued", queued.ID); err != nil || q.State != store.Canceled {
+		if q, err = c.Cancel(t.Context(), "team-a/queued", queued.ID); err != nil || q.State != api.Canceled {
 			t.Fatalf("cancel the queued build: %+v %v", q, err)
 		}
 	})

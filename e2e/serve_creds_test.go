@@ -33,9 +33,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/service"
-	"github.com/pei-dev/pei/internal/store"
 )
 
 // umask0 runs the pei binary under a umask of 0, the worst an admin's
@@ -208,7 +207,7 @@ func TestServeCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lease, err := client.New(url, workers).Lease(t.Context(), service.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
+	lease, err := client.New(url, workers).Lease(t.Context(), api.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
 	if err != nil || lease == nil || lease.Build.ID != b.ID {
 		t.Fatalf("lease: %+v %v", lease, err)
 	}
@@ -250,7 +249,7 @@ func TestServeCredentials(t *testing.T) {
 	if out, err := exec.Command(pei, "token", "revoke", "--data", s.data, malloryID).CombinedOutput(); err != nil {
 		t.Fatalf("pei token revoke: %v\n%s", err, out)
 	}
-	if err := client.New(url, workers).Finish(t.Context(), b.ID, "w", service.Finish{State: store.Failed, Error: "done"}); err != nil {
+	if err := client.New(url, workers).Finish(t.Context(), b.ID, "w", api.Finish{State: api.Failed, Error: "done"}); err != nil {
 		t.Fatal(err)
 	}
 	stale := map[string]string{"mallory's registry token": malloryJWT, "the build's registry token": jobJWT, "brief's registry token": briefJWT}
@@ -368,10 +367,10 @@ func TestServeCredentials(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := client.New(u, w).Lease(t.Context(), service.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}}); err != nil {
+				if _, err := client.New(u, w).Lease(t.Context(), api.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}}); err != nil {
 					t.Fatal(err)
 				}
-				if err := client.New(u, w).Finish(t.Context(), b.ID, "w", service.Finish{State: store.Failed, Error: "x"}); err != nil {
+				if err := client.New(u, w).Finish(t.Context(), b.ID, "w", api.Finish{State: api.Failed, Error: "x"}); err != nil {
 					t.Fatal(err)
 				}
 				// The server logs each failed attempt; a delivery reaches the

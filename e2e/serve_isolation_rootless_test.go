@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/image"
-	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -98,7 +98,7 @@ func TestServeRootlessIsolation(t *testing.T) {
 	if err := <-exited; err != nil {
 		t.Errorf("the rootless worker: %v\n%s", err, wlog.String())
 	}
-	if end.State != store.Succeeded || end.Worker != "workers/rootless" {
+	if end.State != api.Succeeded || end.Worker != "workers/rootless" {
 		t.Fatalf("probe build %s on %s: %s\n%s\nworker:\n%s", end.State, end.Worker, end.Error, log, wlog.String())
 	}
 	got := probes(log)

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/testenv"
 	"github.com/pei-dev/pei/internal/worker"
@@ -194,7 +194,7 @@ func TestServeBuildIsolation(t *testing.T) {
 		testenv.Missing(t, "containernetworking-plugins is not installed")
 	}
 	e := startServe(t, nil)
-	carol := e.token("carol", "team-c", service.ScopePush, service.ScopeBuild)
+	carol := e.token("carol", "team-c", api.ScopePush, api.ScopeBuild)
 	tokens := map[string]string{"team-a": e.alice, "team-b": e.bob, "team-c": carol}
 	for ns, tok := range tokens {
 		run(t, "", "skopeo", "copy", "--dest-tls-verify=false", "--dest-creds", "x:"+tok, "docker-daemon:"+baseImage, "docker://"+e.host+"/"+ns+"/debian:bookworm")
@@ -249,7 +249,7 @@ func TestServeBuildIsolation(t *testing.T) {
 		})
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/probe", Tag: "v1"}, dir)
 		end, log := e.follow(e.alice, "team-a/probe", b.ID)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("probe build %s: %s\n%s", end.State, end.Error, log)
 		}
 		got := probes(log)
@@ -279,7 +279,7 @@ func TestServeBuildIsolation(t *testing.T) {
 	before := buildNets(t)
 	stop := e.startWorkerOpts(worker.Options{Name: "iso-auto", Builder: "auto", StateDir: t.TempDir(), AllowNets: []netip.Prefix{allowedNet}, HostNetwork: []string{"team-c"}})
 
-	dockerfile := func(t *testing.T, ns, repo, body string) (service.BuildView, string) {
+	dockerfile := func(t *testing.T, ns, repo, body string) (api.BuildView, string) {
 		t.Helper()
 		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/" + ns + "/debian:bookworm\n" + body})
 		b := e.submit(tokens[ns], client.SubmitOptions{Repo: ns + "/" + repo, Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
@@ -290,7 +290,7 @@ func TestServeBuildIsolation(t *testing.T) {
 		hostRun := fmt.Sprintf("RUN --network=host bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d && head -c 80 <&3' # %s\n", loop.port, randHex(t))
 		// Refused for a namespace not opted in, with the reason in the log.
 		end, log := dockerfile(t, "team-b", "hostnet", hostRun)
-		if end.State != store.Failed || !strings.Contains(end.Error, "host's network") || !strings.Contains(log, "RUN --network=host") {
+		if end.State != api.Failed || !strings.Contains(end.Error, "host's network") || !strings.Contains(log, "RUN --network=host") {
 			t.Errorf("team-b's RUN --network=host: %s %q\n%s", end.State, end.Error, log)
 		}
 		if strings.Contains(log, loop.token) || loop.hits.Load() != 0 {
@@ -298,20 +298,20 @@ func TestServeBuildIsolation(t *testing.T) {
 		}
 		// A privileged step is never granted.
 		end, log = dockerfile(t, "team-c", "insecure", "RUN --security=insecure true # "+randHex(t)+"\n")
-		if end.State != store.Failed || !strings.Contains(end.Error, "privileged") {
+		if end.State != api.Failed || !strings.Contains(end.Error, "privileged") {
 			t.Errorf("RUN --security=insecure: %s %q\n%s", end.State, end.Error, log)
 		}
 		// A proxy at host.docker.internal needs the host's network.
 		dir, _ := smallProject(t, "  proxy: {port: 3128, enable_globally: true}\n", nil)
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/proxied", Tag: "v1"}, dir)
 		end, log = e.follow(e.alice, "team-a/proxied", b.ID)
-		if end.State != store.Failed || !strings.Contains(end.Error, "host.docker.internal") || !strings.Contains(log, "may not use the host's network") {
+		if end.State != api.Failed || !strings.Contains(end.Error, "host.docker.internal") || !strings.Contains(log, "may not use the host's network") {
 			t.Errorf("a proxy at host.docker.internal: %s %q\n%s", end.State, end.Error, log)
 		}
 		// Positive control: the opted-in namespace gets it and reaches the
 		// same server.
 		end, log = dockerfile(t, "team-c", "hostnet", hostRun)
-		if end.State != store.Succeeded || !strings.Contains(log, loop.token) || loop.hits.Load() != 1 {
+		if end.State != api.Succeeded || !strings.Contains(log, loop.token) || loop.hits.Load() != 1 {
 			t.Errorf("team-c's RUN --network=host: %s %q, %d connections\n%s", end.State, end.Error, loop.hits.Load(), log)
 		}
 	})
@@ -326,7 +326,7 @@ func TestServeBuildIsolation(t *testing.T) {
 			dir, _ := smallProject(t, "  custom:\n    on_build: ['stage-1/custom/cache.sh']\n", map[string]string{"stage-1/custom/cache.sh": script})
 			b := e.submit(tokens[ns], client.SubmitOptions{Repo: ns + "/" + repo, Tag: "v1"}, dir)
 			end, log := e.follow(tokens[ns], ns+"/"+repo, b.ID)
-			if end.State != store.Succeeded {
+			if end.State != api.Succeeded {
 				t.Fatalf("%s/%s: %s %s\n%s", ns, repo, end.State, end.Error, log)
 			}
 			m := regexp.MustCompile(`CACHE saw (\S+)`).FindStringSubmatch(log)
@@ -355,14 +355,14 @@ func TestServeBuildIsolation(t *testing.T) {
 			return out
 		}
 		end, log := dockerfile(t, "team-b", "dcache", body)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("team-b's Dockerfile: %s\n%s", end.Error, log)
 		}
 		if got := seen(log); got["/own"] != tokenB || got["/a"] != "nothing" || got["/local"] != "nothing" {
 			t.Errorf("team-b's Dockerfile cache mounts: %v (want its own %s, nothing of team-a's %s)\n%s", got, tokenB, tokenA, log)
 		}
 		end, log = dockerfile(t, "team-a", "dcache", body)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("team-a's Dockerfile: %s\n%s", end.Error, log)
 		}
 		// The same step as team-b's: it must run again (BuildKit keys a

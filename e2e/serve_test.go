@@ -25,6 +25,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/recipe"
@@ -78,10 +79,10 @@ func startServe(t *testing.T, mod func(*service.Config)) *serveEnv {
 		}
 		return s
 	}
-	e.alice = tok("alice", []string{"team-a"}, service.ScopePush, service.ScopeBuild)
-	e.bob = tok("bob", []string{"team-b"}, service.ScopePush, service.ScopeBuild)
-	e.worker = tok("workers", nil, service.ScopeWorker)
-	e.admin = tok("admin", []string{"*"}, service.ScopeAdmin)
+	e.alice = tok("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	e.bob = tok("bob", []string{"team-b"}, api.ScopePush, api.ScopeBuild)
+	e.worker = tok("workers", nil, api.ScopeWorker)
+	e.admin = tok("admin", []string{"*"}, api.ScopeAdmin)
 	// One BuildKit daemon for the workers, as a site would run it.
 	d, err := buildkitd.Find(t.Context(), buildkitd.Options{Builder: "auto", StateDir: filepath.Join(e.state, "buildkit"), Network: buildkitd.Network{Isolate: true}})
 	if err != nil {
@@ -133,7 +134,7 @@ func packDir(t *testing.T, dir string) []byte {
 	return buf.Bytes()
 }
 
-func (e *serveEnv) submit(token string, o client.SubmitOptions, dir string) service.BuildView {
+func (e *serveEnv) submit(token string, o client.SubmitOptions, dir string) api.BuildView {
 	e.t.Helper()
 	data := packDir(e.t, dir)
 	b, err := e.client(token).Submit(e.t.Context(), o, bytes.NewReader(data), int64(len(data)))
@@ -144,7 +145,7 @@ func (e *serveEnv) submit(token string, o client.SubmitOptions, dir string) serv
 }
 
 // follow waits for a build's end, collecting its log from the event stream.
-func (e *serveEnv) follow(token, repo, id string) (service.BuildView, string) {
+func (e *serveEnv) follow(token, repo, id string) (api.BuildView, string) {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(e.t.Context(), 10*time.Minute)
 	defer cancel()
@@ -198,7 +199,7 @@ func TestServe(t *testing.T) {
 		})
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/proj", Tag: "v1"}, dir)
 		end, log := e.follow(e.alice, "team-a/proj", b.ID)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
 		}
 		for _, want := range []string{"on_build: stage-1/custom/mark.sh", "pushed " + e.host + "/team-a/proj@" + end.Digest} {
@@ -292,7 +293,7 @@ func TestServe(t *testing.T) {
 		})
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/tool", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile", Secrets: []string{"npm"}}, dir)
 		end, log := e.follow(e.alice, "team-a/tool", b.ID)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
 		}
 		if strings.Contains(log, secretValue) {
@@ -317,7 +318,7 @@ func TestServe(t *testing.T) {
 		steal := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + bobBase + "\nRUN true\n"})
 		b = e.submit(e.alice, client.SubmitOptions{Repo: "team-a/steal", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, steal)
 		end, log = e.follow(e.alice, "team-a/steal", b.ID)
-		if end.State != store.Failed || !strings.Contains(strings.ToLower(end.Error+log), "unauthorized") && !strings.Contains(strings.ToLower(end.Error+log), "denied") {
+		if end.State != api.Failed || !strings.Contains(strings.ToLower(end.Error+log), "unauthorized") && !strings.Contains(strings.ToLower(end.Error+log), "denied") {
 			t.Errorf("a build read team-b's image: %s %s\n%s", end.State, end.Error, log)
 		}
 	})
@@ -331,7 +332,7 @@ func TestServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		layer := static.NewLayer(packDir(t, dir), types.MediaType(recipe.MediaType))
+		layer := static.NewLayer(packDir(t, dir), types.MediaType(api.RecipeMediaType))
 		ld, _ := layer.Digest()
 		lsize, _ := layer.Size()
 		auth := remote.WithAuth(&authn.Basic{Username: "alice", Password: e.alice})
@@ -344,16 +345,16 @@ func TestServe(t *testing.T) {
 		}
 		ed, _ := empty.Digest()
 		manifest, _ := json.Marshal(map[string]any{
-			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": service.RecipeArtifactType,
+			"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": api.RecipeArtifactType,
 			"config":      map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": ed.String(), "size": 2},
-			"layers":      []any{map[string]any{"mediaType": recipe.MediaType, "digest": ld.String(), "size": lsize}},
-			"annotations": map[string]string{service.AnnotationKind: "dockerfile", service.AnnotationTag: "built"},
+			"layers":      []any{map[string]any{"mediaType": api.RecipeMediaType, "digest": ld.String(), "size": lsize}},
+			"annotations": map[string]string{api.AnnotationKind: "dockerfile", api.AnnotationTag: "built"},
 		})
 		if err := remote.Put(repo.Tag("recipe"), rawManifest{manifest}, auth); err != nil {
 			t.Fatalf("push the recipe artifact: %v", err)
 		}
 		recipeDigest, _, _ := v1.SHA256(bytes.NewReader(manifest))
-		var build service.BuildView
+		var build api.BuildView
 		for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 			list, err := e.client(e.alice).Builds(t.Context(), "team-a/fromartifact")
 			if err == nil && len(list) == 1 {
@@ -365,7 +366,7 @@ func TestServe(t *testing.T) {
 			t.Fatalf("no build queued for the artifact (%+v)", build)
 		}
 		end, log := e.follow(e.alice, "team-a/fromartifact", build.ID)
-		if end.State != store.Succeeded {
+		if end.State != api.Succeeded {
 			t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
 		}
 		idx, err := remote.Referrers(repo.Digest(recipeDigest.String()), auth)
@@ -393,7 +394,7 @@ func TestServe(t *testing.T) {
 		dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN head -c 16 /dev/urandom | od -x > /stamp\n"})
 		stop := e.startWorker("cache-1", nil)
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/cached", Tag: "one", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
-		if end, log := e.follow(e.alice, "team-a/cached", b.ID); end.State != store.Succeeded {
+		if end, log := e.follow(e.alice, "team-a/cached", b.ID); end.State != api.Succeeded {
 			t.Fatalf("first build: %s\n%s", end.Error, log)
 		}
 		stop()
@@ -411,7 +412,7 @@ func TestServe(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		b2 := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/cached", Tag: "two", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
 		end, log := e.follow(e.alice, "team-a/cached", b2.ID)
-		if end.State != store.Succeeded || end.Worker != "workers/cache-2" {
+		if end.State != api.Succeeded || end.Worker != "workers/cache-2" {
 			t.Fatalf("second build: %s on %s %s\n%s", end.State, end.Worker, end.Error, log)
 		}
 		if !strings.Contains(log, "importing cache manifest from "+e.host+"/team-a/cached/buildcache:linux-amd64") {
@@ -444,10 +445,10 @@ func TestServe(t *testing.T) {
 		// worker finishes it.
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/slow", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, slow)
 		stopA := e.startWorker("stopping", nil)
-		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running && v.Worker == "workers/stopping" })
+		waitState(t, e, "team-a/slow", b.ID, func(v api.BuildView) bool { return v.State == api.Running && v.Worker == "workers/stopping" })
 		time.Sleep(time.Second)
 		stopA()
-		if v, _ := e.client(e.alice).Build(t.Context(), "team-a/slow", b.ID); v.State != store.Queued || !strings.Contains(v.Error, "stopping stopped; queued again") {
+		if v, _ := e.client(e.alice).Build(t.Context(), "team-a/slow", b.ID); v.State != api.Queued || !strings.Contains(v.Error, "stopping stopped; queued again") {
 			t.Fatalf("after a graceful stop: %s %q", v.State, v.Error)
 		}
 
@@ -459,13 +460,13 @@ func TestServe(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running && v.Worker == "workers/doomed" })
+		waitState(t, e, "team-a/slow", b.ID, func(v api.BuildView) bool { return v.State == api.Running && v.Worker == "workers/doomed" })
 		time.Sleep(2 * time.Second)
 		cmd.Process.Kill() // SIGKILL: no word to the server
 		cmd.Wait()
 		defer e.startWorker("rescuer", nil)()
 		end, log := e.follow(e.alice, "team-a/slow", b.ID)
-		if end.State != store.Succeeded || end.Attempts != 3 || end.Worker != "workers/rescuer" {
+		if end.State != api.Succeeded || end.Attempts != 3 || end.Worker != "workers/rescuer" {
 			t.Fatalf("after the workers went: %s attempts=%d worker=%s %s\n%s\nkilled worker:\n%s", end.State, end.Attempts, end.Worker, end.Error, log, wlog.String())
 		}
 		if !strings.Contains(log, "pei worker stopping is stopping; the build goes back to the queue") {
@@ -477,14 +478,14 @@ func TestServe(t *testing.T) {
 		defer e.startWorker("w2", nil)()
 		slow2 := dockerfileDir(t, map[string]string{"Dockerfile": "FROM " + e.host + "/team-a/debian:bookworm\nRUN sleep 120\n"})
 		b := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/slow", Tag: "v2", Kind: "dockerfile", Dockerfile: "Dockerfile"}, slow2)
-		waitState(t, e, "team-a/slow", b.ID, func(v service.BuildView) bool { return v.State == store.Running })
+		waitState(t, e, "team-a/slow", b.ID, func(v api.BuildView) bool { return v.State == api.Running })
 		time.Sleep(2 * time.Second)
 		start := time.Now()
 		if _, err := e.client(e.alice).Cancel(t.Context(), "team-a/slow", b.ID); err != nil {
 			t.Fatal(err)
 		}
 		end, _ := e.follow(e.alice, "team-a/slow", b.ID)
-		if end.State != store.Canceled {
+		if end.State != api.Canceled {
 			t.Fatalf("state %s (%s)", end.State, end.Error)
 		}
 		if waited := time.Since(start); waited > 60*time.Second {
@@ -552,7 +553,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("platform %q", b.Platform)
 		}
 		end, log := e.follow(e.alice, "team-a/multi", b.ID)
-		if end.State != store.Succeeded || end.Worker != "workers/multi" {
+		if end.State != api.Succeeded || end.Worker != "workers/multi" {
 			t.Fatalf("build: %s on %s %s\n%s", end.State, end.Worker, end.Error, log)
 		}
 		ref, _ := name.ParseReference(e.host+"/team-a/multi:v1", name.Insecure)
@@ -578,7 +579,7 @@ func TestServe(t *testing.T) {
 	t.Run("conformance", func(t *testing.T) {
 		// The OCI distribution-spec conformance suite: pull, push, content
 		// discovery and management.
-		_, tok, err := e.srv.Store().CreateToken(context.Background(), store.Token{Name: "conformance", Namespaces: []string{"conformance"}, Scopes: []string{service.ScopeAdmin}})
+		_, tok, err := e.srv.Store().CreateToken(context.Background(), store.Token{Name: "conformance", Namespaces: []string{"conformance"}, Scopes: []string{api.ScopeAdmin}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -602,9 +603,9 @@ func TestServe(t *testing.T) {
 	})
 }
 
-func waitState(t *testing.T, e *serveEnv, repo, id string, ok func(service.BuildView) bool) {
+func waitState(t *testing.T, e *serveEnv, repo, id string, ok func(api.BuildView) bool) {
 	t.Helper()
-	var v service.BuildView
+	var v api.BuildView
 	var err error
 	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if v, err = e.client(e.alice).Build(t.Context(), repo, id); err == nil && ok(v) {

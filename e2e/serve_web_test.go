@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
@@ -23,14 +24,14 @@ func TestServeWebPage(t *testing.T) {
 	testenv.BuildKit(t)
 	testenv.Tools(t, "chromium")
 	e := startServe(t, func(c *service.Config) { c.AnonymousPull = []string{"public"} })
-	_, pub, err := e.srv.Store().CreateToken(t.Context(), store.Token{Name: "publisher", Namespaces: []string{"public"}, Scopes: []string{service.ScopeBuild}})
+	_, pub, err := e.srv.Store().CreateToken(t.Context(), store.Token{Name: "publisher", Namespaces: []string{"public"}, Scopes: []string{api.ScopeBuild}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.startWorker("web", nil)()
 	dir := dockerfileDir(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY hello /hello\n", "hello": "hi\n"})
 	b := e.submit(pub, client.SubmitOptions{Repo: "public/hello", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)
-	if end, log := e.follow(pub, "public/hello", b.ID); end.State != store.Succeeded {
+	if end, log := e.follow(pub, "public/hello", b.ID); end.State != api.Succeeded {
 		t.Fatalf("build %s: %s\n%s", end.State, end.Error, log)
 	}
 	private := e.submit(e.alice, client.SubmitOptions{Repo: "team-a/private", Tag: "v1", Kind: "dockerfile", Dockerfile: "Dockerfile"}, dir)

@@ -39,6 +39,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/recipe"
@@ -91,9 +92,9 @@ func startPei(work string) *peiServer {
 	check(err)
 	hs := &http.Server{Handler: srv}
 	go hs.Serve(ln)
-	_, tenant, err := srv.Store().CreateToken(context.Background(), store.Token{Name: "bench", Namespaces: []string{"bench"}, Scopes: []string{service.ScopePush, service.ScopeBuild}})
+	_, tenant, err := srv.Store().CreateToken(context.Background(), store.Token{Name: "bench", Namespaces: []string{"bench"}, Scopes: []string{api.ScopePush, api.ScopeBuild}})
 	check(err)
-	_, wtok, err := srv.Store().CreateToken(context.Background(), store.Token{Name: "workers", Scopes: []string{service.ScopeWorker}})
+	_, wtok, err := srv.Store().CreateToken(context.Background(), store.Token{Name: "workers", Scopes: []string{api.ScopeWorker}})
 	check(err)
 	return &peiServer{srv: srv, hs: hs, host: host, tenant: tenant, worker: wtok}
 }
@@ -260,7 +261,7 @@ func load(work string, pei *peiServer, n, nWorkers, nPollers, cancelEvery int) {
 			}
 		}()
 	}
-	final := map[string]service.BuildView{}
+	final := map[string]api.BuildView{}
 	deadline := time.Now().Add(15 * time.Minute)
 	for len(final) < n && time.Now().Before(deadline) {
 		for _, id := range ids {
@@ -269,7 +270,7 @@ func load(work string, pei *peiServer, n, nWorkers, nPollers, cancelEvery int) {
 			}
 			v, err := c.Build(context.Background(), "bench/load", id)
 			check(err)
-			if v.State == store.Succeeded || v.State == store.Failed || v.State == store.Canceled {
+			if v.State.Done() {
 				final[id] = v
 			}
 		}
@@ -287,8 +288,8 @@ func load(work string, pei *peiServer, n, nWorkers, nPollers, cancelEvery int) {
 			counts["not ended"]++
 			continue
 		}
-		counts[v.State]++
-		if v.State == store.Succeeded {
+		counts[string(v.State)]++
+		if v.State == api.Succeeded {
 			ref, _ := name.ParseReference(fmt.Sprintf("%s/bench/load:b%d", pei.host, i), name.Insecure)
 			desc, err := remote.Head(ref, auth)
 			if err != nil || desc.Digest.String() != v.Digest {
@@ -300,7 +301,7 @@ func load(work string, pei *peiServer, n, nWorkers, nPollers, cancelEvery int) {
 	pct := func(p float64) time.Duration { return lat[int(float64(len(lat)-1)*p)] }
 	fmt.Printf("  all %d submitted in %.2f s; all ended in %.1f s: %v; succeeded builds whose image is missing or differs: %d\n", n, submitted.Seconds(), elapsed.Seconds(), counts, missing)
 	fmt.Printf("  status requests under load: %d, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", len(lat), ms(pct(0.5)), ms(pct(0.99)), ms(lat[len(lat)-1]))
-	if counts["not ended"] > 0 || counts[store.Failed] > 0 || missing > 0 {
+	if counts["not ended"] > 0 || counts[string(api.Failed)] > 0 || missing > 0 {
 		fmt.Println("  LOST OR FAILED BUILDS")
 		os.Exit(1)
 	}

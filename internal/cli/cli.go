@@ -1,5 +1,3 @@
-// Package cli holds pei's cobra commands. Each command parses its flags and
-// calls one library function; output goes to the command's writers.
 package cli
 
 import (

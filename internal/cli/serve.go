@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,19 +8,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/config"
-	"github.com/pei-dev/pei/internal/recipe"
+	"github.com/pei-dev/pei/internal/api"
+	"github.com/pei-dev/pei/internal/secretflag"
 	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/submit"
 	"github.com/pei-dev/pei/internal/worker"
 )
 
@@ -100,7 +97,7 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	}
 	f.cfg.Limits.MaxRecipeBytes = n
 	for _, ns := range f.anonymous {
-		if err := checkNamespace(ns); err != nil {
+		if err := api.CheckNamespace(ns); err != nil {
 			return fmt.Errorf("--anonymous-pull: %w", err)
 		}
 	}
@@ -162,15 +159,6 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 	return <-done
 }
 
-var namespaceRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
-
-func checkNamespace(ns string) error {
-	if ns == "*" || namespaceRE.MatchString(ns) {
-		return nil
-	}
-	return fmt.Errorf("namespace %q: use lower-case letters, digits and separators (., _, -), like a repository name's first component, or * for all", ns)
-}
-
 func newTokenCmd() *cobra.Command {
 	var data, database string
 	cmd := &cobra.Command{
@@ -179,17 +167,8 @@ func newTokenCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", defaultDataDir(), "pei serve's data directory")
 	cmd.PersistentFlags().StringVar(&database, "database", "", "pei serve's database (default DATA/pei.db)")
-	open := func(ctx context.Context) (*store.Store, error) {
-		dsn := database
-		if dsn == "" {
-			// Often an admin's first command: the data directory it makes
-			// is the server's, private to its user.
-			if err := service.PrepareDataDir(data, os.Stderr); err != nil {
-				return nil, err
-			}
-			dsn = filepath.Join(data, "pei.db")
-		}
-		return store.Open(ctx, dsn)
+	tokens := func(cmd *cobra.Command) service.Tokens {
+		return service.Tokens{DataDir: data, Database: database, Log: cmd.ErrOrStderr()}
 	}
 	var name string
 	var namespaces, scopes []string
@@ -206,31 +185,13 @@ the given namespaces; worker lets a pei worker lease builds.`,
   pei token create --name ci-worker --scope worker`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, s := range scopes {
-				if !slices.Contains(service.ValidScopes, s) {
-					return fmt.Errorf("--scope %q: use %s", s, strings.Join(service.ValidScopes, ", "))
-				}
-			}
-			for _, ns := range namespaces {
-				if err := checkNamespace(ns); err != nil {
-					return fmt.Errorf("--namespace: %w", err)
-				}
-			}
-			if len(namespaces) == 0 && !(len(scopes) == 1 && scopes[0] == service.ScopeWorker) {
-				return errors.New("--namespace: name the namespaces the token may use (or * for all)")
-			}
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			t := store.Token{Name: name, Namespaces: namespaces, Scopes: scopes}
 			if expires > 0 {
 				t.Expires = time.Now().Add(expires)
 			}
-			t, secret, err := st.CreateToken(cmd.Context(), t)
+			t, secret, err := tokens(cmd).Create(cmd.Context(), t)
 			if err != nil {
-				return err
+				return grantFlagError(err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "token %s (%s): namespaces %s, scopes %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","))
 			fmt.Fprintln(cmd.OutOrStdout(), secret)
@@ -239,7 +200,7 @@ the given namespaces; worker lets a pei worker lease builds.`,
 	}
 	create.Flags().StringVar(&name, "name", "", "who or what the token is for")
 	create.Flags().StringSliceVar(&namespaces, "namespace", nil, "namespaces (repeatable or comma-separated; * is all)")
-	create.Flags().StringSliceVar(&scopes, "scope", []string{service.ScopePull}, "pull, push, build, admin, worker")
+	create.Flags().StringSliceVar(&scopes, "scope", []string{api.ScopePull}, strings.Join(api.ValidScopes, ", "))
 	create.Flags().DurationVar(&expires, "expires", 0, "lifetime, e.g. 720h (default: until revoked)")
 	_ = create.MarkFlagRequired("name")
 	list := &cobra.Command{
@@ -247,28 +208,15 @@ the given namespaces; worker lets a pei worker lease builds.`,
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			ts, err := st.Tokens(cmd.Context())
+			ts, err := tokens(cmd).List(cmd.Context())
 			if err != nil {
 				return err
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", "ID", "NAME", "NAMESPACES", "SCOPES", "STATUS")
+			now := time.Now()
 			for _, t := range ts {
-				status := "active"
-				switch {
-				case t.Revoked:
-					status = "revoked"
-				case !t.Expires.IsZero() && time.Now().After(t.Expires):
-					status = "expired"
-				case !t.Expires.IsZero():
-					status = "expires " + t.Expires.Format(time.RFC3339)
-				}
-				fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","), status)
+				fmt.Fprintf(w, "%-26s %-16s %-20s %-22s %s\n", t.ID, t.Name, strings.Join(t.Namespaces, ","), strings.Join(t.Scopes, ","), t.Status(now))
 			}
 			return nil
 		},
@@ -278,16 +226,25 @@ the given namespaces; worker lets a pei worker lease builds.`,
 		Short: "Revoke a token",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			return st.RevokeToken(cmd.Context(), args[0])
+			return tokens(cmd).Revoke(cmd.Context(), args[0])
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
 	return cmd
+}
+
+// grantFlagError names the flag of a grant api.CheckGrant refused:
+// --scope "x": ..., --namespace: ...
+func grantFlagError(err error) error {
+	var se *api.ScopeError
+	var ne *api.NamespaceError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("--%w", err)
+	case errors.As(err, &ne), errors.Is(err, api.ErrNoNamespaces):
+		return fmt.Errorf("--namespace: %w", err)
+	}
+	return err
 }
 
 func newWorkerCmd() *cobra.Command {
@@ -315,17 +272,9 @@ The token (PEI_TOKEN) needs the worker scope.`,
 			if opt.Token == "" {
 				return errors.New("set PEI_TOKEN to a token with the worker scope (pei token create --scope worker)")
 			}
-			opt.Secrets = map[string]string{}
-			for _, s := range secrets {
-				kv := map[string]string{}
-				for _, part := range strings.Split(s, ",") {
-					k, v, _ := strings.Cut(part, "=")
-					kv[k] = v
-				}
-				if kv["id"] == "" || kv["src"] == "" {
-					return fmt.Errorf("--secret %q: give id=ID,src=FILE", s)
-				}
-				opt.Secrets[kv["id"]] = kv["src"]
+			var err error
+			if opt.Secrets, err = secretflag.Files(secrets); err != nil {
+				return err
 			}
 			for _, a := range allowNets {
 				p, err := parsePrefix(a)
@@ -368,9 +317,8 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 func newSubmitCmd() *cobra.Command {
-	var o client.SubmitOptions
-	var dir, server, ref string
-	var follow bool
+	var o submit.Options
+	var ref string
 	cmd := &cobra.Command{
 		Use:   "submit -p DIR --server URL --tag NAME:TAG",
 		Short: "Send a project to pei serve to build; print the image digest",
@@ -383,59 +331,36 @@ The token comes from PEI_TOKEN (it needs the build scope in NAME's namespace).`,
   pei submit -p ./ctx --dockerfile Dockerfile --server $PEI_SERVER --tag team-a/tool:latest`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, tag, _ := strings.Cut(ref, ":")
-			o.Repo, o.Tag = repo, tag
-			if o.Repo == "" {
+			o.Build.Repo, o.Build.Tag, _ = strings.Cut(ref, ":")
+			if o.Build.Repo == "" {
 				return errors.New("--tag NAME:TAG: name the repository, e.g. team-a/app:1.0")
 			}
-			if o.Dockerfile != "" {
-				o.Kind = "dockerfile"
+			o.Token = os.Getenv("PEI_TOKEN")
+			o.Log = cmd.ErrOrStderr()
+			b, err := submit.Run(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			if o.Follow {
+				fmt.Fprintln(cmd.OutOrStdout(), b.Image)
 			} else {
-				o.Kind = "pei"
-				// The server checks too; failing here saves the upload.
-				if _, err := config.Load(config.LoadOptions{ProjectDir: dir, Lookup: func(string) (string, bool) { return "", false }}); err != nil {
-					return err
-				}
-			}
-			var buf bytes.Buffer
-			if err := recipe.Pack(dir, nil, &buf); err != nil {
-				return err
-			}
-			c := client.New(server, os.Getenv("PEI_TOKEN"))
-			ctx := cmd.Context()
-			b, err := c.Submit(ctx, o, bytes.NewReader(buf.Bytes()), int64(buf.Len()))
-			if err != nil {
-				return fmt.Errorf("submit: %w", err)
-			}
-			stderr := cmd.ErrOrStderr()
-			fmt.Fprintf(stderr, "build %s queued (%s, recipe %s)\n", b.ID, c.Server+b.Links.Self, units.HumanSize(float64(buf.Len())))
-			if !follow {
 				fmt.Fprintln(cmd.OutOrStdout(), b.ID)
-				return nil
 			}
-			end, err := c.Follow(ctx, o.Repo, b.ID, func(ev client.Event) { fmt.Fprintln(stderr, ev.Data) })
-			if err != nil {
-				return err
-			}
-			if end.State != store.Succeeded {
-				return fmt.Errorf("build %s %s: %s", end.ID, end.State, end.Error)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), end.Image)
 			return nil
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVarP(&dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
-	fl.StringVar(&server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
+	fl.StringVarP(&o.Dir, "project-dir", "p", ".", "project directory (or Dockerfile context)")
+	fl.StringVar(&o.Server, "server", os.Getenv("PEI_SERVER"), "pei serve URL ($PEI_SERVER)")
 	fl.StringVar(&ref, "tag", "", "repository and tag to push, NAME[:TAG]")
-	fl.StringVar(&o.Platform, "platform", "", "platform(s) to build, e.g. linux/arm64 or linux/amd64,linux/arm64 for one image index (default: the server host's)")
-	fl.StringVar(&o.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
-	fl.StringVar(&o.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
-	fl.StringArrayVar(&o.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")
-	fl.StringVar(&o.Webhook, "webhook", "", "URL to POST the build's end to (signed with HMAC-SHA256)")
-	fl.StringVar(&o.WebhookSecret, "webhook-secret", os.Getenv("PEI_WEBHOOK_SECRET"), "key of the webhook's signature ($PEI_WEBHOOK_SECRET)")
-	fl.DurationVar(&o.Timeout, "timeout", 0, "build timeout (default: the server's)")
-	fl.BoolVar(&follow, "follow", false, "stream the log and wait for the image")
+	fl.StringVar(&o.Build.Platform, "platform", "", "platform(s) to build, e.g. linux/arm64 or linux/amd64,linux/arm64 for one image index (default: the server host's)")
+	fl.StringVar(&o.Build.Stage, "stage", "", "pei project: 1, 2, final, all or a compose NAME")
+	fl.StringVar(&o.Build.Dockerfile, "dockerfile", "", "build this Dockerfile (path in the context) instead of a pei project")
+	fl.StringArrayVar(&o.Build.Secrets, "secret", nil, "id of a secret the build needs; workers supply it (repeatable)")
+	fl.StringVar(&o.Build.Webhook, "webhook", "", "URL to POST the build's end to (signed with HMAC-SHA256)")
+	fl.StringVar(&o.Build.WebhookSecret, "webhook-secret", os.Getenv("PEI_WEBHOOK_SECRET"), "key of the webhook's signature ($PEI_WEBHOOK_SECRET)")
+	fl.DurationVar(&o.Build.Timeout, "timeout", 0, "build timeout (default: the server's)")
+	fl.BoolVar(&o.Follow, "follow", false, "stream the log and wait for the image")
 	_ = cmd.MarkFlagRequired("server")
 	_ = cmd.MarkFlagRequired("tag")
 	return cmd

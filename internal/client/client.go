@@ -1,5 +1,3 @@
-// Package client talks to pei serve's build endpoints: what pei submit
-// and pei worker use (the registry side is any OCI client's).
 package client
 
 import (
@@ -16,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pei-dev/pei/internal/service"
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // Client is a pei serve API client authenticated with a pei token.
@@ -72,12 +70,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, hd
 
 func readError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	var body struct {
-		Errors []struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"errors"`
-	}
+	var body api.Errors
 	e := &Error{Status: resp.StatusCode, Message: strings.TrimSpace(string(data))}
 	if json.Unmarshal(data, &body) == nil && len(body.Errors) > 0 {
 		e.Code, e.Message = body.Errors[0].Code, body.Errors[0].Message
@@ -118,7 +111,7 @@ type SubmitOptions struct {
 }
 
 // Submit uploads a packed recipe and returns the queued build.
-func (c *Client) Submit(ctx context.Context, o SubmitOptions, recipe io.Reader, size int64) (service.BuildView, error) {
+func (c *Client) Submit(ctx context.Context, o SubmitOptions, recipe io.Reader, size int64) (api.BuildView, error) {
 	q := url.Values{}
 	set := func(k, v string) {
 		if v != "" {
@@ -138,47 +131,45 @@ func (c *Client) Submit(ctx context.Context, o SubmitOptions, recipe io.Reader, 
 	for _, s := range o.Secrets {
 		q.Add("secret", s)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+"/v2/"+o.Repo+"/_pei/builds?"+q.Encode(), recipe)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Server+api.BuildsPath(o.Repo)+"?"+q.Encode(), recipe)
 	if err != nil {
-		return service.BuildView{}, err
+		return api.BuildView{}, err
 	}
 	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/vnd.pei.recipe.v1.tar+gzip")
+	req.Header.Set("Content-Type", api.RecipeMediaType)
 	if c.Token != "" {
 		req.SetBasicAuth("pei", c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return service.BuildView{}, err
+		return api.BuildView{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
-		return service.BuildView{}, readError(resp)
+		return api.BuildView{}, readError(resp)
 	}
-	var b service.BuildView
+	var b api.BuildView
 	return b, json.NewDecoder(resp.Body).Decode(&b)
 }
 
 // Build returns a build's status.
-func (c *Client) Build(ctx context.Context, repo, id string) (service.BuildView, error) {
-	var b service.BuildView
-	_, err := c.json(ctx, http.MethodGet, "/v2/"+repo+"/_pei/builds/"+id, nil, &b)
+func (c *Client) Build(ctx context.Context, repo, id string) (api.BuildView, error) {
+	var b api.BuildView
+	_, err := c.json(ctx, http.MethodGet, api.BuildPath(repo, id), nil, &b)
 	return b, err
 }
 
 // Builds lists a repository's builds, newest first.
-func (c *Client) Builds(ctx context.Context, repo string) ([]service.BuildView, error) {
-	var out struct {
-		Builds []service.BuildView `json:"builds"`
-	}
-	_, err := c.json(ctx, http.MethodGet, "/v2/"+repo+"/_pei/builds", nil, &out)
+func (c *Client) Builds(ctx context.Context, repo string) ([]api.BuildView, error) {
+	var out api.BuildList
+	_, err := c.json(ctx, http.MethodGet, api.BuildsPath(repo), nil, &out)
 	return out.Builds, err
 }
 
 // Cancel cancels a build.
-func (c *Client) Cancel(ctx context.Context, repo, id string) (service.BuildView, error) {
-	var b service.BuildView
-	_, err := c.json(ctx, http.MethodDelete, "/v2/"+repo+"/_pei/builds/"+id, nil, &b)
+func (c *Client) Cancel(ctx context.Context, repo, id string) (api.BuildView, error) {
+	var b api.BuildView
+	_, err := c.json(ctx, http.MethodDelete, api.BuildPath(repo, id), nil, &b)
 	return b, err
 }
 
@@ -192,7 +183,7 @@ type Event struct {
 // Follow streams a build's log events to fn until the build ends,
 // reconnecting with Last-Event-ID when the connection drops. It returns
 // the build as it ended.
-func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (service.BuildView, error) {
+func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (api.BuildView, error) {
 	last := ""
 	var lastErr error
 	for attempt := 0; attempt < 30; attempt++ {
@@ -200,11 +191,11 @@ func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (s
 		if last != "" {
 			hdr["Last-Event-ID"] = last
 		}
-		resp, err := c.do(ctx, http.MethodGet, "/v2/"+repo+"/_pei/builds/"+id+"/logs", nil, hdr)
+		resp, err := c.do(ctx, http.MethodGet, api.LogsPath(repo, id), nil, hdr)
 		if err != nil {
 			var e *Error
 			if errors.As(err, &e) && e.Status < 500 {
-				return service.BuildView{}, err
+				return api.BuildView{}, err
 			}
 			lastErr = err
 		} else {
@@ -223,15 +214,15 @@ func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (s
 			lastErr = err
 		}
 		if ctx.Err() != nil {
-			return service.BuildView{}, ctx.Err()
+			return api.BuildView{}, ctx.Err()
 		}
 		select {
 		case <-ctx.Done():
-			return service.BuildView{}, ctx.Err()
+			return api.BuildView{}, ctx.Err()
 		case <-time.After(time.Second):
 		}
 	}
-	return service.BuildView{}, fmt.Errorf("follow build %s: %v", id, lastErr)
+	return api.BuildView{}, fmt.Errorf("follow build %s: %v", id, lastErr)
 }
 
 // readEvents parses an event stream as the HTML standard says (lines end
@@ -240,7 +231,7 @@ func (c *Client) Follow(ctx context.Context, repo, id string, fn func(Event)) (s
 // \r, but a client that split on \n alone would take one inside a data
 // line for part of it, and one that follows the standard would not: both
 // must see the same events.
-func readEvents(r io.Reader, fn func(Event)) (*service.BuildView, error) {
+func readEvents(r io.Reader, fn func(Event)) (*api.BuildView, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	sc.Split(scanSSELines)
@@ -252,7 +243,7 @@ func readEvents(r io.Reader, fn func(Event)) (*service.BuildView, error) {
 			if len(data) > 0 || ev.Event != "" {
 				ev.Data = strings.Join(data, "\n")
 				if ev.Event == "end" {
-					var b service.BuildView
+					var b api.BuildView
 					if err := json.Unmarshal([]byte(ev.Data), &b); err != nil {
 						return nil, err
 					}
@@ -307,7 +298,7 @@ func scanSSELines(data []byte, atEOF bool) (advance int, token []byte, err error
 
 // Log returns a build's log as plain text.
 func (c *Client) Log(ctx context.Context, repo, id string) (string, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v2/"+repo+"/_pei/builds/"+id+"/logs", nil, nil)
+	resp, err := c.do(ctx, http.MethodGet, api.LogsPath(repo, id), nil, nil)
 	if err != nil {
 		return "", err
 	}
@@ -317,8 +308,8 @@ func (c *Client) Log(ctx context.Context, repo, id string) (string, error) {
 }
 
 // Lease asks for a build to run, waiting up to wait; nil means none came.
-func (c *Client) Lease(ctx context.Context, req service.LeaseRequest) (*service.Lease, error) {
-	var l service.Lease
+func (c *Client) Lease(ctx context.Context, req api.LeaseRequest) (*api.Lease, error) {
+	var l api.Lease
 	code, err := c.json(ctx, http.MethodPost, "/v2/_pei/workers/lease", req, &l)
 	if err != nil || code == http.StatusNoContent {
 		return nil, err
@@ -331,8 +322,8 @@ func workerPath(id, what, worker string) string {
 }
 
 // Heartbeat extends a lease.
-func (c *Client) Heartbeat(ctx context.Context, id, worker string) (service.Heartbeat, error) {
-	var h service.Heartbeat
+func (c *Client) Heartbeat(ctx context.Context, id, worker string) (api.Heartbeat, error) {
+	var h api.Heartbeat
 	_, err := c.json(ctx, http.MethodPost, workerPath(id, "heartbeat", worker), struct{}{}, &h)
 	return h, err
 }
@@ -348,7 +339,7 @@ func (c *Client) AppendLog(ctx context.Context, id, worker string, data []byte) 
 }
 
 // Finish reports a build's end.
-func (c *Client) Finish(ctx context.Context, id, worker string, f service.Finish) error {
+func (c *Client) Finish(ctx context.Context, id, worker string, f api.Finish) error {
 	_, err := c.json(ctx, http.MethodPost, workerPath(id, "finish", worker), f, nil)
 	return err
 }

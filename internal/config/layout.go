@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/distribution/reference"
 	"path"
 	"regexp"
 	"strings"
@@ -34,11 +35,12 @@ type LayoutRef struct {
 	Digest string // manifest (or index) digest, or ""
 }
 
-var tagRe = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+// tagRe is the distribution spec's tag grammar, anchored: the one
+// definition (distribution/reference's), which pei serve's API uses too.
+var tagRe = regexp.MustCompile(`^(?:` + reference.TagRegexp.String() + `)$`)
 
 // ValidTag says whether s is a valid image tag (as the OCI distribution
-// spec defines it): one rule for layout tags and for tags pei serve is
-// asked to build.
+// spec defines it).
 func ValidTag(s string) bool { return tagRe.MatchString(s) }
 
 // ParseLayoutRef parses an oci-layout:// reference; ok is false when s is

@@ -20,6 +20,7 @@ import (
 	"github.com/pei-dev/pei/internal/engine"
 	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/secretflag"
 )
 
 // BuildOptions configure Build.
@@ -238,25 +239,18 @@ func parseSecrets(specs []string, getenv func(string) string) (map[string]string
 	files := map[string]string{}
 	values := map[string][]byte{}
 	for _, spec := range specs {
-		kv := map[string]string{}
-		for _, part := range strings.Split(spec, ",") {
-			k, v, _ := strings.Cut(part, "=")
-			kv[k] = v
+		sp, err := secretflag.Parse(spec)
+		if err != nil {
+			return nil, nil, err
 		}
-		id := kv["id"]
-		switch {
-		case id == "":
-			return nil, nil, fmt.Errorf("--secret %q: give id=ID", spec)
-		case kv["src"] != "":
-			files[id] = kv["src"]
-		case kv["env"] != "":
-			if getenv == nil || getenv(kv["env"]) == "" {
-				return nil, nil, fmt.Errorf("--secret %s: environment variable %s is not set", id, kv["env"])
-			}
-			values[id] = []byte(getenv(kv["env"]))
-		default:
-			return nil, nil, fmt.Errorf("--secret %q: give src=FILE or env=VAR", spec)
+		if sp.Src != "" {
+			files[sp.ID] = sp.Src
+			continue
 		}
+		if getenv == nil || getenv(sp.Env) == "" {
+			return nil, nil, fmt.Errorf("--secret %s: environment variable %s is not set", sp.ID, sp.Env)
+		}
+		values[sp.ID] = []byte(getenv(sp.Env))
 	}
 	return files, values, nil
 }

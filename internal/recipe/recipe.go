@@ -55,10 +55,6 @@ import (
 	"github.com/moby/patternmatcher"
 )
 
-// MediaType is the media type of a packed recipe (the layer of a recipe
-// artifact, the body of a submission).
-const MediaType = "application/vnd.pei.recipe.v1.tar+gzip"
-
 // Limits bound an unpacked recipe. Zero is no bound.
 type Limits struct {
 	MaxBytes int64 // total size of the entries

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestAnonymousMayOnlyPull: an anonymous-pull namespace lets anyone read
@@ -11,14 +13,14 @@ import (
 // still takes a token with the build scope in that namespace.
 func TestAnonymousMayOnlyPull(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AnonymousPull = []string{"public"} })
-	owner := h.token("owner", []string{"public"}, ScopeBuild)
-	outsider := h.token("outsider", []string{"team-a"}, ScopePull, ScopePush, ScopeBuild)
+	owner := h.token("owner", []string{"public"}, api.ScopeBuild)
+	outsider := h.token("outsider", []string{"team-a"}, api.ScopePull, api.ScopePush, api.ScopeBuild)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	resp := h.req("POST", "/v2/public/base/_pei/builds?kind=dockerfile", owner, bytes.NewReader(good))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("the namespace's own token submits: %d %s", resp.StatusCode, errorCode(t, resp))
 	}
-	id := decode[BuildView](t, resp).ID
+	id := decode[api.BuildView](t, resp).ID
 	for _, tc := range []struct {
 		name, method, path, secret string
 		body                       []byte
@@ -41,7 +43,7 @@ func TestAnonymousMayOnlyPull(t *testing.T) {
 		})
 	}
 	// The build is still queued: no refused cancel went through.
-	if v := decode[BuildView](t, h.req("GET", "/v2/public/base/_pei/builds/"+id, owner, nil)); v.State != "queued" {
+	if v := decode[api.BuildView](t, h.req("GET", "/v2/public/base/_pei/builds/"+id, owner, nil)); v.State != "queued" {
 		t.Fatalf("build %s after refused cancels", v.State)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestRecipeArtifactShape: a recipe artifact has exactly one layer, of the
@@ -16,8 +18,8 @@ import (
 func TestRecipeArtifactShape(t *testing.T) {
 	recipe := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	h := newHarness(t, func(c *Config) { c.Limits.MaxRecipeBytes = int64(len(recipe)) })
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	good := recipeManifest(t, h, alice, "team-a/app", recipe, map[string]string{AnnotationKind: "dockerfile"})
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	good := recipeManifest(t, h, alice, "team-a/app", recipe, map[string]string{api.AnnotationKind: "dockerfile"})
 	var m map[string]any
 	if err := json.Unmarshal(good, &m); err != nil {
 		t.Fatal(err)

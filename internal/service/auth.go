@@ -21,20 +21,9 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
-
-// Token scopes an admin grants (pei token create --scope).
-const (
-	ScopePull   = "pull"
-	ScopePush   = "push"
-	ScopeBuild  = "build"
-	ScopeAdmin  = "admin"  // every action, delete included
-	ScopeWorker = "worker" // lease and run builds
-)
-
-// ValidScopes lists the scopes a token can have.
-var ValidScopes = []string{ScopePull, ScopePush, ScopeBuild, ScopeAdmin, ScopeWorker}
 
 // issuer names pei serve in the tokens it signs; service is the audience
 // the registry accepts (the "service" of the Docker token flow).
@@ -201,12 +190,6 @@ func (c *claims) can(repo, action string) bool {
 	return false
 }
 
-// Namespace is a repository's tenant: its first path component.
-func Namespace(repo string) string {
-	ns, _, _ := strings.Cut(repo, "/")
-	return ns
-}
-
 func inNamespaces(namespaces []string, ns string) bool {
 	return slices.Contains(namespaces, "*") || slices.Contains(namespaces, ns)
 }
@@ -214,7 +197,7 @@ func inNamespaces(namespaces []string, ns string) bool {
 // grant returns the actions a token (nil: anonymous) gets on a repository.
 func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	var have []string
-	ns := Namespace(repo)
+	ns := api.Namespace(repo)
 	// What anyone may pull, a token may pull too (docker sends its
 	// credentials to every repository of a registry it is logged in to).
 	if inNamespaces(s.cfg.AnonymousPull, ns) {
@@ -223,13 +206,13 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	if t != nil && inNamespaces(t.Namespaces, ns) {
 		for _, sc := range t.Scopes {
 			switch sc {
-			case ScopePull:
+			case api.ScopePull:
 				have = append(have, "pull")
-			case ScopePush:
+			case api.ScopePush:
 				have = append(have, "pull", "push")
-			case ScopeBuild:
+			case api.ScopeBuild:
 				have = append(have, "pull", "build")
-			case ScopeAdmin:
+			case api.ScopeAdmin:
 				have = append(have, "pull", "push", "build", "delete", "*")
 			}
 		}
@@ -251,18 +234,15 @@ func (s *Server) pushesImages(c *claims, repo string) bool {
 	return len(s.grant(&t, repo, []string{"push"})) > 0
 }
 
-// CacheRepo is the repository workers keep a repository's build cache in.
-func CacheRepo(repo string) string { return repo + "/buildcache" }
-
 // grantJob returns the actions a build's credentials get: pull in the
 // submitter's namespace (bases, caches) and anonymous ones, push to the
 // build's repository and its build cache only.
 func (s *Server) grantJob(b store.Build, repo string, want []string) []string {
 	var have []string
-	if Namespace(repo) == b.Namespace || inNamespaces(s.cfg.AnonymousPull, Namespace(repo)) {
+	if api.Namespace(repo) == b.Namespace || inNamespaces(s.cfg.AnonymousPull, api.Namespace(repo)) {
 		have = append(have, "pull")
 	}
-	if repo == b.Repo || repo == CacheRepo(b.Repo) {
+	if repo == b.Repo || repo == api.CacheRepo(b.Repo) {
 		have = append(have, "push")
 	}
 	return granted(want, have)
@@ -437,7 +417,7 @@ func (s *Server) caller(r *http.Request) (*claims, error) {
 // build, worker) on a repository through pei's endpoints: the registry
 // token's access claim, or the API token's namespaces and scopes.
 func (s *Server) allowed(c *claims, repo, action string) bool {
-	if action == "pull" && inNamespaces(s.cfg.AnonymousPull, Namespace(repo)) {
+	if action == "pull" && inNamespaces(s.cfg.AnonymousPull, api.Namespace(repo)) {
 		return true
 	}
 	if c == nil {
@@ -446,10 +426,10 @@ func (s *Server) allowed(c *claims, repo, action string) bool {
 	if c.can(repo, action) {
 		return true
 	}
-	if action == ScopeWorker {
-		return slices.Contains(c.Scopes, ScopeWorker) || slices.Contains(c.Scopes, ScopeAdmin)
+	if action == api.ScopeWorker {
+		return slices.Contains(c.Scopes, api.ScopeWorker) || slices.Contains(c.Scopes, api.ScopeAdmin)
 	}
-	if repo == "" || !inNamespaces(c.Namespaces, Namespace(repo)) {
+	if repo == "" || !inNamespaces(c.Namespaces, api.Namespace(repo)) {
 		return false
 	}
 	t := store.Token{Namespaces: c.Namespaces, Scopes: c.Scopes}

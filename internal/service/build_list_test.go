@@ -4,13 +4,15 @@ import (
 	"bytes"
 	"net/http"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestBuildListLength: n= caps a build list, per repository and across
 // namespaces; without it the whole (short) list comes.
 func TestBuildListLength(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	for range 3 {
 		resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile", alice, bytes.NewReader(good))
@@ -29,7 +31,7 @@ func TestBuildListLength(t *testing.T) {
 			{"?n=2", 2},
 		} {
 			list := decode[struct {
-				Builds []BuildView `json:"builds"`
+				Builds []api.BuildView `json:"builds"`
 			}](t, h.req("GET", path+tc.query, alice, nil))
 			if len(list.Builds) != tc.want {
 				t.Errorf("%s%s: %d builds, want %d", path, tc.query, len(list.Builds), tc.want)

@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestBuildAccess: who may read, list and cancel which builds, with pei
@@ -17,18 +17,18 @@ import (
 // credentials and tokens made for one repository reach nothing else.
 func TestBuildAccess(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AnonymousPull = []string{"public"} })
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	reader := h.token("reader", []string{"team-a"}, ScopePull)
-	bob := h.token("bob", []string{"team-b"}, ScopePush, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	reader := h.token("reader", []string{"team-a"}, api.ScopePull)
+	bob := h.token("bob", []string{"team-b"}, api.ScopePush, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	submit := func(secret, repo, platform string) BuildView {
+	submit := func(secret, repo, platform string) api.BuildView {
 		t.Helper()
 		resp := h.req("POST", "/v2/"+repo+"/_pei/builds?kind=dockerfile&platform="+platform, secret, bytes.NewReader(good))
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("submit to %s: %d %s", repo, resp.StatusCode, errorCode(t, resp))
 		}
-		return decode[BuildView](t, resp)
+		return decode[api.BuildView](t, resp)
 	}
 	// A running build in team-a/job gives build credentials; the build
 	// under test (team-a/app) and bob's stay queued (no worker for s390x).
@@ -72,9 +72,9 @@ func TestBuildAccess(t *testing.T) {
 		return resp.StatusCode, b
 	}
 	refused := func(code int) bool { return code == http.StatusForbidden || code == http.StatusUnauthorized }
-	state := func(id, repo string) string {
+	state := func(id, repo string) api.State {
 		t.Helper()
-		return decode[BuildView](t, h.req("GET", "/v2/"+repo+"/_pei/builds/"+id, alice, nil)).State
+		return decode[api.BuildView](t, h.req("GET", "/v2/"+repo+"/_pei/builds/"+id, alice, nil)).State
 	}
 
 	for _, c := range callers {
@@ -104,7 +104,7 @@ func TestBuildAccess(t *testing.T) {
 			if !refused(code) {
 				t.Errorf("cancel: %d, want 401 or 403: %s", code, body)
 			}
-			if s := state(app.ID, "team-a/app"); s != store.Queued {
+			if s := state(app.ID, "team-a/app"); s != api.Queued {
 				t.Errorf("the build is %s after a refused cancel", s)
 			}
 		})
@@ -172,7 +172,7 @@ func TestBuildAccess(t *testing.T) {
 			if code != http.StatusAccepted {
 				t.Fatalf("cancel: %d, want 202: %s", code, body)
 			}
-			if s := state(b.ID, "team-a/app"); s != store.Canceled {
+			if s := state(b.ID, "team-a/app"); s != api.Canceled {
 				t.Fatalf("the build is %s after cancel", s)
 			}
 		})

@@ -24,67 +24,30 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
 	"github.com/pei-dev/pei/internal/recipe"
 	"github.com/pei-dev/pei/internal/store"
 )
 
-// RecipeArtifactType marks an OCI artifact whose layer is a packed recipe:
-// pushing one to pei serve queues a build whose image points back to it
-// (subject).
-const RecipeArtifactType = "application/vnd.pei.recipe.v1"
-
-// Recipe artifact annotations that say what to build.
-const (
-	AnnotationTag      = "dev.pei.build.tag"
-	AnnotationPlatform = "dev.pei.build.platform"
-	AnnotationKind     = "dev.pei.build.kind"
-	AnnotationStage    = "dev.pei.build.stage"
-	AnnotationSecrets  = "dev.pei.build.secrets"
+// Submission parameters only the server checks: a pei project's stage
+// and a secret id.
+var (
+	stageRE    = regexp.MustCompile(`^(1|2|final|all|[a-z0-9][a-z0-9_.-]*)$`)
+	secretIDRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 )
 
-// BuildView is a build as the API shows it.
-type BuildView struct {
-	ID         string    `json:"id"`
-	Repository string    `json:"repository"`
-	Tag        string    `json:"tag"`
-	Platform   string    `json:"platform"`
-	Kind       string    `json:"kind"`
-	Stage      string    `json:"stage,omitempty"`
-	State      string    `json:"state"`
-	Created    time.Time `json:"created"`
-	Started    time.Time `json:"started,omitzero"`
-	Finished   time.Time `json:"finished,omitzero"`
-	Worker     string    `json:"worker,omitempty"`
-	Attempts   int       `json:"attempts"`
-	Recipe     string    `json:"recipe"`
-	RecipeSize int64     `json:"recipe_size"`
-	Subject    string    `json:"subject,omitempty"`
-	Secrets    []string  `json:"secrets,omitempty"`
-	Timeout    string    `json:"timeout"`
-	Webhook    bool      `json:"webhook"`
-	Submitter  string    `json:"submitter,omitempty"`
-	Digest     string    `json:"digest,omitempty"`
-	Image      string    `json:"image,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	Cancel     bool      `json:"cancel_requested,omitempty"`
-	Links      struct {
-		Self string `json:"self"`
-		Logs string `json:"logs"`
-	} `json:"links"`
-}
-
-func (s *Server) view(b store.Build) BuildView {
-	v := BuildView{ID: b.ID, Repository: b.Repo, Tag: b.Tag, Platform: b.Platform, Kind: b.Kind, Stage: b.Stage, State: b.State,
+func (s *Server) view(b store.Build) api.BuildView {
+	v := api.BuildView{ID: b.ID, Repository: b.Repo, Tag: b.Tag, Platform: b.Platform, Kind: b.Kind, Stage: b.Stage, State: b.State,
 		Created: b.Created, Started: b.Started, Finished: b.Finished, Worker: b.Worker, Attempts: b.Attempts,
 		Recipe: b.Recipe, RecipeSize: b.RecipeSize, Subject: b.Subject, Secrets: b.Secrets, Timeout: b.Timeout.String(),
 		Webhook: b.Webhook != "", Submitter: b.Submitter, Digest: b.Digest, Error: b.Error, Cancel: b.Cancel && !b.Done()}
 	if b.Digest != "" {
 		v.Image = s.host() + "/" + b.Repo + "@" + b.Digest
 	}
-	v.Links.Self = "/v2/" + b.Repo + "/_pei/builds/" + b.ID
-	v.Links.Logs = v.Links.Self + "/logs"
+	v.Links.Self = api.BuildPath(b.Repo, b.ID)
+	v.Links.Logs = api.LogsPath(b.Repo, b.ID)
 	return v
 }
 
@@ -134,7 +97,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	if req.tag == "" {
 		req.tag = "latest"
 	}
-	if !config.ValidTag(req.tag) {
+	if !api.ValidTag(req.tag) {
 		return req, badRequest("tag %q: use letters, digits, '_', '.' and '-' (at most 128, not starting with '.' or '-')", req.tag)
 	}
 	switch req.kind {
@@ -155,7 +118,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 	if req.kind == "dockerfile" && req.dockerfile == "" {
 		req.dockerfile = "Dockerfile"
 	}
-	if req.kind == "pei" && req.stage != "" && !regexp.MustCompile(`^(1|2|final|all|[a-z0-9][a-z0-9_.-]*)$`).MatchString(req.stage) {
+	if req.kind == "pei" && req.stage != "" && !stageRE.MatchString(req.stage) {
 		return req, badRequest("stage %q: use 1, 2, final, all or a name under compose", req.stage)
 	}
 	p := get("platform")
@@ -180,7 +143,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 			if id = strings.TrimSpace(id); id == "" {
 				continue
 			}
-			if !regexp.MustCompile(`^[A-Za-z0-9_.-]+$`).MatchString(id) {
+			if !secretIDRE.MatchString(id) {
 				return req, badRequest("secret %q: a secret id is letters, digits, '_', '.' and '-'; the value stays with the workers", id)
 			}
 			req.secrets = append(req.secrets, id)
@@ -209,7 +172,7 @@ func (s *Server) parseRequest(repo string, get func(string) string, list func(st
 // submit takes an uploaded recipe: POST /v2/<name>/_pei/builds?tag=...
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 	c, err := s.caller(r)
-	if err != nil || !s.allowed(c, repo, ScopeBuild) {
+	if err != nil || !s.allowed(c, repo, api.ScopeBuild) {
 		s.deny(w, c, err, "build in "+repo)
 		return
 	}
@@ -243,7 +206,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 		herr.write(w)
 		return
 	}
-	b, err := s.store.CreateBuild(r.Context(), store.Build{Repo: repo, Namespace: Namespace(repo), Tag: req.tag, Platform: req.platform,
+	b, err := s.store.CreateBuild(r.Context(), store.Build{Repo: repo, Namespace: api.Namespace(repo), Tag: req.tag, Platform: req.platform,
 		Kind: req.kind, Stage: kindStage(req), Recipe: dgst, RecipeSize: size, Secrets: req.secrets, Webhook: req.webhook,
 		WebhookSecret: req.webhookSecret, Submitter: c.Subject, Timeout: req.timeout})
 	if err != nil {
@@ -267,12 +230,12 @@ func kindStage(req buildRequest) string {
 }
 
 func (s *Server) checkActive(ctx context.Context, repo string) *httpError {
-	n, err := s.store.Active(ctx, Namespace(repo))
+	n, err := s.store.Active(ctx, api.Namespace(repo))
 	if err != nil {
 		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	if n >= s.cfg.Limits.MaxActive {
-		return &httpError{http.StatusTooManyRequests, "TOOMANYREQUESTS", fmt.Sprintf("namespace %s has %d builds queued or running, the limit; wait for some to finish or cancel them", Namespace(repo), n)}
+		return &httpError{http.StatusTooManyRequests, "TOOMANYREQUESTS", fmt.Sprintf("namespace %s has %d builds queued or running, the limit; wait for some to finish or cancel them", api.Namespace(repo), n)}
 	}
 	return nil
 }
@@ -411,7 +374,7 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 func (s *Server) unpackTurn(ctx context.Context, repo string) (release func(), herr *httpError) {
 	t := time.NewTimer(s.cfg.Limits.UnpackWait)
 	defer t.Stop()
-	ns := Namespace(repo)
+	ns := api.Namespace(repo)
 	mine := s.namespaceUnpacks(ns)
 	// The namespace's place first: a tenant waiting on its own recipes
 	// holds none of the places the others share.
@@ -516,27 +479,27 @@ func recipeError(err error) *httpError {
 // stores it and returns what queues its build once it is stored.
 func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifest) (func(string) (string, error), *httpError) {
 	c, err := s.caller(r)
-	if err != nil || !s.allowed(c, repo, ScopeBuild) {
+	if err != nil || !s.allowed(c, repo, api.ScopeBuild) {
 		return nil, &httpError{http.StatusForbidden, "DENIED", fmt.Sprintf("pushing a pei recipe to %s queues a build: the token needs the build scope there", repo)}
 	}
-	if len(m.Layers) != 1 || m.Layers[0].MediaType != recipe.MediaType {
-		return nil, &httpError{http.StatusBadRequest, "MANIFEST_INVALID", fmt.Sprintf("a pei recipe artifact has exactly one layer of type %s", recipe.MediaType)}
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != api.RecipeMediaType {
+		return nil, &httpError{http.StatusBadRequest, "MANIFEST_INVALID", fmt.Sprintf("a pei recipe artifact has exactly one layer of type %s", api.RecipeMediaType)}
 	}
 	a := m.Annotations
 	get := func(k string) string {
 		switch k {
 		case "tag":
-			return a[AnnotationTag]
+			return a[api.AnnotationTag]
 		case "platform":
-			return a[AnnotationPlatform]
+			return a[api.AnnotationPlatform]
 		case "kind":
-			return a[AnnotationKind]
+			return a[api.AnnotationKind]
 		case "stage":
-			return a[AnnotationStage]
+			return a[api.AnnotationStage]
 		}
 		return ""
 	}
-	req, herr := s.parseRequest(repo, get, func(string) []string { return []string{a[AnnotationSecrets]} })
+	req, herr := s.parseRequest(repo, get, func(string) []string { return []string{a[api.AnnotationSecrets]} })
 	if herr != nil {
 		return nil, herr
 	}
@@ -557,7 +520,7 @@ func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifes
 		return nil, herr
 	}
 	return func(manifest string) (string, error) {
-		b, err := s.store.CreateBuild(context.WithoutCancel(r.Context()), store.Build{Repo: repo, Namespace: Namespace(repo), Tag: req.tag,
+		b, err := s.store.CreateBuild(context.WithoutCancel(r.Context()), store.Build{Repo: repo, Namespace: api.Namespace(repo), Tag: req.tag,
 			Platform: req.platform, Kind: req.kind, Stage: kindStage(req), Recipe: layer.Digest.String(), RecipeSize: layer.Size,
 			Subject: manifest, Secrets: req.secrets, Submitter: c.Subject, Timeout: req.timeout})
 		if err != nil {
@@ -635,7 +598,7 @@ func (s *Server) listAll(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Filter) {
 	q := r.URL.Query()
-	f.State = q.Get("state")
+	f.State = api.State(q.Get("state"))
 	if n, err := strconv.Atoi(q.Get("n")); err == nil {
 		f.Limit = n
 	}
@@ -644,15 +607,15 @@ func (s *Server) writeBuilds(w http.ResponseWriter, r *http.Request, f store.Fil
 		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
 		return
 	}
-	out := []BuildView{}
+	out := api.BuildList{Builds: []api.BuildView{}}
 	for _, b := range bs {
-		out = append(out, s.view(b))
+		out.Builds = append(out.Builds, s.view(b))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"builds": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) cancelBuild(w http.ResponseWriter, r *http.Request, repo, id string) {
-	b, ok := s.getBuild(w, r, repo, id, ScopeBuild)
+	b, ok := s.getBuild(w, r, repo, id, api.ScopeBuild)
 	if !ok {
 		return
 	}
@@ -681,7 +644,7 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, repo, id string) {
 	}
 	if !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("Pei-Build-State", b.State)
+		w.Header().Set("Pei-Build-State", string(b.State))
 		var after int64
 		for {
 			chunks, err := s.store.Logs(r.Context(), id, after)

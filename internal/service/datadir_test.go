@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 func withUmask(t *testing.T, mask int) {
@@ -55,7 +57,7 @@ func TestDataDirPrivate(t *testing.T) {
 	withUmask(t, 0)
 	data := filepath.Join(t.TempDir(), "new", "data")
 	h := newHarness(t, func(c *Config) { c.DataDir = data })
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
 	img, _ := random.Image(4096, 2)
 	if err := remote.Write(h.ref("team-a/app:v1"), img, auth(alice)); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // timedHarness is a harness served by the server's own http.Server
@@ -98,7 +100,7 @@ func startUpload(t *testing.T, h *harness, tok string) string {
 // for longer than it is cut, and its blob is not there.
 func TestUploadOutlivesStallTimeout(t *testing.T) {
 	h := timedHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush)
 	tok := h.registryToken("alice", alice, "repository:team-a/app:pull,push")
 	for _, tc := range []struct {
 		name    string
@@ -165,7 +167,7 @@ func TestUploadOutlivesStallTimeout(t *testing.T) {
 // past the cap).
 func TestRecipeUploadCapped(t *testing.T) {
 	h := timedHarness(t, func(c *Config) { c.Limits.UploadTimeout = 700 * time.Millisecond })
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	chunks := make([][]byte, 30)
 	for i := range chunks {
 		chunks[i] = []byte{0}
@@ -182,10 +184,10 @@ func TestRecipeUploadCapped(t *testing.T) {
 func TestLongPollAndLogStreamOutliveStallTimeout(t *testing.T) {
 	h := timedHarness(t, nil)
 	stall := h.srv.cfg.Timeouts.Stall
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 
-	body, _ := json.Marshal(LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}, Wait: 2})
+	body, _ := json.Marshal(api.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}, Wait: 2})
 	start := time.Now()
 	resp := h.req("POST", "/v2/_pei/workers/lease", wsec, bytes.NewReader(body))
 	resp.Body.Close()
@@ -194,7 +196,7 @@ func TestLongPollAndLogStreamOutliveStallTimeout(t *testing.T) {
 	}
 
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
 	w := fakeWorker{h, wsec, "w"}
 	w.lease("linux/amd64")
 	stream := make(chan string, 1)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestDeleteNeedsAdmin: deleting a manifest takes the admin scope in its
@@ -13,9 +15,9 @@ import (
 // token they ask /token for names the delete action.
 func TestDeleteNeedsAdmin(t *testing.T) {
 	h := newHarness(t, nil)
-	admin := h.token("admin", []string{"team-a"}, ScopeAdmin)
-	pusher := h.token("pusher", []string{"team-a"}, ScopePush, ScopeBuild)
-	otherAdmin := h.token("other admin", []string{"team-b"}, ScopeAdmin)
+	admin := h.token("admin", []string{"team-a"}, api.ScopeAdmin)
+	pusher := h.token("pusher", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	otherAdmin := h.token("other admin", []string{"team-b"}, api.ScopeAdmin)
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)

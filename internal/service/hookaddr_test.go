@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // loopbackHooks lets webhooks reach test receivers on 127.0.0.1.
@@ -174,10 +176,10 @@ func TestWebhookToLoopback(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.WebhookAllow = tc.allow })
 			h.srv.hooks.attempts = 2
 			h.srv.hooks.backoff = 10 * time.Millisecond
-			alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-			wsec := h.token("w", nil, ScopeWorker)
+			alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+			wsec := h.token("w", nil, api.ScopeWorker)
 			good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-			b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+recv.URL+"/hook", alice, bytes.NewReader(good)))
+			b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+recv.URL+"/hook", alice, bytes.NewReader(good)))
 			w := fakeWorker{h, wsec, "w"}
 			w.lease("linux/amd64")
 			w.post(b.ID, "finish", `{"state":"failed","error":"x"}`).Body.Close()

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestJobCredentialsForged: a build's registry password is an HMAC under
@@ -13,10 +15,10 @@ import (
 // the MAC of one build presented for another, gets nothing.
 func TestJobCredentialsForged(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	var leases []*Lease
+	var leases []*api.Lease
 	for _, repo := range []string{"team-a/app", "team-a/other"} {
 		resp := h.req("POST", "/v2/"+repo+"/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good))
 		if resp.StatusCode != http.StatusAccepted {

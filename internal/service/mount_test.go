@@ -9,6 +9,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // scopedToken gets a registry token for the given scopes from /token, as a
@@ -41,8 +43,8 @@ func (h *harness) blobStatus(tok, repo string, d v1.Hash) int {
 // repository does not get it.
 func TestCrossRepositoryMount(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush)
-	bob := h.token("bob", []string{"team-b"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush)
+	bob := h.token("bob", []string{"team-b"}, api.ScopePush)
 	secretImg, err := random.Image(2048, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestNamespaceMatchIsExact: a token for namespace "team" pulls, pushes,
@@ -14,8 +16,8 @@ import (
 // "teams", whose names merely start the same way.
 func TestNamespaceMatchIsExact(t *testing.T) {
 	h := newHarness(t, nil)
-	team := h.token("team", []string{"team"}, ScopePush, ScopeBuild)
-	admin := h.token("admin", []string{"*"}, ScopeAdmin)
+	team := h.token("team", []string{"team"}, api.ScopePush, api.ScopeBuild)
+	admin := h.token("admin", []string{"*"}, api.ScopeAdmin)
 	img, err := random.Image(512, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // Recipe checks read nothing outside the recipe. Each test puts canaries
@@ -316,7 +318,7 @@ func TestRecipeChecksBounded(t *testing.T) {
 		c.Limits.MaxUnpacks = 1
 		c.Limits.UnpackWait = 50 * time.Millisecond
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	h.srv.unpacks <- struct{}{} // another check holds the only place
 	resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile", alice, bytes.NewReader(good))
@@ -351,8 +353,8 @@ func TestRecipeChecksPerNamespace(t *testing.T) {
 		c.Limits.MaxUnpacksPerNamespace = 1
 		c.Limits.UnpackWait = 50 * time.Millisecond
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	bob := h.token("bob", []string{"team-b"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	bob := h.token("bob", []string{"team-b"}, api.ScopeBuild)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	submit := func(token, repo string) *http.Response {
 		return h.req("POST", "/v2/"+repo+"/_pei/builds?kind=dockerfile", token, bytes.NewReader(good))
@@ -390,7 +392,7 @@ func TestRecipeChecksPerNamespace(t *testing.T) {
 func TestRecipeLinksRefusedThroughTheAPI(t *testing.T) {
 	o := newOutside(t)
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
 	for _, tc := range []struct {
 		name, query string
 		entries     []entry
@@ -413,9 +415,9 @@ func TestRecipeLinksRefusedThroughTheAPI(t *testing.T) {
 			}
 			// The same recipe pushed as an artifact is checked alike.
 			layer := recipeArchive(t, o.top, tc.entries...)
-			ann := map[string]string{AnnotationTag: "v1", AnnotationKind: "pei"}
+			ann := map[string]string{api.AnnotationTag: "v1", api.AnnotationKind: "pei"}
 			if tc.query != "" {
-				ann[AnnotationKind] = "dockerfile"
+				ann[api.AnnotationKind] = "dockerfile"
 			}
 			m := recipeManifest(t, h, alice, "team-a/app", layer, ann)
 			resp = putManifest(t, h, alice, "team-a/app", "r-"+strconv.Itoa(len(tc.name)), m)

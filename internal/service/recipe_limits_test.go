@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestRecipeLimits: a recipe over MaxRecipeBytes is refused however it
@@ -19,7 +21,7 @@ func TestRecipeLimits(t *testing.T) {
 		c.Limits.MaxContextBytes = 1 << 20
 		c.Limits.MaxActive = 100
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
 	noise := make([]byte, 80<<10) // random: gzip cannot shrink it under 64 KiB
 	rand.Read(noise)
 	small := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
@@ -71,7 +73,7 @@ func TestRecipeLimits(t *testing.T) {
 		{"artifact unpacking to more than MaxContextBytes", unpacksLarge, http.StatusRequestEntityTooLarge},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := recipeManifest(t, h, alice, "team-a/art", tc.layer, map[string]string{AnnotationKind: "dockerfile"})
+			m := recipeManifest(t, h, alice, "team-a/art", tc.layer, map[string]string{api.AnnotationKind: "dockerfile"})
 			resp := putManifest(t, h, alice, "team-a/art", "r", m)
 			if resp.StatusCode != tc.status {
 				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
@@ -99,7 +101,7 @@ func TestRecipeSizeLimitIsExact(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.Limits.MaxRecipeBytes = tc.limit })
-			alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+			alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 			for _, body := range []io.Reader{bytes.NewReader(recipe), io.MultiReader(bytes.NewReader(recipe))} {
 				resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile", alice, body)
 				if resp.StatusCode != tc.status {

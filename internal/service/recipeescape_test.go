@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -21,7 +22,7 @@ func TestRecipeCannotWriteOnTheServer(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // where the server unpacks recipes to check them
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 
 	var buf bytes.Buffer
 	gz := gzip.NewWriter(&buf)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestRecipeArtifactScopes: pushing a recipe artifact takes the push scope
@@ -14,11 +16,11 @@ import (
 // namespace or another.
 func TestRecipeArtifactScopes(t *testing.T) {
 	h := newHarness(t, nil)
-	builder := h.token("builder", []string{"team-a"}, ScopeBuild)
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	admin := h.token("admin", []string{"*"}, ScopeAdmin)
+	builder := h.token("builder", []string{"team-a"}, api.ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	admin := h.token("admin", []string{"*"}, api.ScopeAdmin)
 	layer := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	ann := map[string]string{AnnotationKind: "dockerfile", AnnotationTag: "v3", AnnotationPlatform: "linux/amd64"}
+	ann := map[string]string{api.AnnotationKind: "dockerfile", api.AnnotationTag: "v3", api.AnnotationPlatform: "linux/amd64"}
 
 	m := recipeManifest(t, h, alice, "team-a/app", layer, ann)
 	resp := putManifest(t, h, alice, "team-a/app", "recipe", m)
@@ -26,7 +28,7 @@ func TestRecipeArtifactScopes(t *testing.T) {
 		t.Fatalf("push+build token's recipe artifact: %d %s", resp.StatusCode, errorCode(t, resp))
 	}
 	resp.Body.Close()
-	v := decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+resp.Header.Get("Pei-Build-Id"), alice, nil))
+	v := decode[api.BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+resp.Header.Get("Pei-Build-Id"), alice, nil))
 	if v.Tag != "v3" || v.Submitter != "alice" {
 		t.Fatalf("build %+v", v)
 	}

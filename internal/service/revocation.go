@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -93,7 +94,7 @@ func (s *Server) checkLive(ctx context.Context, c *claims) error {
 			return fmt.Errorf("build %s does not exist", id)
 		case err != nil:
 			return &transientError{err}
-		case b.State != store.Running || strconv.Itoa(b.Attempts) != attempt:
+		case b.State != api.Running || strconv.Itoa(b.Attempts) != attempt:
 			return fmt.Errorf("build credentials of %s attempt %s ended with it (now %s, attempt %d)", id, attempt, b.State, b.Attempts)
 		}
 		return nil

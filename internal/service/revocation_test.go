@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -100,8 +101,8 @@ func tokenID(t *testing.T, h *harness, name string) string {
 // pei token's revocation; another tenant's goes on.
 func TestRevokedTokenStopsEverywhere(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	bob := h.token("bob", []string{"team-b"}, ScopePush, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	bob := h.token("bob", []string{"team-b"}, api.ScopePush, api.ScopeBuild)
 	img, _ := random.Image(256, 1)
 	for _, tc := range []struct{ secret, ref string }{{alice, "team-a/app:v1"}, {bob, "team-b/app:v1"}} {
 		if err := remote.Write(h.ref(tc.ref), img, auth(tc.secret)); err != nil {
@@ -139,14 +140,14 @@ func TestRevokedTokenStopsEverywhere(t *testing.T) {
 // attempt whose build was handed to another worker.
 func TestBuildCredentialsEndWithTheBuild(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Lease = 600 * time.Millisecond })
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	img, _ := random.Image(256, 1)
 	if err := remote.Write(h.ref("team-a/app:v1"), img, auth(alice)); err != nil {
 		t.Fatal(err)
 	}
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
 	const scope = "repository:team-a/app:pull,push"
 
 	// Attempt 1's worker goes silent; attempt 2 runs elsewhere.
@@ -159,7 +160,7 @@ func TestBuildCredentialsEndWithTheBuild(t *testing.T) {
 		t.Fatalf("attempt 1 while it runs: %+v", a)
 	}
 	w2 := fakeWorker{h, wsec, "two"}
-	var l2 *Lease
+	var l2 *api.Lease
 	for end := time.Now().Add(5 * time.Second); l2 == nil && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		l2 = w2.lease("linux/amd64")
 	}
@@ -219,7 +220,7 @@ func basic(user, pw string) string {
 // the claims /token issues, signed the same way, is accepted.
 func TestForgedRegistryTokens(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
 	img, _ := random.Image(256, 1)
 	if err := remote.Write(h.ref("team-a/app:v1"), img, auth(alice)); err != nil {
 		t.Fatal(err)
@@ -238,7 +239,7 @@ func TestForgedRegistryTokens(t *testing.T) {
 			Claims: jwt.Claims{Issuer: issuer, Subject: "alice", Audience: jwt.Audience{service},
 				Expiry: at(5 * time.Minute), NotBefore: at(-5 * time.Second), IssuedAt: at(0), ID: "x"},
 			Access:     []access{{Type: "repository", Name: "team-a/app", Actions: []string{"pull", "push"}}},
-			Namespaces: []string{"team-a"}, Scopes: []string{ScopePush, ScopeBuild}, TokenID: aliceID,
+			Namespaces: []string{"team-a"}, Scopes: []string{api.ScopePush, api.ScopeBuild}, TokenID: aliceID,
 		}
 	}
 	for _, tc := range []struct {
@@ -293,8 +294,8 @@ func TestTokenEndpointRateLimit(t *testing.T) {
 		c.Limits.RequestsPerSec = 1
 		c.Limits.Burst = 3
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopePull)
-	bob := h.token("bob", []string{"team-b"}, ScopePull)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePull)
+	bob := h.token("bob", []string{"team-b"}, api.ScopePull)
 	get := func(secret string) *http.Response {
 		return h.req("GET", "/token?service=pei&scope=repository:team-a/app:pull", secret, nil)
 	}

@@ -21,6 +21,8 @@ import (
 	"github.com/distribution/reference"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/time/rate"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 func (s *Server) routes() http.Handler {
@@ -112,15 +114,8 @@ func (s *Server) buildRoutes(w http.ResponseWriter, r *http.Request, repo, sub s
 	}
 }
 
-// apiError is an OCI distribution-style error body.
-type apiError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Detail  any    `json:"detail,omitempty"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string, detail any) {
-	writeJSON(w, status, map[string]any{"errors": []apiError{{Code: code, Message: msg, Detail: detail}}})
+	writeJSON(w, status, api.Errors{Errors: []api.Error{{Code: code, Message: msg, Detail: detail}}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -335,7 +330,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		return
 	}
 	var m ocispecs.Manifest
-	recipe := json.Unmarshal(body, &m) == nil && (m.ArtifactType == RecipeArtifactType || m.Config.MediaType == RecipeArtifactType)
+	recipe := json.Unmarshal(body, &m) == nil && (m.ArtifactType == api.RecipeArtifactType || m.Config.MediaType == api.RecipeArtifactType)
 	var trigger func(digest string) (string, error)
 	if recipe {
 		// Check before the push lands, so a bad recipe is refused whole.
@@ -350,7 +345,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	} else if c, err := s.caller(r); err != nil || !s.pushesImages(c, repo) {
 		// A build token's registry token may upload blobs, for recipe
 		// artifacts; putting an image is the push scope's.
-		writeError(w, http.StatusForbidden, "DENIED", fmt.Sprintf("pushing images to %s needs the push scope there; a build token pushes recipe artifacts (artifactType %s) only", repo, RecipeArtifactType), nil)
+		writeError(w, http.StatusForbidden, "DENIED", fmt.Sprintf("pushing images to %s needs the push scope there; a build token pushes recipe artifacts (artifactType %s) only", repo, api.RecipeArtifactType), nil)
 		return
 	}
 	ref := referrer(repo, body, r.Header.Get("Content-Type"))
@@ -376,7 +371,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 			buf.header.Set("Pei-Build-Error", err.Error())
 		} else {
 			buf.header.Set("Pei-Build-Id", id)
-			buf.header.Set("Pei-Build-Location", "/v2/"+repo+"/_pei/builds/"+id)
+			buf.header.Set("Pei-Build-Location", api.BuildPath(repo, id))
 		}
 	}
 	buf.flush(w)

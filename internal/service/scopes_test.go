@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // allActions is every action a registry token can be asked for.
@@ -59,13 +61,13 @@ func TestScopeActions(t *testing.T) {
 		own, other  []string
 		public      []string
 	}{
-		{"pull", ScopePull, []string{"team-a"}, actions("pull"), nil, actions("pull")},
-		{"push", ScopePush, []string{"team-a"}, actions("pull", "push"), nil, actions("pull")},
-		{"build", ScopeBuild, []string{"team-a"}, actions("pull", "build"), nil, actions("pull")},
-		{"admin of team-a", ScopeAdmin, []string{"team-a"}, everything, nil, actions("pull")},
-		{"admin of every namespace", ScopeAdmin, []string{"*"}, everything, everything, everything},
+		{"pull", api.ScopePull, []string{"team-a"}, actions("pull"), nil, actions("pull")},
+		{"push", api.ScopePush, []string{"team-a"}, actions("pull", "push"), nil, actions("pull")},
+		{"build", api.ScopeBuild, []string{"team-a"}, actions("pull", "build"), nil, actions("pull")},
+		{"admin of team-a", api.ScopeAdmin, []string{"team-a"}, everything, nil, actions("pull")},
+		{"admin of every namespace", api.ScopeAdmin, []string{"*"}, everything, everything, everything},
 		// Workers pull and push with each build's credentials, not their own.
-		{"worker", ScopeWorker, []string{"team-a"}, nil, nil, actions("pull")},
+		{"worker", api.ScopeWorker, []string{"team-a"}, nil, nil, actions("pull")},
 		{"anonymous", "", nil, nil, nil, actions("pull")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,8 +87,8 @@ func TestScopeActions(t *testing.T) {
 	}
 
 	t.Run("only what is asked for", func(t *testing.T) {
-		admin := h.token("admin asking little", []string{"*"}, ScopeAdmin)
-		pusher := h.token("pusher asking little", []string{"team-a"}, ScopePush)
+		admin := h.token("admin asking little", []string{"*"}, api.ScopeAdmin)
+		pusher := h.token("pusher asking little", []string{"team-a"}, api.ScopePush)
 		for _, tc := range []struct {
 			secret    string
 			ask, want []string
@@ -105,8 +107,8 @@ func TestScopeActions(t *testing.T) {
 	})
 
 	t.Run("a build's credentials", func(t *testing.T) {
-		alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-		wsec := h.token("w", nil, ScopeWorker)
+		alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+		wsec := h.token("w", nil, api.ScopeWorker)
 		good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 		resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good))
 		if resp.StatusCode != http.StatusAccepted {
@@ -122,7 +124,7 @@ func TestScopeActions(t *testing.T) {
 			want []string
 		}{
 			{"team-a/app", actions("pull", "push")},
-			{CacheRepo("team-a/app"), actions("pull", "push")},
+			{api.CacheRepo("team-a/app"), actions("pull", "push")},
 			{"team-a/other", actions("pull")},
 			{"team-a/app-2", actions("pull")}, // a name that starts like the build's
 			{other, nil},
@@ -138,16 +140,16 @@ func TestScopeActions(t *testing.T) {
 // TestWorkerScope: only worker and admin tokens lease builds.
 func TestWorkerScope(t *testing.T) {
 	h := newHarness(t, nil)
-	body, _ := json.Marshal(LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
+	body, _ := json.Marshal(api.LeaseRequest{Name: "w", Platforms: []string{"linux/amd64"}})
 	for _, tc := range []struct {
 		scope  string
 		status int
 	}{
-		{ScopePull, http.StatusForbidden},
-		{ScopePush, http.StatusForbidden},
-		{ScopeBuild, http.StatusForbidden},
-		{ScopeWorker, http.StatusNoContent}, // allowed; nothing is queued
-		{ScopeAdmin, http.StatusNoContent},
+		{api.ScopePull, http.StatusForbidden},
+		{api.ScopePush, http.StatusForbidden},
+		{api.ScopeBuild, http.StatusForbidden},
+		{api.ScopeWorker, http.StatusNoContent}, // allowed; nothing is queued
+		{api.ScopeAdmin, http.StatusNoContent},
 	} {
 		t.Run(tc.scope, func(t *testing.T) {
 			secret := h.token(tc.scope, []string{"team-a"}, tc.scope)

@@ -1,9 +1,3 @@
-// Package service is pei serve: an OCI distribution registry (the
-// distribution/distribution library, not a hand-written one) with a Docker
-// token server in front of it and build endpoints beside it. Users push and
-// pull images as from any registry and submit recipes (pei projects or
-// Dockerfiles with their context) that workers (package worker) lease,
-// build with BuildKit and push back here.
 package service
 
 import (
@@ -33,6 +27,7 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -51,7 +46,8 @@ type Config struct {
 	// PublicURL is how clients reach the server (the token realm),
 	// e.g. http://127.0.0.1:5000.
 	PublicURL string
-	// AnonymousPull lists namespaces anyone may pull from.
+	// AnonymousPull lists namespaces anyone may pull from; each must pass
+	// api.CheckNamespace.
 	AnonymousPull []string
 	Limits        Limits
 	// Lease is how long a worker holds a build between heartbeats.
@@ -139,6 +135,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("pei serve needs its public URL (the token realm)")
 	}
 	cfg.PublicURL = strings.TrimSuffix(cfg.PublicURL, "/")
+	for _, ns := range cfg.AnonymousPull {
+		if err := api.CheckNamespace(ns); err != nil {
+			return nil, fmt.Errorf("anonymous pull: %w", err)
+		}
+	}
 	fillLimits(&cfg.Limits)
 	orDefault(&cfg.Lease, 30*time.Second)
 	orDefault(&cfg.MaxAttempts, 3)
@@ -155,11 +156,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "recipes"), 0o700); err != nil {
 		return nil, err
 	}
-	dsn := cfg.Database
-	if dsn == "" {
-		dsn = filepath.Join(cfg.DataDir, "pei.db")
-	}
-	st, err := store.Open(ctx, dsn)
+	st, err := store.Open(ctx, dsn(cfg.DataDir, cfg.Database))
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +306,8 @@ func (s *Server) secretFile(name string) (string, error) {
 	return secret, writeFileAtomic(path, []byte(secret), 0o600)
 }
 
-// Store is the server's database (pei token create uses it directly).
+// Store is the server's database, for a program that runs the server in
+// its own process (tests) and makes tokens or reads builds directly.
 func (s *Server) Store() *store.Store { return s.store }
 
 // ServeHTTP serves the registry, the token endpoint and pei's endpoints.

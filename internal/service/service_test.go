@@ -23,6 +23,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 	"github.com/pei-dev/pei/internal/testenv"
 )
@@ -110,9 +111,7 @@ func decode[T any](t *testing.T, resp *http.Response) T {
 
 func errorCode(t *testing.T, resp *http.Response) string {
 	t.Helper()
-	e := decode[struct {
-		Errors []apiError `json:"errors"`
-	}](t, resp)
+	e := decode[api.Errors](t, resp)
 	if len(e.Errors) == 0 {
 		t.Fatalf("status %d without an errors body", resp.StatusCode)
 	}
@@ -146,10 +145,10 @@ const dockerfile = "FROM scratch\nCOPY hello /hello\n"
 
 func TestRegistryTokenFlowAndTenants(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.AnonymousPull = []string{"public"} })
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	bob := h.token("bob", []string{"team-b"}, ScopePush, ScopeBuild)
-	reader := h.token("reader", []string{"team-a"}, ScopePull)
-	admin := h.token("admin", []string{"*"}, ScopeAdmin)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	bob := h.token("bob", []string{"team-b"}, api.ScopePush, api.ScopeBuild)
+	reader := h.token("reader", []string{"team-a"}, api.ScopePull)
+	admin := h.token("admin", []string{"*"}, api.ScopeAdmin)
 	img, err := random.Image(2048, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -241,9 +240,9 @@ func TestSubmitChecksAndLimits(t *testing.T) {
 		c.Limits.MaxRecipeBytes = 64 << 10
 		c.Limits.MaxActive = 2
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	puller := h.token("puller", []string{"team-a"}, ScopePull)
-	bob := h.token("bob", []string{"team-b"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	puller := h.token("puller", []string{"team-a"}, api.ScopePull)
+	bob := h.token("bob", []string{"team-b"}, api.ScopeBuild)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	submit := func(secret, query string, body []byte) *http.Response {
 		return h.req("POST", "/v2/team-a/app/_pei/builds?"+query, secret, bytes.NewReader(body))
@@ -311,7 +310,7 @@ func TestSubmitChecksAndLimits(t *testing.T) {
 		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/v2/team-a/app/_pei/builds/b-") {
 			t.Fatalf("Location %q", loc)
 		}
-		ids = append(ids, decode[BuildView](t, resp).ID)
+		ids = append(ids, decode[api.BuildView](t, resp).ID)
 	}
 	if got := recipes(); got != before+1 {
 		t.Errorf("two uploads of one recipe stored %d files, want 1 more than %d", got, before)
@@ -329,7 +328,7 @@ func TestSubmitChecksAndLimits(t *testing.T) {
 
 	// Status: visible to the tenant, not found for another (even by id).
 	resp = h.req("GET", "/v2/team-a/app/_pei/builds/"+ids[0], alice, nil)
-	if v := decode[BuildView](t, resp); v.State != store.Queued || v.Repository != "team-a/app" || v.Tag != "v1" || v.Kind != "dockerfile" {
+	if v := decode[api.BuildView](t, resp); v.State != api.Queued || v.Repository != "team-a/app" || v.Tag != "v1" || v.Kind != "dockerfile" {
 		t.Fatalf("status %+v", v)
 	}
 	for _, path := range []string{"/v2/team-a/app/_pei/builds/" + ids[0], "/v2/team-b/x/_pei/builds/" + ids[0]} {
@@ -340,7 +339,7 @@ func TestSubmitChecksAndLimits(t *testing.T) {
 		resp.Body.Close()
 	}
 	list := decode[struct {
-		Builds []BuildView `json:"builds"`
+		Builds []api.BuildView `json:"builds"`
 	}](t, h.req("GET", "/v2/_pei/builds", bob, nil))
 	if len(list.Builds) != 1 || list.Builds[0].Repository != "team-b/x" {
 		t.Fatalf("bob's build list %+v", list.Builds)
@@ -348,7 +347,7 @@ func TestSubmitChecksAndLimits(t *testing.T) {
 
 	// Cancel a queued build: it ends at once, and frees a slot.
 	resp = h.req("DELETE", "/v2/team-a/app/_pei/builds/"+ids[0], alice, nil)
-	if v := decode[BuildView](t, resp); v.State != store.Canceled {
+	if v := decode[api.BuildView](t, resp); v.State != api.Canceled {
 		t.Fatalf("cancel: %+v", v)
 	}
 	resp = h.req("DELETE", "/v2/team-a/app/_pei/builds/"+ids[0], alice, nil)
@@ -368,7 +367,7 @@ func TestRateLimit(t *testing.T) {
 		c.Limits.RequestsPerSec = 1
 		c.Limits.Burst = 3
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	codes := map[int]int{}
 	for i := 0; i < 6; i++ {
 		resp := h.req("GET", "/v2/team-a/app/_pei/builds", alice, nil)
@@ -397,9 +396,9 @@ type fakeWorker struct {
 	name   string
 }
 
-func (w fakeWorker) lease(platforms ...string) *Lease {
+func (w fakeWorker) lease(platforms ...string) *api.Lease {
 	w.h.t.Helper()
-	body, _ := json.Marshal(LeaseRequest{Name: w.name, Platforms: platforms, Wait: 0})
+	body, _ := json.Marshal(api.LeaseRequest{Name: w.name, Platforms: platforms, Wait: 0})
 	resp := w.h.req("POST", "/v2/_pei/workers/lease", w.secret, bytes.NewReader(body))
 	if resp.StatusCode == 204 {
 		resp.Body.Close()
@@ -408,7 +407,7 @@ func (w fakeWorker) lease(platforms ...string) *Lease {
 	if resp.StatusCode != 200 {
 		w.h.t.Fatalf("lease: %d %s", resp.StatusCode, errorCode(w.h.t, resp))
 	}
-	l := decode[Lease](w.h.t, resp)
+	l := decode[api.Lease](w.h.t, resp)
 	return &l
 }
 
@@ -419,8 +418,8 @@ func (w fakeWorker) post(id, what, body string) *http.Response {
 func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 	// The receiver is on loopback, which webhooks reach only when allowed.
 	h := newHarness(t, func(c *Config) { c.WebhookAllow = loopbackHooks })
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	w1 := fakeWorker{h, wsec, "one"}
 	w2 := fakeWorker{h, wsec, "two"}
 
@@ -447,12 +446,12 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 	resp := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/arm64&secret=npm&webhook="+hook.URL+"&webhook_secret=s3cret", alice, bytes.NewReader(good))
-	b := decode[BuildView](t, resp)
+	b := decode[api.BuildView](t, resp)
 
 	if l := w1.lease("linux/amd64"); l != nil {
 		t.Fatal("an amd64 worker leased an arm64 build")
 	}
-	body, _ := json.Marshal(LeaseRequest{Name: "one", Platforms: []string{"linux/arm64"}})
+	body, _ := json.Marshal(api.LeaseRequest{Name: "one", Platforms: []string{"linux/arm64"}})
 	resp = h.req("POST", "/v2/_pei/workers/lease", wsec, bytes.NewReader(body))
 	if resp.StatusCode != 204 {
 		t.Fatalf("a worker without the build's secret got it: %d", resp.StatusCode)
@@ -463,9 +462,9 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 		t.Fatalf("a token without the worker scope leased: %d", resp.StatusCode)
 	}
 	resp.Body.Close()
-	body, _ = json.Marshal(LeaseRequest{Name: "one", Platforms: []string{"linux/arm64"}, Secrets: []string{"npm"}})
-	l := decode[Lease](t, h.req("POST", "/v2/_pei/workers/lease", wsec, bytes.NewReader(body)))
-	if l.Build.ID != b.ID || l.Build.State != store.Running || l.Registry != h.host {
+	body, _ = json.Marshal(api.LeaseRequest{Name: "one", Platforms: []string{"linux/arm64"}, Secrets: []string{"npm"}})
+	l := decode[api.Lease](t, h.req("POST", "/v2/_pei/workers/lease", wsec, bytes.NewReader(body)))
+	if l.Build.ID != b.ID || l.Build.State != api.Running || l.Registry != h.host {
 		t.Fatalf("lease %+v", l)
 	}
 
@@ -477,7 +476,7 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 	if err := remote.Write(h.ref("team-a/other:x"), img, auth(l.Password)); err == nil {
 		t.Fatal("job credentials pushed to another repository")
 	}
-	admin := h.token("admin", []string{"*"}, ScopeAdmin)
+	admin := h.token("admin", []string{"*"}, api.ScopeAdmin)
 	remote.Write(h.ref("team-b/secret:x"), img, auth(admin))
 	if _, err := remote.Image(h.ref("team-b/secret:x"), auth(l.Password)); err == nil {
 		t.Fatal("job credentials read another tenant's image")
@@ -505,8 +504,8 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 		done <- string(data)
 	}()
 	time.Sleep(200 * time.Millisecond)
-	hb := decode[Heartbeat](t, w1.post(b.ID, "heartbeat", "{}"))
-	if hb.Cancel || hb.State != store.Running {
+	hb := decode[api.Heartbeat](t, w1.post(b.ID, "heartbeat", "{}"))
+	if hb.Cancel || hb.State != api.Running {
 		t.Fatalf("heartbeat %+v", hb)
 	}
 	resp = w1.post(b.ID, "finish", `{"state":"succeeded","digest":"not-a-digest"}`)
@@ -532,7 +531,7 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 	text := h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID+"/logs", alice, nil)
 	all, _ := io.ReadAll(text.Body)
 	text.Body.Close()
-	if string(all) != "step 1\nstep 2\nstep 3\n" || text.Header.Get("Pei-Build-State") != store.Succeeded {
+	if string(all) != "step 1\nstep 2\nstep 3\n" || api.State(text.Header.Get("Pei-Build-State")) != api.Succeeded {
 		t.Fatalf("plain log %q (%s)", all, text.Header.Get("Pei-Build-State"))
 	}
 	// The job credentials die with the build.
@@ -559,8 +558,8 @@ func TestWorkerLeaseLogsAndWebhook(t *testing.T) {
 		t.Fatalf("signature %q does not match the body", got[0].sig)
 	}
 	var ev struct {
-		Event string    `json:"event"`
-		Build BuildView `json:"build"`
+		Event string        `json:"event"`
+		Build api.BuildView `json:"build"`
 	}
 	json.Unmarshal(got[0].body, &ev)
 	if ev.Event != "build.succeeded" || ev.Build.Digest != d.String() || ev.Build.Image != h.host+"/team-a/app@"+d.String() {
@@ -573,16 +572,16 @@ func TestLostWorkerRequeuesThenFails(t *testing.T) {
 		c.Lease = 600 * time.Millisecond
 		c.MaxAttempts = 2
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
 	w1 := fakeWorker{h, wsec, "one"}
 	if l := w1.lease("linux/amd64"); l == nil || l.Build.ID != b.ID {
 		t.Fatal("first lease")
 	}
 	// w1 dies: no heartbeat. The build goes back to the queue...
-	var l2 *Lease
+	var l2 *api.Lease
 	for end := time.Now().Add(5 * time.Second); l2 == nil && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		l2 = fakeWorker{h, wsec, "two"}.lease("linux/amd64")
 	}
@@ -597,46 +596,46 @@ func TestLostWorkerRequeuesThenFails(t *testing.T) {
 	resp.Body.Close()
 	// The second worker dies too: after two attempts the build fails,
 	// saying why.
-	var v BuildView
+	var v api.BuildView
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		v = decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
-		if v.State != store.Running {
+		v = decode[api.BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
+		if v.State != api.Running {
 			break
 		}
 	}
-	if v.State != store.Failed || !strings.Contains(v.Error, "stopped answering (attempt 2 of 2)") {
+	if v.State != api.Failed || !strings.Contains(v.Error, "stopped answering (attempt 2 of 2)") {
 		t.Fatalf("after two lost workers: %s %q", v.State, v.Error)
 	}
 }
 
 func TestCancelRunning(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
 	w := fakeWorker{h, wsec, "one"}
 	w.lease("linux/amd64")
-	v := decode[BuildView](t, h.req("DELETE", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
-	if v.State != store.Running || !v.Cancel {
+	v := decode[api.BuildView](t, h.req("DELETE", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
+	if v.State != api.Running || !v.Cancel {
 		t.Fatalf("cancel of a running build: %+v", v)
 	}
-	if hb := decode[Heartbeat](t, w.post(b.ID, "heartbeat", "{}")); !hb.Cancel {
+	if hb := decode[api.Heartbeat](t, w.post(b.ID, "heartbeat", "{}")); !hb.Cancel {
 		t.Fatal("the worker was not told to stop")
 	}
 	w.post(b.ID, "finish", `{"state":"canceled","error":"canceled by request"}`).Body.Close()
-	v = decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
-	if v.State != store.Canceled {
+	v = decode[api.BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
+	if v.State != api.Canceled {
 		t.Fatalf("state %s", v.State)
 	}
 }
 
 func TestRecipeArtifactQueuesBuild(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	pusher := h.token("pusher", []string{"team-a"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	pusher := h.token("pusher", []string{"team-a"}, api.ScopePush)
 	layer := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	m := recipeManifest(t, h, alice, "team-a/app", layer, map[string]string{AnnotationKind: "dockerfile", AnnotationTag: "v2", AnnotationPlatform: "linux/amd64"})
+	m := recipeManifest(t, h, alice, "team-a/app", layer, map[string]string{api.AnnotationKind: "dockerfile", api.AnnotationTag: "v2", api.AnnotationPlatform: "linux/amd64"})
 	for _, tc := range []struct {
 		name, secret string
 		status       int
@@ -651,7 +650,7 @@ func TestRecipeArtifactQueuesBuild(t *testing.T) {
 			}
 			if tc.status == 201 {
 				id := resp.Header.Get("Pei-Build-Id")
-				v := decode[BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+id, alice, nil))
+				v := decode[api.BuildView](t, h.req("GET", "/v2/team-a/app/_pei/builds/"+id, alice, nil))
 				if v.Tag != "v2" || v.Kind != "dockerfile" || v.Subject != resp.Header.Get("Docker-Content-Digest") || v.Subject == "" {
 					t.Fatalf("build from artifact %+v", v)
 				}
@@ -667,7 +666,7 @@ func TestRecipeArtifactQueuesBuild(t *testing.T) {
 		t.Fatalf("anonymous recipe push: %d %q", resp0.StatusCode, resp0.Header.Get("WWW-Authenticate"))
 	}
 	// A bad recipe is refused whole: not stored, no build.
-	bad := recipeManifest(t, h, alice, "team-a/app", tarGz(t, map[string]string{"../x": "x"}), map[string]string{AnnotationKind: "dockerfile"})
+	bad := recipeManifest(t, h, alice, "team-a/app", tarGz(t, map[string]string{"../x": "x"}), map[string]string{api.AnnotationKind: "dockerfile"})
 	resp := putManifest(t, h, alice, "team-a/app", "bad", bad)
 	if resp.StatusCode != 400 {
 		t.Fatalf("bad recipe artifact: %d", resp.StatusCode)
@@ -693,7 +692,7 @@ func recipeManifest(t *testing.T, h *harness, secret, repo string, layer []byte,
 	m := map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"artifactType":  RecipeArtifactType,
+		"artifactType":  api.RecipeArtifactType,
 		"config":        map[string]any{"mediaType": "application/vnd.oci.empty.v1+json", "digest": eh.String(), "size": 2},
 		"layers":        []any{map[string]any{"mediaType": "application/vnd.pei.recipe.v1.tar+gzip", "digest": lh.String(), "size": size}},
 		"annotations":   ann,
@@ -730,7 +729,7 @@ func (l staticLayer) MediaType() (types.MediaType, error) { return "application/
 // are refused with OCI errors and leave nothing behind.
 func TestBadRegistryInput(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.MaxManifestBytes = 64 << 10 })
-	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush)
 	tok := decode[map[string]any](t, h.req("GET", "/token?service=pei&scope=repository:team-a/app:pull,push", alice, nil))["token"].(string)
 	bearer := []string{"Authorization", "Bearer " + tok}
 
@@ -783,8 +782,8 @@ func TestReplicasSharePostgres(t *testing.T) {
 	data := t.TempDir()
 	one := newHarness(t, func(c *Config) { c.Database = dsn; c.DataDir = data })
 	two := newHarness(t, func(c *Config) { c.Database = dsn; c.DataDir = data })
-	alice := one.token("alice", []string{"team-a"}, ScopePush, ScopeBuild)
-	wsec := two.token("w", nil, ScopeWorker)
+	alice := one.token("alice", []string{"team-a"}, api.ScopePush, api.ScopeBuild)
+	wsec := two.token("w", nil, api.ScopeWorker)
 
 	img, _ := random.Image(1024, 1)
 	if err := remote.Write(one.ref("team-a/app:v1"), img, auth(alice)); err != nil {
@@ -794,7 +793,7 @@ func TestReplicasSharePostgres(t *testing.T) {
 		t.Fatalf("the other replica does not serve the pushed image: %v", err)
 	}
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good)))
 	w := fakeWorker{two, wsec, "r2"}
 	l := w.lease("linux/amd64")
 	if l == nil || l.Build.ID != b.ID {
@@ -813,8 +812,8 @@ func TestReplicasSharePostgres(t *testing.T) {
 	w.post(b.ID, "logs", "from two\n").Body.Close()
 	d, _ := img.Digest()
 	w.post(b.ID, "finish", `{"state":"succeeded","digest":"`+d.String()+`"}`).Body.Close()
-	v := decode[BuildView](t, one.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
-	if v.State != store.Succeeded || v.Digest != d.String() {
+	v := decode[api.BuildView](t, one.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID, alice, nil))
+	if v.State != api.Succeeded || v.Digest != d.String() {
 		t.Fatalf("replica one sees %+v", v)
 	}
 	text := one.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID+"/logs", alice, nil)
@@ -829,7 +828,7 @@ func TestReplicasSharePostgres(t *testing.T) {
 // answered 408 and nothing is queued.
 func TestSlowUpload(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.UploadTimeout = 300 * time.Millisecond })
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	pr, pw := io.Pipe()
 	go func() {
 		pw.Write([]byte{0x1f, 0x8b})
@@ -882,10 +881,10 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 
 	one := newHarness(t, func(c *Config) { c.DataDir, c.WebhookAllow = data, loopbackHooks })
 	one.srv.hooks.backoff = 100 * time.Millisecond
-	alice := one.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := one.token("w", nil, ScopeWorker)
+	alice := one.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := one.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, one.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
 	w := fakeWorker{one, wsec, "w"}
 	w.lease("linux/amd64")
 	w.post(b.ID, "finish", `{"state":"failed","error":"broken"}`).Body.Close()
@@ -913,7 +912,7 @@ func TestWebhookSurvivesRestart(t *testing.T) {
 	// A hook that never answers 2xx is given up after its attempts.
 	two.srv.hooks.attempts = 3
 	two.srv.hooks.backoff = 10 * time.Millisecond
-	b2 := decode[BuildView](t, two.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
+	b2 := decode[api.BuildView](t, two.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook="+hook.URL, alice, bytes.NewReader(good)))
 	w2 := fakeWorker{two, wsec, "w"}
 	w2.lease("linux/amd64")
 	w2.post(b2.ID, "finish", `{"state":"canceled"}`).Body.Close()
@@ -944,7 +943,7 @@ func TestRegistryConfigStorage(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "registry.yml")
 	os.WriteFile(cfgFile, []byte("version: 0.1\nstorage:\n  inmemory: {}\n"), 0o644)
 	h := newHarness(t, func(c *Config) { c.RegistryConfig = cfgFile })
-	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush)
 	img, _ := random.Image(1024, 1)
 	if err := remote.Write(h.ref("team-a/mem:v1"), img, auth(alice)); err != nil {
 		t.Fatal(err)
@@ -970,10 +969,10 @@ func TestRegistryConfigStorage(t *testing.T) {
 func TestWebhookRefusesMetadataAddresses(t *testing.T) {
 	h := newHarness(t, nil)
 	h.srv.hooks.attempts = 1
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook=http://169.254.169.254/latest/meta-data/", alice, bytes.NewReader(good)))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64&webhook=http://169.254.169.254/latest/meta-data/", alice, bytes.NewReader(good)))
 	w := fakeWorker{h, wsec, "w"}
 	w.lease("linux/amd64")
 	w.post(b.ID, "finish", `{"state":"failed","error":"x"}`).Body.Close()

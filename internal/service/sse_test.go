@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pei-dev/pei/internal/store"
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // sseEvent is an event as a client following the HTML event-stream spec
@@ -93,10 +93,10 @@ func TestWriteSSEData(t *testing.T) {
 // event, followed by the one real end event with the build's real state.
 func TestLogStreamCannotForgeEnd(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
 	w := fakeWorker{h, wsec, "w"}
 	w.lease("linux/amd64")
 	for _, chunk := range []string{forged, "last line\n"} {
@@ -127,8 +127,8 @@ func TestLogStreamCannotForgeEnd(t *testing.T) {
 			t.Errorf("event %d: %q, want %q", i, events[i], ev)
 		}
 	}
-	var end BuildView
-	if events[2].typ != "end" || json.Unmarshal([]byte(events[2].data), &end) != nil || end.State != store.Failed || end.ID != b.ID {
+	var end api.BuildView
+	if events[2].typ != "end" || json.Unmarshal([]byte(events[2].data), &end) != nil || end.State != api.Failed || end.ID != b.ID {
 		t.Fatalf("last event %q, want the end with state failed", events[2])
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestSubmitParameters: what a submission may ask for. The timeout is a
@@ -18,21 +20,21 @@ func TestSubmitParameters(t *testing.T) {
 		c.Limits.BuildTimeout = time.Hour
 		c.Limits.MaxActive = 100
 	})
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	recipe := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n", "sub/Containerfile": dockerfile})
 	for _, tc := range []struct {
 		name   string
 		query  url.Values
 		status int
-		check  func(t *testing.T, v BuildView) // on success
-		msg    string                          // in the error otherwise
+		check  func(t *testing.T, v api.BuildView) // on success
+		msg    string                              // in the error otherwise
 	}{
-		{"timeout at the limit", url.Values{"timeout": {"1h"}}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"timeout at the limit", url.Values{"timeout": {"1h"}}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if v.Timeout != "1h0m0s" {
 				t.Errorf("timeout %s", v.Timeout)
 			}
 		}, ""},
-		{"no timeout: the server's", url.Values{}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"no timeout: the server's", url.Values{}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if v.Timeout != "1h0m0s" {
 				t.Errorf("timeout %s", v.Timeout)
 			}
@@ -40,12 +42,12 @@ func TestSubmitParameters(t *testing.T) {
 		{"timeout of 0", url.Values{"timeout": {"0s"}}, http.StatusBadRequest, nil, `timeout "0s": give a duration`},
 		{"negative timeout", url.Values{"timeout": {"-5m"}}, http.StatusBadRequest, nil, `timeout "-5m": give a duration`},
 		{"timeout just over the limit", url.Values{"timeout": {"1h0m1s"}}, http.StatusBadRequest, nil, "over this server's limit of 1h0m0s"},
-		{"https webhook", url.Values{"webhook": {"https://hooks.example/pei"}}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"https webhook", url.Values{"webhook": {"https://hooks.example/pei"}}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if !v.Webhook {
 				t.Error("the build does not show its webhook")
 			}
 		}, ""},
-		{"no webhook", url.Values{}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"no webhook", url.Values{}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if v.Webhook {
 				t.Error("a build without a webhook shows one")
 			}
@@ -56,12 +58,12 @@ func TestSubmitParameters(t *testing.T) {
 		{"ftp webhook", url.Values{"webhook": {"ftp://hooks.example/pei"}}, http.StatusBadRequest, nil, "give an http or https URL"},
 		{"file webhook", url.Values{"webhook": {"file:///etc/passwd"}}, http.StatusBadRequest, nil, "give an http or https URL"},
 		{"webhook without a host", url.Values{"webhook": {"http:///pei"}}, http.StatusBadRequest, nil, "give an http or https URL"},
-		{"dockerfile elsewhere in the context", url.Values{"dockerfile": {"sub/Containerfile"}}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"dockerfile elsewhere in the context", url.Values{"dockerfile": {"sub/Containerfile"}}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if v.Stage != "sub/Containerfile" {
 				t.Errorf("dockerfile %q, want sub/Containerfile", v.Stage)
 			}
 		}, ""},
-		{"default dockerfile", url.Values{}, http.StatusAccepted, func(t *testing.T, v BuildView) {
+		{"default dockerfile", url.Values{}, http.StatusAccepted, func(t *testing.T, v api.BuildView) {
 			if v.Stage != "Dockerfile" {
 				t.Errorf("dockerfile %q, want Dockerfile", v.Stage)
 			}
@@ -81,7 +83,7 @@ func TestSubmitParameters(t *testing.T) {
 				}
 				return
 			}
-			tc.check(t, decode[BuildView](t, resp))
+			tc.check(t, decode[api.BuildView](t, resp))
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestSubmitStage: stage= of a pei project names a stage the recipe's
@@ -13,7 +15,7 @@ import (
 // image, a composed image by name; any other is refused at submission.
 func TestSubmitStage(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Limits.MaxActive = 100 })
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
 	const base = "stage_1:\n  image: {base: debian:bookworm, output: 'app:stage-1'}\nstage_2:\n  image: {output: 'app:stage-2'}\n"
 	withFinal := tarGz(t, map[string]string{"user_config.yml": base + "  final: {keep: [/opt/app]}\ncompose:\n  rt:\n    output: 'rt:1'\n    layers: [{image: 'app:stage-1'}]\n"})
 	plain := tarGz(t, map[string]string{"user_config.yml": base})
@@ -42,7 +44,7 @@ func TestSubmitStage(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, errorCode(t, resp))
 			}
 			if tc.msg == "" {
-				if v := decode[BuildView](t, resp); v.Kind != "pei" || v.Stage != tc.stage {
+				if v := decode[api.BuildView](t, resp); v.Kind != "pei" || v.Stage != tc.stage {
 					t.Fatalf("build of kind %s, stage %q; want pei, %q", v.Kind, v.Stage, tc.stage)
 				}
 				return

@@ -9,6 +9,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestRegistryTokenValidity: pei's own endpoints take a registry token
@@ -24,12 +26,12 @@ func TestRegistryTokenValidity(t *testing.T) {
 	ns := []string{"team-a"}
 	// Registry tokens stand for a live pei token (revocation is checked on
 	// every request): alice's.
-	h.token("alice", ns, ScopePull, ScopeBuild)
+	h.token("alice", ns, api.ScopePull, api.ScopeBuild)
 	aliceID := tokenID(t, h, "alice")
 	// signed makes a token with this server's key and the claims given.
 	signed := func(c jwt.Claims) string {
 		t.Helper()
-		raw, err := jwt.Signed(h.srv.signer.sign).Claims(claims{Claims: c, Access: acc, Namespaces: ns, Scopes: []string{ScopePull, ScopeBuild}, TokenID: aliceID}).Serialize()
+		raw, err := jwt.Signed(h.srv.signer.sign).Claims(claims{Claims: c, Access: acc, Namespaces: ns, Scopes: []string{api.ScopePull, api.ScopeBuild}, TokenID: aliceID}).Serialize()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +47,7 @@ func TestRegistryTokenValidity(t *testing.T) {
 	}
 	issued := func(s *signer, ttl time.Duration) string {
 		t.Helper()
-		raw, err := s.issue(claims{Claims: jwt.Claims{Subject: "alice"}, Access: acc, Namespaces: ns, Scopes: []string{ScopePull, ScopeBuild}, TokenID: aliceID}, ttl)
+		raw, err := s.issue(claims{Claims: jwt.Claims{Subject: "alice"}, Access: acc, Namespaces: ns, Scopes: []string{api.ScopePull, api.ScopeBuild}, TokenID: aliceID}, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +93,7 @@ func TestRegistryTokenValidity(t *testing.T) {
 // not, and neither does an anonymous POST.
 func TestTokenResponse(t *testing.T) {
 	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, ScopePush)
+	alice := h.token("alice", []string{"team-a"}, api.ScopePush)
 	for _, tc := range []struct {
 		name, method, secret string
 		refresh              bool

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
@@ -85,7 +86,8 @@ func (s *Server) hookLoop(ctx context.Context) {
 func (s *Server) deliver(ctx context.Context, b store.Build) {
 	h := s.hooks
 	v := s.view(b)
-	body, err := json.Marshal(map[string]any{"event": "build." + v.State, "build": v})
+	event := "build." + string(v.State)
+	body, err := json.Marshal(api.WebhookEvent{Build: v, Event: event})
 	if err != nil {
 		return
 	}
@@ -97,7 +99,7 @@ func (s *Server) deliver(ctx context.Context, b store.Build) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "pei-serve")
-	req.Header.Set("Pei-Event", "build."+v.State)
+	req.Header.Set("Pei-Event", event)
 	req.Header.Set("Pei-Delivery", fmt.Sprintf("%s.%d", v.ID, attempt))
 	if b.WebhookSecret != "" {
 		req.Header.Set("Pei-Signature", Sign(b.WebhookSecret, body))

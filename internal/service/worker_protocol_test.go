@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestWorkerProtocol: a lease request waits up to wait_seconds for a
@@ -15,11 +17,11 @@ import (
 // unknown builds get 4xx answers.
 func TestWorkerProtocol(t *testing.T) {
 	h := newHarness(t, nil) // leases of 3 s
-	alice := h.token("alice", []string{"team-a"}, ScopeBuild)
-	wsec := h.token("w", nil, ScopeWorker)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
 	lease := func(wait int) (*http.Response, time.Duration) {
 		t.Helper()
-		body, _ := json.Marshal(LeaseRequest{Name: "one", Platforms: []string{"linux/amd64"}, Wait: wait})
+		body, _ := json.Marshal(api.LeaseRequest{Name: "one", Platforms: []string{"linux/amd64"}, Wait: wait})
 		start := time.Now()
 		resp := h.req("POST", "/v2/_pei/workers/lease", wsec, bytes.NewReader(body))
 		return resp, time.Since(start)
@@ -64,12 +66,12 @@ func TestWorkerProtocol(t *testing.T) {
 		}
 		good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
 		sub := h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, bytes.NewReader(good))
-		b := decode[BuildView](t, sub)
+		b := decode[api.BuildView](t, sub)
 		r := <-got
 		if r.resp.StatusCode != http.StatusOK || r.took > 20*time.Second {
 			t.Fatalf("status %d after %s, want the build well before the 30 s wait ends", r.resp.StatusCode, r.took)
 		}
-		l := decode[Lease](t, r.resp)
+		l := decode[api.Lease](t, r.resp)
 		if l.Build.ID != b.ID || l.LeaseSeconds != 3 {
 			t.Fatalf("lease of %s for %d s, want %s for 3 s", l.Build.ID, l.LeaseSeconds, b.ID)
 		}

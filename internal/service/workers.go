@@ -17,53 +17,13 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/store"
 )
 
-// LeaseRequest is what a worker asks POST /v2/_pei/workers/lease for.
-type LeaseRequest struct {
-	Name      string   `json:"name"`
-	Platforms []string `json:"platforms"`
-	Secrets   []string `json:"secrets"` // ids of the secrets the worker holds
-	Wait      int      `json:"wait_seconds"`
-}
-
-// Lease is a leased build: what to build and the registry credentials to
-// build it with.
-type Lease struct {
-	Build BuildView `json:"build"`
-	// Registry is host[:port] of this registry.
-	Registry string `json:"registry"`
-	// Username and Password log in to the registry for this build only:
-	// pull in the submitter's namespace, push to the build's repository.
-	Username string `json:"username"`
-	Password string `json:"password"`
-	// LeaseSeconds is how long the lease lasts without a heartbeat.
-	LeaseSeconds int `json:"lease_seconds"`
-	// RecipeMaxBytes and RecipeMaxFiles are the limits the server checked
-	// the recipe against, which the worker unpacks it with.
-	RecipeMaxBytes int64 `json:"recipe_max_bytes,omitempty"`
-	RecipeMaxFiles int   `json:"recipe_max_files,omitempty"`
-}
-
-// Heartbeat is the answer to a heartbeat.
-type Heartbeat struct {
-	Cancel bool   `json:"cancel"`
-	State  string `json:"state"`
-}
-
-// Finish is what a worker reports at the end of a build.
-type Finish struct {
-	// State is succeeded, failed or canceled; "queued" gives the build
-	// back (the worker is shutting down).
-	State  string `json:"state"`
-	Digest string `json:"digest,omitempty"`
-	Error  string `json:"error,omitempty"`
-}
-
 func (s *Server) worker(w http.ResponseWriter, r *http.Request) (*claims, bool) {
 	c, err := s.caller(r)
-	if err != nil || !s.allowed(c, "", ScopeWorker) {
+	if err != nil || !s.allowed(c, "", api.ScopeWorker) {
 		s.deny(w, c, err, "run builds (it needs the worker scope)")
 		return nil, false
 	}
@@ -84,7 +44,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var req LeaseRequest
+	var req api.LeaseRequest
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "UNSUPPORTED", "lease request: "+err.Error(), nil)
 		return
@@ -101,7 +61,7 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		if err == nil {
 			s.events.notify(b.ID)
 			lim := s.recipeLimits()
-			writeJSON(w, http.StatusOK, Lease{Build: s.view(b), Registry: s.host(), Username: "pei-job",
+			writeJSON(w, http.StatusOK, api.Lease{Build: s.view(b), Registry: s.host(), Username: "pei-job",
 				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second),
 				RecipeMaxBytes: lim.MaxBytes, RecipeMaxFiles: lim.MaxFiles})
 			return
@@ -137,7 +97,7 @@ func (s *Server) jobBuild(r *http.Request, secret string) (store.Build, bool) {
 		return store.Build{}, false
 	}
 	b, err := s.store.Build(r.Context(), parts[1])
-	if err != nil || b.State != store.Running || strconv.Itoa(b.Attempts) != parts[2] {
+	if err != nil || b.State != api.Running || strconv.Itoa(b.Attempts) != parts[2] {
 		return store.Build{}, false
 	}
 	return b, hmac.Equal([]byte(s.jobSecret(b)), []byte(secret))
@@ -155,7 +115,7 @@ func (s *Server) heldBuild(w http.ResponseWriter, r *http.Request) (store.Build,
 		writeError(w, http.StatusNotFound, "BUILD_UNKNOWN", "no build "+r.PathValue("id"), nil)
 		return store.Build{}, "", false
 	}
-	if b.Worker != name || b.State != store.Running {
+	if b.Worker != name || b.State != api.Running {
 		writeError(w, http.StatusConflict, "LEASE_LOST", fmt.Sprintf("build %s is %s and not leased to %s", b.ID, b.State, name), nil)
 		return store.Build{}, "", false
 	}
@@ -172,7 +132,7 @@ func (s *Server) heartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "LEASE_LOST", err.Error(), nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, Heartbeat{Cancel: b.Cancel, State: b.State})
+	writeJSON(w, http.StatusOK, api.Heartbeat{Cancel: b.Cancel, State: b.State})
 }
 
 func (s *Server) appendLog(w http.ResponseWriter, r *http.Request) {
@@ -207,18 +167,18 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var f Finish
+	var f api.Finish
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&f); err != nil {
 		writeError(w, http.StatusBadRequest, "UNSUPPORTED", "finish: "+err.Error(), nil)
 		return
 	}
-	if f.State == store.Succeeded {
+	if f.State == api.Succeeded {
 		if _, err := digest.Parse(f.Digest); err != nil {
 			writeError(w, http.StatusBadRequest, "DIGEST_INVALID", "a succeeded build reports its image digest: "+err.Error(), nil)
 			return
 		}
 	}
-	if f.State == store.Queued {
+	if f.State == api.Queued {
 		b, err := s.store.Release(r.Context(), b.ID, name, fmt.Sprintf("worker %s stopped; queued again", name))
 		if err != nil {
 			writeError(w, http.StatusConflict, "LEASE_LOST", err.Error(), nil)
@@ -229,7 +189,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.view(b))
 		return
 	}
-	b, err := s.store.Finish(r.Context(), b.ID, name, f.State, f.Digest, f.Error)
+	b, err := s.store.Finish(r.Context(), b.ID, name, f)
 	if err != nil {
 		writeError(w, http.StatusConflict, "LEASE_LOST", err.Error(), nil)
 		return

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestActiveCounts: a namespace's active builds, which the per-namespace
@@ -36,13 +38,13 @@ func TestActiveCounts(t *testing.T) {
 		if n := count("team-a"); n != 3 {
 			t.Fatalf("2 queued and 1 running: active %d", n)
 		}
-		if _, err := s.Finish(ctx, running.ID, "w", Succeeded, "sha256:11", ""); err != nil {
+		if _, err := s.Finish(ctx, running.ID, "w", api.Finish{State: api.Succeeded, Digest: "sha256:11"}); err != nil {
 			t.Fatal(err)
 		}
 		if n := count("team-a"); n != 2 {
 			t.Fatalf("2 queued and 1 succeeded: active %d", n)
 		}
-		bs, err := s.Builds(ctx, Filter{Namespaces: []string{"team-a"}, State: Queued})
+		bs, err := s.Builds(ctx, Filter{Namespaces: []string{"team-a"}, State: api.Queued})
 		if err != nil || len(bs) != 2 {
 			t.Fatalf("queued builds %v, %v", bs, err)
 		}

@@ -8,15 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// Build states.
-const (
-	Queued    = "queued"
-	Running   = "running"
-	Succeeded = "succeeded"
-	Failed    = "failed"
-	Canceled  = "canceled"
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // Build is one build job.
@@ -40,7 +33,7 @@ type Build struct {
 	// HookAttempts counts webhook deliveries tried (DueWebhooks only).
 	HookAttempts int
 	Submitter    string // token name
-	State        string
+	State        api.State
 	Created      time.Time
 	Started      time.Time
 	Finished     time.Time
@@ -54,9 +47,7 @@ type Build struct {
 }
 
 // Done reports whether the build has ended.
-func (b Build) Done() bool {
-	return b.State == Succeeded || b.State == Failed || b.State == Canceled
-}
+func (b Build) Done() bool { return b.State.Done() }
 
 const buildCols = `id, repo, namespace, tag, platform, kind, stage, recipe, recipe_size, subject, secrets, webhook, webhook_secret, submitter, state, created, started, finished, worker, lease_until, attempts, timeout_s, cancel, digest, error`
 
@@ -102,7 +93,7 @@ func ms(t time.Time) int64 {
 // CreateBuild queues a build; ID, State and Created are set here.
 func (s *Store) CreateBuild(ctx context.Context, b Build) (Build, error) {
 	b.ID = NewID("b-")
-	b.State = Queued
+	b.State = api.Queued
 	b.Created = time.Now().UTC().Truncate(time.Millisecond)
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO builds (id, repo, namespace, tag, platform, kind, stage, recipe, recipe_size, subject, secrets, webhook, webhook_secret, submitter, state, created, timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		b.ID, b.Repo, b.Namespace, b.Tag, b.Platform, b.Kind, b.Stage, b.Recipe, b.RecipeSize, b.Subject, strings.Join(b.Secrets, ","), b.Webhook, b.WebhookSecret, b.Submitter, b.State, ms(b.Created), int64(b.Timeout/time.Second))
@@ -121,7 +112,7 @@ func (s *Store) Build(ctx context.Context, id string) (Build, error) {
 type Filter struct {
 	Repo       string
 	Namespaces []string // any of them; none means all
-	State      string
+	State      api.State
 	Limit      int
 }
 
@@ -182,7 +173,7 @@ func (s *Store) Lease(ctx context.Context, worker string, platforms, secrets []s
 	}
 	defer tx.Rollback()
 	marks := strings.TrimSuffix(strings.Repeat("?, ", len(platforms)), ", ")
-	args := []any{Queued}
+	args := []any{api.Queued}
 	for _, p := range platforms {
 		args = append(args, p)
 	}
@@ -214,7 +205,7 @@ func (s *Store) Lease(ctx context.Context, worker string, platforms, secrets []s
 	}
 	now := time.Now().UTC()
 	res, err := tx.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, worker = ?, lease_until = ?, started = ?, attempts = attempts + 1 WHERE id = ? AND state = ?`),
-		Running, worker, ms(now.Add(lease)), ms(now), pick.ID, Queued)
+		api.Running, worker, ms(now.Add(lease)), ms(now), pick.ID, api.Queued)
 	if err != nil {
 		return Build{}, err
 	}
@@ -244,7 +235,7 @@ var ErrLeaseLost = errors.New("lease lost")
 // the worker to stop).
 func (s *Store) Heartbeat(ctx context.Context, id, worker string, lease time.Duration) (Build, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET lease_until = ? WHERE id = ? AND worker = ? AND state = ?`),
-		ms(time.Now().Add(lease)), id, worker, Running)
+		ms(time.Now().Add(lease)), id, worker, api.Running)
 	if err != nil {
 		return Build{}, err
 	}
@@ -254,13 +245,14 @@ func (s *Store) Heartbeat(ctx context.Context, id, worker string, lease time.Dur
 	return s.Build(ctx, id)
 }
 
-// Finish ends a running build held by worker.
-func (s *Store) Finish(ctx context.Context, id, worker, state, digest, reason string) (Build, error) {
-	if state != Succeeded && state != Failed && state != Canceled {
-		return Build{}, fmt.Errorf("finish: state %q is not an end state", state)
+// Finish ends a running build held by worker as the worker reports: its
+// end state, and the image digest or the error.
+func (s *Store) Finish(ctx context.Context, id, worker string, f api.Finish) (Build, error) {
+	if !f.State.Done() {
+		return Build{}, fmt.Errorf("finish: state %q is not an end state", f.State)
 	}
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, digest = ?, error = ?, finished = ?, lease_until = 0 WHERE id = ? AND worker = ? AND state = ?`),
-		state, digest, reason, ms(time.Now()), id, worker, Running)
+		f.State, f.Digest, f.Error, ms(time.Now()), id, worker, api.Running)
 	if err != nil {
 		return Build{}, err
 	}
@@ -274,7 +266,7 @@ func (s *Store) Finish(ctx context.Context, id, worker, state, digest, reason st
 // down); the attempt still counts.
 func (s *Store) Release(ctx context.Context, id, worker, reason string) (Build, error) {
 	res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, worker = '', lease_until = 0, error = ? WHERE id = ? AND worker = ? AND state = ?`),
-		Queued, reason, id, worker, Running)
+		api.Queued, reason, id, worker, api.Running)
 	if err != nil {
 		return Build{}, err
 	}
@@ -289,10 +281,10 @@ func (s *Store) Release(ctx context.Context, id, worker, reason string) (Build, 
 func (s *Store) Cancel(ctx context.Context, id string) (Build, error) {
 	now := ms(time.Now())
 	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, finished = ?, error = ? WHERE id = ? AND state = ?`),
-		Canceled, now, "canceled before it started", id, Queued); err != nil {
+		api.Canceled, now, "canceled before it started", id, api.Queued); err != nil {
 		return Build{}, err
 	}
-	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET cancel = 1 WHERE id = ? AND state = ?`), id, Running); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET cancel = 1 WHERE id = ? AND state = ?`), id, api.Running); err != nil {
 		return Build{}, err
 	}
 	return s.Build(ctx, id)
@@ -304,7 +296,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (Build, error) {
 // one fails. It returns the builds it ended.
 func (s *Store) Expire(ctx context.Context, maxAttempts int) ([]Build, error) {
 	now := time.Now()
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE state = ?`), Running)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE state = ?`), api.Running)
 	if err != nil {
 		return nil, err
 	}
@@ -320,19 +312,20 @@ func (s *Store) Expire(ctx context.Context, maxAttempts int) ([]Build, error) {
 	rows.Close()
 	var ended []Build
 	for _, b := range running {
-		var state, reason string
+		var state api.State
+		var reason string
 		switch {
 		case b.Timeout > 0 && now.After(b.Started.Add(b.Timeout+30*time.Second)):
 			// The worker stops itself at the timeout; 30 s later the server
 			// stops waiting for it to say so.
-			state, reason = Failed, fmt.Sprintf("timed out after %s", b.Timeout)
+			state, reason = api.Failed, fmt.Sprintf("timed out after %s", b.Timeout)
 		case now.After(b.LeaseUntil) && b.Cancel:
-			state, reason = Canceled, "canceled; the worker stopped answering"
+			state, reason = api.Canceled, "canceled; the worker stopped answering"
 		case now.After(b.LeaseUntil) && b.Attempts >= maxAttempts:
-			state, reason = Failed, fmt.Sprintf("worker %s stopped answering (attempt %d of %d); not retried", b.Worker, b.Attempts, maxAttempts)
+			state, reason = api.Failed, fmt.Sprintf("worker %s stopped answering (attempt %d of %d); not retried", b.Worker, b.Attempts, maxAttempts)
 		case now.After(b.LeaseUntil):
 			if _, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, worker = '', lease_until = 0, error = ? WHERE id = ? AND state = ? AND lease_until = ?`),
-				Queued, fmt.Sprintf("worker %s stopped answering; queued again", b.Worker), b.ID, Running, ms(b.LeaseUntil)); err != nil {
+				api.Queued, fmt.Sprintf("worker %s stopped answering; queued again", b.Worker), b.ID, api.Running, ms(b.LeaseUntil)); err != nil {
 				return nil, err
 			}
 			continue
@@ -340,7 +333,7 @@ func (s *Store) Expire(ctx context.Context, maxAttempts int) ([]Build, error) {
 			continue
 		}
 		res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, error = ?, finished = ?, lease_until = 0 WHERE id = ? AND state = ? AND lease_until = ?`),
-			state, reason, ms(now), b.ID, Running, ms(b.LeaseUntil))
+			state, reason, ms(now), b.ID, api.Running, ms(b.LeaseUntil))
 		if err != nil {
 			return nil, err
 		}
@@ -359,7 +352,7 @@ var ErrLogFull = errors.New("log size limit reached")
 // (no worker serves their platform or holds their secrets), saying so.
 func (s *Store) ExpireQueued(ctx context.Context, wait time.Duration) ([]Build, error) {
 	cutoff := ms(time.Now().Add(-wait))
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE state = ? AND created < ?`), Queued, cutoff)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+buildCols+` FROM builds WHERE state = ? AND created < ?`), api.Queued, cutoff)
 	if err != nil {
 		return nil, err
 	}
@@ -383,12 +376,12 @@ func (s *Store) ExpireQueued(ctx context.Context, wait time.Duration) ([]Build, 
 		if b.Error != "" {
 			reason += " (" + b.Error + ")"
 		}
-		res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, error = ?, finished = ? WHERE id = ? AND state = ?`), Failed, reason, ms(time.Now()), b.ID, Queued)
+		res, err := s.db.ExecContext(ctx, s.q(`UPDATE builds SET state = ?, error = ?, finished = ? WHERE id = ? AND state = ?`), api.Failed, reason, ms(time.Now()), b.ID, api.Queued)
 		if err != nil {
 			return nil, err
 		}
 		if n, _ := res.RowsAffected(); n == 1 {
-			b.State, b.Error = Failed, reason
+			b.State, b.Error = api.Failed, reason
 			ended = append(ended, b)
 		}
 	}
@@ -462,7 +455,7 @@ const (
 func (s *Store) DueWebhooks(ctx context.Context, n int, hold time.Duration) ([]Build, error) {
 	now := time.Now()
 	rows, err := s.db.QueryContext(ctx, s.q(fmt.Sprintf(`SELECT `+buildCols+`, hook_attempts, hook_next FROM builds WHERE webhook <> '' AND hook_done = ? AND state IN (?, ?, ?) AND hook_next <= ? ORDER BY hook_next LIMIT %d`, n)),
-		hookPending, Succeeded, Failed, Canceled, ms(now))
+		hookPending, api.Succeeded, api.Failed, api.Canceled, ms(now))
 	if err != nil {
 		return nil, err
 	}

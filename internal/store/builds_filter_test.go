@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestBuildsFilter: a build list holds exactly the builds its filter
@@ -48,8 +50,8 @@ func TestBuildsFilter(t *testing.T) {
 			{"one namespace", Filter{Namespaces: []string{"team-a"}}, []string{aApp2, aLib, aApp1}},
 			{"two namespaces", Filter{Namespaces: []string{"team-b", "team-c"}}, []string{cApp, bApp}},
 			{"a namespace with no builds", Filter{Namespaces: []string{"team-z"}}, nil},
-			{"one state", Filter{State: Running}, []string{aApp1}},
-			{"namespace and state", Filter{Namespaces: []string{"team-a"}, State: Queued}, []string{aApp2, aLib}},
+			{"one state", Filter{State: api.Running}, []string{aApp1}},
+			{"namespace and state", Filter{Namespaces: []string{"team-a"}, State: api.Queued}, []string{aApp2, aLib}},
 			{"limit", Filter{Limit: 2}, []string{aApp2, cApp}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

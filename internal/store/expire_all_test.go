@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // TestExpireHandlesEveryBuild: one Expire pass deals with every running
@@ -48,14 +50,14 @@ func TestExpireHandlesEveryBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]string{}
+		got := map[string]api.State{}
 		for _, b := range ended {
 			got[b.ID] = b.State
 		}
-		if len(ended) != 2 || got[outOfAttempts] != Failed || got[timedOut] != Failed {
+		if len(ended) != 2 || got[outOfAttempts] != api.Failed || got[timedOut] != api.Failed {
 			t.Fatalf("ended %v, want %s and %s failed", got, outOfAttempts, timedOut)
 		}
-		for id, want := range map[string]string{lost1: Queued, lost2: Queued, lost3: Queued, outOfAttempts: Failed, timedOut: Failed, healthy: Running} {
+		for id, want := range map[string]api.State{lost1: api.Queued, lost2: api.Queued, lost3: api.Queued, outOfAttempts: api.Failed, timedOut: api.Failed, healthy: api.Running} {
 			b, err := s.Build(ctx, id)
 			if err != nil {
 				t.Fatal(err)
@@ -63,7 +65,7 @@ func TestExpireHandlesEveryBuild(t *testing.T) {
 			if b.State != want {
 				t.Errorf("build %s is %s after one pass, want %s (%s)", id, b.State, want, b.Error)
 			}
-			if want == Queued && (b.Worker != "" || !strings.Contains(b.Error, "stopped answering; queued again")) {
+			if want == api.Queued && (b.Worker != "" || !strings.Contains(b.Error, "stopped answering; queued again")) {
 				t.Errorf("requeued build %s: worker %q, error %q", id, b.Worker, b.Error)
 			}
 		}

@@ -1,7 +1,3 @@
-// Package store keeps pei serve's state: API tokens, the build queue and
-// build logs, in SQLite (one server) or PostgreSQL (several replicas
-// sharing one queue). Both go through database/sql with the same queries;
-// only placeholders and the queue's row locking differ.
 package store
 
 import (
@@ -19,6 +15,8 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
 	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
+
+	"github.com/pei-dev/pei/internal/api"
 )
 
 // ErrNotFound is returned when a token or build does not exist.
@@ -215,10 +213,24 @@ type Token struct {
 	ID         string
 	Name       string
 	Namespaces []string // "*" is every namespace
-	Scopes     []string // pull, push, build, admin
+	Scopes     []string // api.ValidScopes
 	Created    time.Time
 	Expires    time.Time // zero: never
 	Revoked    bool
+}
+
+// Status says whether the token works at now: active, revoked, expired,
+// or expires (when).
+func (t Token) Status(now time.Time) string {
+	switch {
+	case t.Revoked:
+		return "revoked"
+	case !t.Expires.IsZero() && now.After(t.Expires):
+		return "expired"
+	case !t.Expires.IsZero():
+		return "expires " + t.Expires.Format(time.RFC3339)
+	}
+	return "active"
 }
 
 func hashSecret(secret string) string {
@@ -226,8 +238,13 @@ func hashSecret(secret string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// CreateToken stores a new token and returns its secret.
+// CreateToken stores a new token and returns its secret. What it grants
+// must pass api.CheckGrant: a namespace no repository name can start with
+// (Team-A, team-a/app) would silently grant nothing.
 func (s *Store) CreateToken(ctx context.Context, t Token) (Token, string, error) {
+	if err := api.CheckGrant(t.Namespaces, t.Scopes); err != nil {
+		return Token{}, "", fmt.Errorf("token %s: %w", t.Name, err)
+	}
 	var b [24]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Token{}, "", err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -110,7 +111,7 @@ func TestQueue(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.State != Running || l.Worker != "w1" || l.Attempts != 1 || l.Started.IsZero() {
+			if l.State != api.Running || l.Worker != "w1" || l.Attempts != 1 || l.Started.IsZero() {
 				t.Fatalf("leased %+v", l)
 			}
 			got = append(got, l.ID)
@@ -134,34 +135,34 @@ func TestQueue(t *testing.T) {
 		if _, err := s.Heartbeat(ctx, a.ID, "w1", time.Minute); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.Finish(ctx, a.ID, "w2", Succeeded, "sha256:11", ""); !errors.Is(err, ErrLeaseLost) {
+		if _, err := s.Finish(ctx, a.ID, "w2", api.Finish{State: api.Succeeded, Digest: "sha256:11"}); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("finish by another worker: %v", err)
 		}
-		done, err := s.Finish(ctx, a.ID, "w1", Succeeded, "sha256:11", "")
-		if err != nil || done.State != Succeeded || done.Digest != "sha256:11" || done.Finished.IsZero() || !done.Done() {
+		done, err := s.Finish(ctx, a.ID, "w1", api.Finish{State: api.Succeeded, Digest: "sha256:11"})
+		if err != nil || done.State != api.Succeeded || done.Digest != "sha256:11" || done.Finished.IsZero() || !done.Done() {
 			t.Fatalf("finish: %+v %v", done, err)
 		}
-		if _, err := s.Finish(ctx, a.ID, "w1", Failed, "", "again"); !errors.Is(err, ErrLeaseLost) {
+		if _, err := s.Finish(ctx, a.ID, "w1", api.Finish{State: api.Failed, Error: "again"}); !errors.Is(err, ErrLeaseLost) {
 			t.Fatalf("second finish: %v", err)
 		}
-		if _, err := s.Finish(ctx, b.ID, "w1", "weird", "", ""); err == nil {
+		if _, err := s.Finish(ctx, b.ID, "w1", api.Finish{State: "weird"}); err == nil {
 			t.Fatal("finish with a non-end state")
 		}
 
 		// Cancel: running builds are flagged for their worker.
 		c, _ := s.Cancel(ctx, b.ID)
-		if c.State != Running || !c.Cancel {
+		if c.State != api.Running || !c.Cancel {
 			t.Fatalf("cancel running: %+v", c)
 		}
 		if hb, _ := s.Heartbeat(ctx, b.ID, "w1", time.Minute); !hb.Cancel {
 			t.Fatal("heartbeat does not carry the cancel")
 		}
 		q := queue(t, s, "linux/s390x")
-		if c, _ := s.Cancel(ctx, q.ID); c.State != Canceled || c.Error == "" {
+		if c, _ := s.Cancel(ctx, q.ID); c.State != api.Canceled || c.Error == "" {
 			t.Fatalf("cancel queued: %+v", c)
 		}
 
-		list, _ := s.Builds(ctx, Filter{Repo: "team-a/app", State: Running})
+		list, _ := s.Builds(ctx, Filter{Repo: "team-a/app", State: api.Running})
 		if len(list) != 3 {
 			t.Fatalf("running builds %d", len(list))
 		}
@@ -184,7 +185,7 @@ func TestExpire(t *testing.T) {
 			t.Fatalf("first expiry ended %v, %v", ended, err)
 		}
 		b, _ := s.Build(ctx, lost.ID)
-		if b.State != Queued || b.Worker != "" || !strings.Contains(b.Error, "w1 stopped answering; queued again") {
+		if b.State != api.Queued || b.Worker != "" || !strings.Contains(b.Error, "w1 stopped answering; queued again") {
 			t.Fatalf("after losing w1: %+v", b)
 		}
 		if _, err := s.Lease(ctx, "w2", []string{"linux/amd64"}, nil, 50*time.Millisecond); err != nil {
@@ -192,7 +193,7 @@ func TestExpire(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 		ended, _ = s.Expire(ctx, 2)
-		if len(ended) != 1 || ended[0].State != Failed || !strings.Contains(ended[0].Error, "attempt 2 of 2") {
+		if len(ended) != 1 || ended[0].State != api.Failed || !strings.Contains(ended[0].Error, "attempt 2 of 2") {
 			t.Fatalf("second expiry: %+v", ended)
 		}
 		// A lost worker of a build asked to stop: canceled, not retried.
@@ -201,7 +202,7 @@ func TestExpire(t *testing.T) {
 		s.Cancel(ctx, c.ID)
 		time.Sleep(100 * time.Millisecond)
 		ended, _ = s.Expire(ctx, 2)
-		if len(ended) != 1 || ended[0].State != Canceled {
+		if len(ended) != 1 || ended[0].State != api.Canceled {
 			t.Fatalf("canceled and lost: %+v", ended)
 		}
 		// A build past its timeout fails even while heartbeating.
@@ -308,7 +309,7 @@ func TestRelease(t *testing.T) {
 			t.Fatalf("release by another worker: %v", err)
 		}
 		r, err := s.Release(ctx, b.ID, "w1", "w1 stopped; queued again")
-		if err != nil || r.State != Queued || r.Worker != "" || r.Attempts != 1 {
+		if err != nil || r.State != api.Queued || r.Worker != "" || r.Attempts != 1 {
 			t.Fatalf("release: %+v %v", r, err)
 		}
 		l, err := s.Lease(ctx, "w2", []string{"linux/amd64"}, nil, time.Minute)
@@ -355,13 +356,13 @@ func TestExpireQueued(t *testing.T) {
 		backdate(running.ID, 2*time.Hour)
 		fresh := queue(t, s, "linux/s390x")
 		ended, err := s.ExpireQueued(ctx, time.Hour)
-		if err != nil || len(ended) != 1 || ended[0].ID != old.ID || ended[0].State != Failed {
+		if err != nil || len(ended) != 1 || ended[0].ID != old.ID || ended[0].State != api.Failed {
 			t.Fatalf("expired %+v %v, want only %s", ended, err, old.ID)
 		}
 		if want := "no worker for linux/s390x holding secrets npm took it within 1h0m0s"; ended[0].Error != want {
 			t.Errorf("reason %q, want %q", ended[0].Error, want)
 		}
-		for id, want := range map[string]string{old.ID: Failed, fresh.ID: Queued, running.ID: Running} {
+		for id, want := range map[string]api.State{old.ID: api.Failed, fresh.ID: api.Queued, running.ID: api.Running} {
 			if b, err := s.Build(ctx, id); err != nil || b.State != want {
 				t.Errorf("build %s: %s %v, want %s", id, b.State, err, want)
 			}

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/recipe"
-	"github.com/pei-dev/pei/internal/service"
 )
 
 // The worker unpacks a leased recipe with the limits the server gives in
@@ -50,16 +50,16 @@ func TestWorkerUnpacksWithTheServersLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		recipe []byte
-		lease  service.Lease
+		lease  api.Lease
 		want   string // in the error
 		unpack bool   // whether the error is an unpacking one
 	}{
-		{"within the lease's file limit", threeFiles, service.Lease{RecipeMaxFiles: 3}, "", false},
-		{"over the lease's file limit", threeFiles, service.Lease{RecipeMaxFiles: 2}, "more than 2 files", true},
-		{"within the lease's byte limit", bigFile, service.Lease{RecipeMaxBytes: 8192}, "", false},
-		{"over the lease's byte limit", bigFile, service.Lease{RecipeMaxBytes: 1024}, "unpacks to more than 1024 bytes", true},
-		{"no limits in the lease: the defaults", bigFile, service.Lease{}, "", false},
-		{"links that lead out through each other", pack(project, file{name: "a", link: "."}, file{name: "b", link: "a/.."}), service.Lease{}, "leads out of the project", true},
+		{"within the lease's file limit", threeFiles, api.Lease{RecipeMaxFiles: 3}, "", false},
+		{"over the lease's file limit", threeFiles, api.Lease{RecipeMaxFiles: 2}, "more than 2 files", true},
+		{"within the lease's byte limit", bigFile, api.Lease{RecipeMaxBytes: 8192}, "", false},
+		{"over the lease's byte limit", bigFile, api.Lease{RecipeMaxBytes: 1024}, "unpacks to more than 1024 bytes", true},
+		{"no limits in the lease: the defaults", bigFile, api.Lease{}, "", false},
+		{"links that lead out through each other", pack(project, file{name: "a", link: "."}, file{name: "b", link: "a/.."}), api.Lease{}, "leads out of the project", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +71,7 @@ func TestWorkerUnpacksWithTheServersLimits(t *testing.T) {
 			}))
 			defer srv.Close()
 			l := tc.lease
-			l.Build = service.BuildView{ID: "b-1", Repository: "team-a/app", Tag: "v1", Kind: "pei", Platform: "linux/amd64"}
+			l.Build = api.BuildView{ID: "b-1", Repository: "team-a/app", Tag: "v1", Kind: "pei", Platform: "linux/amd64"}
 			l.Registry, l.Username, l.Password = "127.0.0.1:1", "pei-job", "job.x"
 			state := t.TempDir()
 			j := &job{c: client.New(srv.URL, "t"), lease: &l, logs: newLogSender(context.Background(), client.New(srv.URL, "t"), "b-1", "w"),
@@ -97,10 +97,10 @@ func TestWorkerUnpacksWithTheServersLimits(t *testing.T) {
 }
 
 func TestLeaseLimits(t *testing.T) {
-	if got := leaseLimits(&service.Lease{}); got != recipe.DefaultLimits {
+	if got := leaseLimits(&api.Lease{}); got != recipe.DefaultLimits {
 		t.Errorf("no limits in the lease: %+v, want %+v", got, recipe.DefaultLimits)
 	}
-	if got := leaseLimits(&service.Lease{RecipeMaxBytes: 5, RecipeMaxFiles: 7}); got != (recipe.Limits{MaxBytes: 5, MaxFiles: 7}) {
+	if got := leaseLimits(&api.Lease{RecipeMaxBytes: 5, RecipeMaxFiles: 7}); got != (recipe.Limits{MaxBytes: 5, MaxFiles: 7}) {
 		t.Errorf("the lease's limits: %+v", got)
 	}
 }

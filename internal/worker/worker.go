@@ -1,8 +1,3 @@
-// Package worker is pei worker: it leases builds from pei serve, builds
-// them with BuildKit (a pei project through the same path as pei build, a
-// Dockerfile through BuildKit's dockerfile frontend), pushes the image to
-// the server's registry with the build's own credentials and reports
-// back, heartbeating so a dead worker's build is handed to another.
 package worker
 
 import (
@@ -31,14 +26,13 @@ import (
 	bkclient "github.com/moby/buildkit/client"
 	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 
+	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/recipe"
-	"github.com/pei-dev/pei/internal/service"
-	"github.com/pei-dev/pei/internal/store"
 )
 
 // Options configure a worker.
@@ -109,7 +103,7 @@ func Run(ctx context.Context, opt Options) error {
 	fmt.Fprintf(opt.Log, "pei worker %s: serving %s for %s\n", opt.Name, strings.Join(opt.Platforms, ","), c.Server)
 	backoff := time.Second
 	for ctx.Err() == nil {
-		l, err := c.Lease(ctx, service.LeaseRequest{Name: opt.Name, Platforms: opt.Platforms, Secrets: secretIDs, Wait: 20})
+		l, err := c.Lease(ctx, api.LeaseRequest{Name: opt.Name, Platforms: opt.Platforms, Secrets: secretIDs, Wait: 20})
 		if err != nil {
 			var e *client.Error
 			if errors.As(err, &e) && (e.Status == 401 || e.Status == 403) {
@@ -148,17 +142,19 @@ func sleep(ctx context.Context, d time.Duration) {
 type job struct {
 	c      *client.Client
 	opt    Options
-	lease  *service.Lease
+	lease  *api.Lease
 	logs   *logSender
 	cancel context.CancelCauseFunc
 }
 
+// Why a build's context ended, besides the worker stopping.
 var (
 	errCanceled  = errors.New("canceled")
 	errLeaseLost = errors.New("lease lost")
+	errTimedOut  = errors.New("timed out")
 )
 
-func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease) service.Finish {
+func runJob(ctx context.Context, c *client.Client, opt Options, l *api.Lease) api.Finish {
 	b := l.Build
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -166,7 +162,7 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 	var tctx context.Context = bctx
 	if d, err := time.ParseDuration(timeout); err == nil && d > 0 {
 		var tcancel context.CancelFunc
-		tctx, tcancel = context.WithTimeoutCause(bctx, d, fmt.Errorf("timed out after %s", d))
+		tctx, tcancel = context.WithTimeoutCause(bctx, d, fmt.Errorf("%w after %s", errTimedOut, d))
 		defer tcancel()
 	}
 	j := &job{c: c, opt: opt, lease: l, cancel: cancel}
@@ -180,13 +176,13 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 	digest, err := j.build(tctx)
 	cancel(nil)
 	<-hbDone
-	f := service.Finish{State: store.Succeeded, Digest: digest}
+	f := api.Finish{State: api.Succeeded, Digest: digest}
 	if err != nil {
 		cause := context.Cause(tctx)
 		switch {
 		case errors.Is(cause, errLeaseLost):
 			j.logs.close()
-			return service.Finish{State: "lost"}
+			return api.Finish{State: api.Lost}
 		case ctx.Err() != nil:
 			// The worker is stopping (SIGTERM): give the build back now
 			// rather than let its lease run out.
@@ -194,14 +190,17 @@ func runJob(ctx context.Context, c *client.Client, opt Options, l *service.Lease
 			j.logs.close()
 			rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer rcancel()
-			c.Finish(rctx, b.ID, opt.Name, service.Finish{State: store.Queued})
-			return service.Finish{State: store.Queued}
+			if err := c.Finish(rctx, b.ID, opt.Name, api.Finish{State: api.Queued}); err != nil {
+				// Its lease runs out instead, and the server queues it.
+				fmt.Fprintf(opt.Log, "pei worker: give back build %s: %v\n", b.ID, err)
+			}
+			return api.Finish{State: api.Queued}
 		case errors.Is(cause, errCanceled):
-			f = service.Finish{State: store.Canceled, Error: "canceled by request"}
-		case cause != nil && strings.HasPrefix(cause.Error(), "timed out"):
-			f = service.Finish{State: store.Failed, Error: cause.Error()}
+			f = api.Finish{State: api.Canceled, Error: "canceled by request"}
+		case errors.Is(cause, errTimedOut):
+			f = api.Finish{State: api.Failed, Error: cause.Error()}
 		default:
-			f = service.Finish{State: store.Failed, Error: err.Error()}
+			f = api.Finish{State: api.Failed, Error: err.Error()}
 		}
 		fmt.Fprintf(j.logs, "\nerror: %s\n", f.Error)
 	} else {
@@ -282,11 +281,16 @@ func (j *job) build(ctx context.Context) (string, error) {
 	}
 	// The build's credentials, for bases in this registry and for BuildKit.
 	dockerConfig := filepath.Join(work, "docker")
-	os.Mkdir(dockerConfig, 0o700)
+	if err := os.Mkdir(dockerConfig, 0o700); err != nil {
+		return "", fmt.Errorf("build credentials: %w", err)
+	}
 	auth := base64.StdEncoding.EncodeToString([]byte(j.lease.Username + ":" + j.lease.Password))
-	cfgJSON, _ := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
+	cfgJSON, err := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
+	if err != nil {
+		return "", fmt.Errorf("build credentials: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), cfgJSON, 0o600); err != nil {
-		return "", err
+		return "", fmt.Errorf("build credentials: %w", err)
 	}
 	secrets := map[string]string{}
 	var secretSpecs []string
@@ -316,10 +320,10 @@ func (j *job) build(ctx context.Context) (string, error) {
 		return ""
 	}
 	fmt.Fprintf(j.logs, "pei worker %s: building %s:%s for %s (attempt %d)\n", j.opt.Name, b.Repository, b.Tag, b.Platform, b.Attempts)
-	ns := service.Namespace(b.Repository)
+	ns := api.Namespace(b.Repository)
 	netw := j.network(ns)
 	switch b.Kind {
-	case "pei":
+	case api.KindPei:
 		_, err = project.Build(ctx, project.BuildOptions{
 			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
 			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
@@ -328,7 +332,7 @@ func (j *job) build(ctx context.Context) (string, error) {
 			// the tenant's config.
 			Recipe: true,
 		})
-	case "dockerfile":
+	case api.KindDockerfile:
 		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo, netw, ns)
 	default:
 		err = fmt.Errorf("unknown build kind %q", b.Kind)
@@ -401,7 +405,7 @@ func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secre
 
 // leaseLimits are the limits a recipe is unpacked with: the server's, or
 // recipe.DefaultLimits (its defaults) from a server that does not say.
-func leaseLimits(l *service.Lease) recipe.Limits {
+func leaseLimits(l *api.Lease) recipe.Limits {
 	lim := recipe.DefaultLimits
 	if l.RecipeMaxBytes > 0 {
 		lim.MaxBytes = l.RecipeMaxBytes
@@ -416,7 +420,7 @@ func leaseLimits(l *service.Lease) recipe.Limits {
 // repository, one tag per platform.
 func (j *job) cacheRef() string {
 	b := j.lease.Build
-	return j.lease.Registry + "/" + service.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-", ",", "_").Replace(b.Platform)
+	return j.lease.Registry + "/" + api.CacheRepo(b.Repository) + ":" + strings.NewReplacer("/", "-", ",", "_").Replace(b.Platform)
 }
 
 // push sends the built image to the server's registry with the build's
@@ -453,7 +457,7 @@ func (j *job) push(ctx context.Context, tarball string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h), ArtifactType: service.RecipeArtifactType}
+		desc := v1.Descriptor{MediaType: types.OCIManifestSchema1, Digest: h, Size: subjectSize(ctx, j, h), ArtifactType: api.RecipeArtifactType}
 		switch x := t.(type) {
 		case v1.ImageIndex:
 			t = mutate.Subject(x, desc).(v1.ImageIndex)
