@@ -2,11 +2,11 @@ package config
 
 import (
 	"fmt"
-	"github.com/distribution/reference"
 	"path"
 	"regexp"
 	"strings"
 
+	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 )
 
