@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/pei-dev/pei/internal/api"
-	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -51,18 +49,7 @@ func TestServeRootlessIsolation(t *testing.T) {
 
 	// The user's base store holds the base (it cannot read the engine).
 	cache := filepath.Join(work, "cache")
-	bases := filepath.Join(cache, "pei", "bases")
-	if err := os.MkdirAll(bases, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	img, done, err := image.FromEngine(t.Context(), baseImage, bases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := (buildkit.BaseStore{Dir: bases}).Add(baseImage, img); err != nil {
-		t.Fatal(err)
-	}
-	done()
+	seedBases(t, filepath.Join(cache, "pei"))
 	run(t, "", "chown", "-R", rootlessUser+":", cache)
 
 	e := startServe(t, nil)

@@ -26,8 +26,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/pei-dev/pei/internal/api"
+	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
+	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/recipe"
 	"github.com/pei-dev/pei/internal/service"
 	"github.com/pei-dev/pei/internal/store"
@@ -90,7 +92,28 @@ func startServe(t *testing.T, mod func(*service.Config)) *serveEnv {
 	}
 	t.Cleanup(func() { d.Stop() })
 	e.builder = d.Addr
+	seedBases(t, e.state)
 	return e
+}
+
+// seedBases puts baseImage into the base store of the pei state directory
+// state, as an admin's `pei base` would on a worker: builds for pei serve
+// take their bases from there or a registry, never from the worker's
+// Docker engine.
+func seedBases(t *testing.T, state string) {
+	t.Helper()
+	bases := filepath.Join(state, "bases")
+	if err := os.MkdirAll(bases, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img, done, err := image.FromEngine(t.Context(), baseImage, bases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if err := (buildkit.BaseStore{Dir: bases}).Add(baseImage, img); err != nil {
+		t.Fatal(err)
+	}
 }
 
 type testLog struct{ t *testing.T }
