@@ -277,7 +277,9 @@ func TestServeBuildIsolation(t *testing.T) {
 	// network.
 	loop := newCanary(t, "loopback", netip.MustParseAddr("127.0.0.1"), "")
 	before := buildNets(t)
-	stop := e.startWorkerOpts(worker.Options{Name: "iso-auto", Builder: "auto", StateDir: t.TempDir(), AllowNets: []netip.Prefix{allowedNet}, HostNetwork: []string{"team-c"}})
+	autoState := t.TempDir()
+	seedBases(t, autoState)
+	stop := e.startWorkerOpts(worker.Options{Name: "iso-auto", Builder: "auto", StateDir: autoState, AllowNets: []netip.Prefix{allowedNet}, HostNetwork: []string{"team-c"}})
 
 	dockerfile := func(t *testing.T, ns, repo, body string) (api.BuildView, string) {
 		t.Helper()
