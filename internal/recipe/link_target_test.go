@@ -46,3 +46,20 @@ func TestSymlinkTargets(t *testing.T) {
 		})
 	}
 }
+
+// A symbolic link with no target, and an archive whose compressed stream
+// goes on with garbage after the tar's end, are refused, saying which.
+func TestUnusableLinkAndCorruptTrailer(t *testing.T) {
+	err := Extract(bytes.NewReader(archive(t, entry{name: "l", typ: tar.TypeSymlink})), t.TempDir(), Limits{})
+	if err == nil || !strings.Contains(err.Error(), "symbolic link with an empty target") {
+		t.Errorf("empty link target: %v", err)
+	}
+	good := archive(t, entry{name: "a", body: "a"})
+	if err := Extract(bytes.NewReader(good), t.TempDir(), Limits{}); err != nil {
+		t.Fatalf("control: the archive alone: %v", err)
+	}
+	err = Extract(bytes.NewReader(append(good, "not a gzip member"...)), t.TempDir(), Limits{})
+	if err == nil || !strings.Contains(err.Error(), "truncated or corrupt archive") {
+		t.Errorf("garbage after the archive: %v", err)
+	}
+}
