@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/testenv"
 )
@@ -24,7 +25,7 @@ func smallProject(t *testing.T, stage1 string, files map[string]string) (dir, im
 	}
 	cfg := fmt.Sprintf("stage_1:\n  image: {base: %s, output: '%s:stage-1'}\n%sstage_2:\n  image: {output: '%s:stage-2'}\n", baseImage, img, stage1, img)
 	writeFile(t, filepath.Join(dir, "user_config.yml"), cfg, 0o644)
-	if _, err := project.Configure(project.ConfigureOptions{Dir: dir, WithMerged: true}); err != nil {
+	if _, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir, WithMerged: true}); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
 	t.Cleanup(func() { runErr(dir, "docker", "rmi", "-f", img+":stage-1", img+":stage-2") })
@@ -54,7 +55,7 @@ func TestBuildFailures(t *testing.T) {
 
 		// pei build says the same in its error, with the end of the output.
 		testenv.BuildKit(t)
-		_, err = project.Build(t.Context(), project.BuildOptions{Dir: dir, StateDir: t.TempDir(), Stage: "1", Progress: "quiet"})
+		_, err = runBuild(t.Context(), build.Flags{Dir: dir, StateDir: t.TempDir(), Stage: "1", Progress: "quiet"}, nil)
 		if err == nil {
 			t.Fatal("pei build succeeded")
 		}

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -55,8 +55,8 @@ compose:
       - diff: {lower: '%s', upper: '%s'}
         exclude: [/build]
 `, baseImage, rtBase, runtime, rtBase, devBase, devLang), 0o644)
-	peiBuild(t, rt, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1" })
-	refs := peiBuild(t, rt, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "runtime" })
+	peiBuild(t, rt, state, io.Discard, func(o *build.Flags) { o.Stage = "1" })
+	refs := peiBuild(t, rt, state, io.Discard, func(o *build.Flags) { o.Stage = "runtime" })
 	if len(refs) != 1 || !strings.HasPrefix(refs[0], runtime+"@sha256:") {
 		t.Fatalf("pei build --stage runtime printed %v", refs)
 	}
@@ -77,7 +77,7 @@ compose:
 	}
 
 	t.Run("unknown name", func(t *testing.T) {
-		_, err := project.Build(t.Context(), project.BuildOptions{Dir: rt, StateDir: state, Stage: "runtim", Stderr: io.Discard})
+		_, err := runBuild(t.Context(), build.Flags{Dir: rt, StateDir: state, Stage: "runtim"}, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), `--stage "runtim"`) {
 			t.Errorf("an unknown stage name: %v", err)
 		}

@@ -130,7 +130,7 @@ stage_2:
 		indent(string(installedPriv), "          "), rootPassword, img)
 	writeFile(t, filepath.Join(dir, "user_config.yml"), cfg, 0o644)
 
-	if _, err := project.Configure(project.ConfigureOptions{Dir: dir, Lookup: func(k string) (string, bool) {
+	if _, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir, Lookup: func(k string) (string, bool) {
 		if k == "PEI_E2E_HOST_VALUE" {
 			return "from-configure-env", true
 		}

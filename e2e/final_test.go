@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/testenv"
 )
@@ -77,7 +78,7 @@ func TestFinalImage(t *testing.T) {
 	}
 
 	t.Run("pei build", func(t *testing.T) {
-		refs := peiBuild(t, dir, t.TempDir(), io.Discard, func(o *project.BuildOptions) { o.Stage = "final" })
+		refs := peiBuild(t, dir, t.TempDir(), io.Discard, func(o *build.Flags) { o.Stage = "final" })
 		if len(refs) != 3 || !strings.HasPrefix(refs[2], img+":final@sha256:") {
 			t.Fatalf("pei build --stage final printed %v", refs)
 		}
@@ -85,7 +86,7 @@ func TestFinalImage(t *testing.T) {
 	})
 	t.Run("docker compose build", func(t *testing.T) {
 		runErr(dir, "docker", "rmi", "-f", img+":final")
-		if _, err := project.Configure(project.ConfigureOptions{Dir: dir}); err != nil {
+		if _, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir}); err != nil {
 			t.Fatal(err)
 		}
 		for _, args := range [][]string{{"build", "stage-1"}, {"build", "stage-2"}, {"--profile", "final", "build", "final"}} {

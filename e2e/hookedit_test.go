@@ -9,7 +9,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
-	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -54,7 +54,7 @@ func TestHookEditRerunsNoBuildStep(t *testing.T) {
 		t.Helper()
 		dest := filepath.Join(t.TempDir(), "image.tar")
 		var log strings.Builder
-		peiBuild(t, dir, state, &log, func(o *project.BuildOptions) { o.Output = "type=oci,dest=" + dest })
+		peiBuild(t, dir, state, &log, func(o *build.Flags) { o.Output = "type=oci,dest=" + dest })
 		files := map[string]string{}
 		rc := mutate.Extract(ociImage(t, dest))
 		defer rc.Close()

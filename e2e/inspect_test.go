@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/cli"
 	"github.com/pei-dev/pei/internal/inspect"
-	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -45,8 +45,8 @@ func TestInspect(t *testing.T) {
 	})
 	state := t.TempDir()
 	dest := filepath.Join(t.TempDir(), "image.tar")
-	peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1" })
-	peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+	peiBuild(t, dir, state, io.Discard, func(o *build.Flags) { o.Stage = "1" })
+	peiBuild(t, dir, state, io.Discard, func(o *build.Flags) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
 
 	var reports []inspect.Report
 	for _, src := range []string{img + ":stage-1", dest} {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -27,7 +28,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/build"
+	"github.com/pei-dev/pei/internal/buildkit"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -59,14 +61,24 @@ func peiBuildProject(t *testing.T) (dir, img string, port int) {
 	return dir, img, port
 }
 
-func peiBuild(t *testing.T, dir, state string, log io.Writer, mods ...func(*project.BuildOptions)) []string {
+// runBuild is pei build's library call as the CLI makes it: the flags read
+// into options, then Build.
+func runBuild(ctx context.Context, f build.Flags, stderr io.Writer) ([]buildkit.Result, error) {
+	opts, err := f.Options()
+	if err != nil {
+		return nil, err
+	}
+	opts.Stderr = stderr
+	return build.Build(ctx, opts)
+}
+
+func peiBuild(t *testing.T, dir, state string, log io.Writer, mods ...func(*build.Flags)) []string {
 	t.Helper()
-	opts := project.BuildOptions{Dir: dir, StateDir: state, Progress: "plain", Stderr: log,
-		Getenv: func(string) string { return "" }}
+	opts := build.Flags{Dir: dir, StateDir: state, Progress: "plain", Getenv: func(string) string { return "" }}
 	for _, m := range mods {
 		m(&opts)
 	}
-	res, err := project.Build(t.Context(), opts)
+	res, err := runBuild(t.Context(), opts, log)
 	if err != nil {
 		t.Fatalf("pei build: %v", err)
 	}
@@ -124,7 +136,7 @@ func TestPeiBuild(t *testing.T) {
 	t.Run("cache: a run-time hook edit re-runs no build step", func(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "installation/stage-1/custom/every.sh"), "#!/bin/sh\necho edited >> /var/log/pei-every\n", 0o755)
 		var log strings.Builder
-		peiBuild(t, dir, state, &log, func(o *project.BuildOptions) { o.Stage = "1" })
+		peiBuild(t, dir, state, &log, func(o *build.Flags) { o.Stage = "1" })
 		steps := buildSteps(log.String())
 		for _, want := range []string{"apt sources", "SSH users", "on_build: stage-1/custom/b1.sh", "on_build: stage-1/custom/b2.sh"} {
 			if st, ok := findStep(steps, want); !ok || !st.cached {
@@ -138,13 +150,13 @@ func TestPeiBuild(t *testing.T) {
 
 	t.Run("cache exported then imported by a fresh daemon", func(t *testing.T) {
 		cache := filepath.Join(t.TempDir(), "cache")
-		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) {
+		peiBuild(t, dir, state, io.Discard, func(o *build.Flags) {
 			o.Stage = "1"
 			o.CacheTo = []string{"type=local,dest=" + cache + ",mode=max"}
 		})
 		// A new state directory: a daemon that has never built anything.
 		var log strings.Builder
-		peiBuild(t, dir, t.TempDir(), &log, func(o *project.BuildOptions) {
+		peiBuild(t, dir, t.TempDir(), &log, func(o *build.Flags) {
 			o.Stage = "1"
 			o.CacheFrom = []string{"type=local,src=" + cache}
 		})
@@ -160,7 +172,7 @@ func TestPeiBuild(t *testing.T) {
 		const token = "s3cr3t-token-for-the-binary-cache"
 		dest := filepath.Join(t.TempDir(), "image.tar")
 		var log strings.Builder
-		peiBuild(t, dir, state, &log, func(o *project.BuildOptions) {
+		peiBuild(t, dir, state, &log, func(o *build.Flags) {
 			o.Output = "type=oci,dest=" + dest
 			o.Secrets = []string{"id=token,env=PEI_E2E_TOKEN"}
 			o.Getenv = func(k string) string {
@@ -199,7 +211,7 @@ func TestPeiBuild(t *testing.T) {
 
 	t.Run("OCI tarball validates", func(t *testing.T) {
 		dest := filepath.Join(t.TempDir(), "image.tar")
-		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Output = "type=oci,dest=" + dest })
+		peiBuild(t, dir, state, io.Discard, func(o *build.Flags) { o.Output = "type=oci,dest=" + dest })
 		img := ociImage(t, dest)
 		if err := validate.Image(img); err != nil {
 			t.Errorf("validate.Image: %v", err)
@@ -217,13 +229,13 @@ func TestPeiBuild(t *testing.T) {
 		// The OCI export above, unpacked into another project, is that
 		// project's base: no engine, store or registry involved.
 		src := filepath.Join(t.TempDir(), "image.tar")
-		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + src })
+		peiBuild(t, dir, state, io.Discard, func(o *build.Flags) { o.Stage = "1"; o.Output = "type=oci,dest=" + src })
 		next := filepath.Join(t.TempDir(), "next")
 		unpackOCI(t, src, filepath.Join(next, "layout"))
 		writeFile(t, filepath.Join(next, "installation/stage-1/custom/on-top.sh"), "#!/bin/sh\ncat /opt/b1 > /opt/from-layout\n", 0o755)
 		writeFile(t, filepath.Join(next, "user_config.yml"), "stage_1:\n  image: {base: 'oci-layout://layout', output: 'pei-e2e-layout:stage-1'}\n  custom:\n    on_build: ['stage-1/custom/on-top.sh']\n", 0o644)
 		dest := filepath.Join(t.TempDir(), "next.tar")
-		peiBuild(t, next, state, io.Discard, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+		peiBuild(t, next, state, io.Discard, func(o *build.Flags) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
 		rc := mutate.Extract(ociImage(t, dest))
 		defer rc.Close()
 		found := ""
@@ -264,7 +276,7 @@ func TestPeiBuild(t *testing.T) {
 		creds := t.TempDir()
 		writeFile(t, filepath.Join(creds, "config.json"), fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`,
 			host, base64.StdEncoding.EncodeToString([]byte(user+":"+pass))), 0o600)
-		withCreds := func(o *project.BuildOptions) {
+		withCreds := func(o *build.Flags) {
 			o.Getenv = func(k string) string {
 				if k == "DOCKER_CONFIG" {
 					return creds
@@ -274,18 +286,18 @@ func TestPeiBuild(t *testing.T) {
 		}
 
 		// No credentials: the push is refused, and the error says so.
-		_, err := project.Build(t.Context(), project.BuildOptions{Dir: dir, StateDir: state, Stderr: io.Discard, Push: ref, Insecure: true,
+		_, err := runBuild(t.Context(), build.Flags{Dir: dir, StateDir: state, Push: ref, Insecure: true,
 			Getenv: func(k string) string {
 				if k == "DOCKER_CONFIG" {
 					return t.TempDir()
 				}
 				return ""
-			}})
+			}}, io.Discard)
 		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "unauthorized") {
 			t.Errorf("push without credentials: err = %v, want an unauthorized error", err)
 		}
 
-		refs := peiBuild(t, dir, state, io.Discard, withCreds, func(o *project.BuildOptions) { o.Push = ref; o.Insecure = true })
+		refs := peiBuild(t, dir, state, io.Discard, withCreds, func(o *build.Flags) { o.Push = ref; o.Insecure = true })
 		pushed := refs[len(refs)-1]
 		if !strings.HasPrefix(pushed, ref+"@sha256:") {
 			t.Fatalf("pei build --push printed %q", pushed)
@@ -311,7 +323,7 @@ func TestPeiBuild(t *testing.T) {
 		writeFile(t, filepath.Join(next, "installation/stage-1/custom/on-top.sh"), "#!/bin/sh\ncat /opt/b1 > /opt/on-top\n", 0o755)
 		writeFile(t, filepath.Join(next, "user_config.yml"), fmt.Sprintf("stage_1:\n  image: {base: '%s', output: 'pei-e2e-next:stage-1'}\n  custom:\n    on_build: ['stage-1/custom/on-top.sh']\n", ref), 0o644)
 		dest := filepath.Join(t.TempDir(), "next.tar")
-		peiBuild(t, next, state, io.Discard, withCreds, func(o *project.BuildOptions) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
+		peiBuild(t, next, state, io.Discard, withCreds, func(o *build.Flags) { o.Stage = "1"; o.Output = "type=oci,dest=" + dest })
 		rc := mutate.Extract(ociImage(t, dest))
 		defer rc.Close()
 		found := ""
@@ -347,7 +359,7 @@ func TestPeiBuild(t *testing.T) {
 		var digests []string
 		for i := 0; i < 2; i++ {
 			dest := filepath.Join(t.TempDir(), "image.tar")
-			refs := peiBuild(t, dir, t.TempDir(), io.Discard, func(o *project.BuildOptions) {
+			refs := peiBuild(t, dir, t.TempDir(), io.Discard, func(o *build.Flags) {
 				o.Output = "type=oci,dest=" + dest
 				o.NoCache = true
 				o.Getenv = func(k string) string {

@@ -16,7 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
-	"github.com/pei-dev/pei/internal/project"
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/testenv"
 )
 
@@ -29,8 +29,8 @@ func TestMultiPlatform(t *testing.T) {
 	testenv.Image(t, baseImage)
 	testenv.Emulation(t, "aarch64")
 	state := t.TempDir()
-	if _, err := project.Base(t.Context(), project.BaseOptions{Ref: baseImage, Platform: "linux/arm64", StateDir: state,
-		Getenv: func(string) string { return "" }, Stderr: io.Discard}); err != nil {
+	if _, err := build.Base(t.Context(), build.BaseOptions{Ref: baseImage, Platform: v1.Platform{OS: "linux", Architecture: "arm64"}, StateDir: state,
+		Stderr: io.Discard}); err != nil {
 		t.Fatalf("pei base --platform linux/arm64: %v", err)
 	}
 	// amd64 comes from the engine, arm64 from pei's base store.
@@ -38,7 +38,7 @@ func TestMultiPlatform(t *testing.T) {
 		"stage-1/custom/arch.sh": "#!/bin/sh\nuname -m > /opt/arch\n",
 	})
 	dest := filepath.Join(t.TempDir(), "multi.tar")
-	refs := peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) {
+	refs := peiBuild(t, dir, state, io.Discard, func(o *build.Flags) {
 		o.Platform = "linux/amd64,linux/arm64"
 		o.Output = "type=oci,dest=" + dest
 	})
@@ -62,7 +62,7 @@ func TestMultiPlatform(t *testing.T) {
 		srv := httptest.NewServer(registry.New(registry.Logger(stdlog.New(io.Discard, "", 0))))
 		t.Cleanup(func() { srv.CloseClientConnections(); srv.Close() })
 		ref := strings.TrimPrefix(srv.URL, "http://") + "/pei/multi:latest"
-		peiBuild(t, dir, state, io.Discard, func(o *project.BuildOptions) {
+		peiBuild(t, dir, state, io.Discard, func(o *build.Flags) {
 			o.Platform = "linux/amd64,linux/arm64"
 			o.Push, o.Insecure = ref, true
 		})
@@ -81,7 +81,7 @@ func TestMultiPlatform(t *testing.T) {
 	})
 
 	t.Run("the engine takes one platform", func(t *testing.T) {
-		_, err := project.Build(t.Context(), project.BuildOptions{Dir: dir, StateDir: state, Platform: "linux/amd64,linux/arm64", Stderr: io.Discard})
+		_, err := runBuild(t.Context(), build.Flags{Dir: dir, StateDir: state, Platform: "linux/amd64,linux/arm64"}, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), "one platform per image") {
 			t.Errorf("docker output of two platforms: %v", err)
 		}

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/project"
 )
@@ -74,10 +75,13 @@ func main() {
 			var log bytes.Buffer
 			start := time.Now()
 			if tool != "docker compose build" {
-				_, err := project.Build(ctx, project.BuildOptions{Dir: dir, StateDir: state, Builder: builder, Progress: "plain", Stderr: &log, Getenv: os.Getenv, Lookup: os.LookupEnv})
+				opts, err := build.Flags{Dir: dir, StateDir: state, Builder: builder, Progress: "plain", Getenv: os.Getenv, Lookup: os.LookupEnv}.Options()
+				check(err)
+				opts.Stderr = &log
+				_, err = build.Build(ctx, opts)
 				check(err)
 			} else {
-				_, err := project.Configure(project.ConfigureOptions{Dir: dir})
+				_, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir})
 				check(err)
 				log.WriteString(run(dir, "docker", "compose", "--progress", "plain", "build", "stage-1"))
 				log.WriteString(run(dir, "docker", "compose", "--progress", "plain", "build", "stage-2"))

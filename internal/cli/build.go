@@ -7,13 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/config"
-	"github.com/pei-dev/pei/internal/project"
 )
 
 func newBuildCmd() *cobra.Command {
-	var opts project.BuildOptions
+	var opts build.Flags
 	cmd := &cobra.Command{
 		Use:   "build -p DIR",
 		Short: "Build the project's images with BuildKit (no Docker daemon or root needed)",
@@ -32,10 +32,13 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
   SOURCE_DATE_EPOCH=0 pei build -p ./my-env --stage 1 --progress plain`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Lookup = os.LookupEnv
-			opts.Getenv = os.Getenv
-			opts.Stderr = cmd.ErrOrStderr()
-			results, err := project.Build(cmd.Context(), opts)
+			opts.Lookup, opts.Getenv = os.LookupEnv, os.Getenv
+			bo, err := opts.Options()
+			if err != nil {
+				return err
+			}
+			bo.Stderr = cmd.ErrOrStderr()
+			results, err := build.Build(cmd.Context(), bo)
 			if err != nil {
 				return err
 			}
@@ -63,7 +66,7 @@ SOURCE_DATE_EPOCH (or the project's last git commit) for reproducible digests.`,
 }
 
 func newBaseCmd() *cobra.Command {
-	var opts project.BaseOptions
+	var opts build.BaseFlags
 	cmd := &cobra.Command{
 		Use:   "base [REF]",
 		Short: "Bootstrap a Debian base image without a registry (mmdebstrap)",
@@ -82,8 +85,12 @@ the same digest. It prints REF@DIGEST.`,
 				opts.Ref = args[0]
 			}
 			opts.Getenv = os.Getenv
-			opts.Stderr = cmd.ErrOrStderr()
-			ref, err := project.Base(cmd.Context(), opts)
+			bo, err := opts.Options()
+			if err != nil {
+				return err
+			}
+			bo.Stderr = cmd.ErrOrStderr()
+			ref, err := build.Base(cmd.Context(), bo)
 			if err != nil {
 				return err
 			}
@@ -114,7 +121,7 @@ $XDG_CACHE_HOME/pei/buildkit.`,
 		Example: `  pei builder start && pei build -p ./my-env && pei builder stop`,
 	}
 	daemonDir := func() (string, error) {
-		dir, err := project.StateDir("")
+		dir, err := build.StateDir("")
 		return filepath.Join(dir, "buildkit"), err
 	}
 	cmd.AddCommand(&cobra.Command{

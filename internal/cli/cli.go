@@ -87,7 +87,7 @@ ${VAR} and ${VAR:-default} in the config are taken from pei's environment;
   pei configure -p ./my-env -c other_config.yml --with-merged`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts.Lookup = os.LookupEnv
+			opts.Policy, opts.Lookup = project.Local, os.LookupEnv
 			res, err := project.Configure(opts)
 			if err != nil {
 				return err

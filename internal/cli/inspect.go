@@ -1,28 +1,20 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	units "github.com/docker/go-units"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/inspect"
 )
 
 func newInspectCmd() *cobra.Command {
 	var (
-		asJSON, ci          bool
-		minEff              float64
-		maxWasted, platform string
-		compare             string
-		secrets, secretEnvs []string
-		top                 int
+		f      inspect.Flags
+		asJSON bool
 	)
 	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
@@ -51,89 +43,37 @@ waste over --max-wasted, or a secret is found.`,
   pei inspect my-env:stage-2 --ci --min-efficiency 0.95 --max-wasted 20MB --secret-env ROOT_PASSWORD`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			gate := inspect.Gate{MinEfficiency: minEff, MaxWasted: -1}
-			if maxWasted != "" {
-				n, err := units.FromHumanSize(maxWasted)
-				if err != nil {
-					return fmt.Errorf("--max-wasted %q: give a size like 20MB: %w", maxWasted, err)
-				}
-				gate.MaxWasted = n
-			}
-			for _, name := range secretEnvs {
-				v := os.Getenv(name)
-				if v == "" {
-					return fmt.Errorf("--secret-env %s: the variable is not set", name)
-				}
-				secrets = append(secrets, v)
-			}
-			opts := image.OpenOptions{}
-			if platform != "" {
-				p, err := v1.ParsePlatform(platform)
-				if err != nil {
-					return fmt.Errorf("--platform %q: %w", platform, err)
-				}
-				opts.Platform = *p
-			}
-			auth, err := image.LoadAuth(os.Getenv("DOCKER_CONFIG"))
+			f.Image, f.Getenv = args[0], os.Getenv
+			req, err := f.Request()
 			if err != nil {
 				return err
 			}
-			opts.Keychain = image.Keychain(auth)
-			img, done, err := image.Open(cmd.Context(), args[0], opts)
+			res, err := inspect.Run(cmd.Context(), req)
 			if err != nil {
 				return err
 			}
-			defer done()
-			out := cmd.OutOrStdout()
-			if compare != "" {
-				other, odone, err := image.Open(cmd.Context(), compare, opts)
-				if err != nil {
-					return err
-				}
-				defer odone()
-				c, err := inspect.Compare(args[0], img, compare, other)
-				if err != nil {
-					return fmt.Errorf("compare %s with %s: %w", args[0], compare, err)
-				}
-				if asJSON {
-					enc := json.NewEncoder(out)
-					enc.SetIndent("", "  ")
-					return enc.Encode(c)
-				}
-				return inspect.WriteComparison(out, c, top)
-			}
-			r, err := inspect.Analyze(args[0], img, inspect.Options{Secrets: secrets, Top: top})
-			if err != nil {
-				return fmt.Errorf("inspect %s: %w", args[0], err)
-			}
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(r); err != nil {
-					return err
-				}
-			} else if err := inspect.WriteText(out, r); err != nil {
+			if err := res.Write(cmd.OutOrStdout(), asJSON); err != nil {
 				return err
 			}
-			if !ci {
+			if req.Gate == nil || res.Report == nil {
 				return nil
 			}
-			if problems := gate.Check(r); len(problems) > 0 {
-				return errors.New("inspect --ci failed: " + strings.Join(problems, "; "))
+			if len(res.Problems) > 0 {
+				return errors.New("inspect --ci failed: " + strings.Join(res.Problems, "; "))
 			}
 			fmt.Fprintln(cmd.ErrOrStderr(), "inspect --ci: pass")
 			return nil
 		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	f.IntVar(&top, "top", 10, "how many of the most wasteful paths to list")
-	f.StringArrayVar(&secrets, "secret", nil, "a value (password, token) that must appear nowhere in the image")
-	f.StringArrayVar(&secretEnvs, "secret-env", nil, "an environment variable whose value must appear nowhere in the image")
-	f.BoolVar(&ci, "ci", false, "exit 1 when a limit below is broken or a secret is found")
-	f.Float64Var(&minEff, "min-efficiency", 0, "with --ci: the lowest efficiency allowed (0..1)")
-	f.StringVar(&maxWasted, "max-wasted", "", "with --ci: the most wasted bytes allowed, e.g. 20MB")
-	f.StringVar(&compare, "compare", "", "show what changed from IMAGE to this image (files added, removed, changed)")
-	f.StringVar(&platform, "platform", "", "the platform to take from a multi-platform image (default: the host's)")
+	fl := cmd.Flags()
+	fl.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	fl.IntVar(&f.Top, "top", 10, "how many of the most wasteful paths to list")
+	fl.StringArrayVar(&f.Secrets, "secret", nil, "a value (password, token) that must appear nowhere in the image")
+	fl.StringArrayVar(&f.SecretEnvs, "secret-env", nil, "an environment variable whose value must appear nowhere in the image")
+	fl.BoolVar(&f.CI, "ci", false, "exit 1 when a limit below is broken or a secret is found")
+	fl.Float64Var(&f.MinEfficiency, "min-efficiency", 0, "with --ci: the lowest efficiency allowed (0..1)")
+	fl.StringVar(&f.MaxWasted, "max-wasted", "", "with --ci: the most wasted bytes allowed, e.g. 20MB")
+	fl.StringVar(&f.Compare, "compare", "", "show what changed from IMAGE to this image (files added, removed, changed)")
+	fl.StringVar(&f.Platform, "platform", "", "the platform to take from a multi-platform image (default: the host's)")
 	return cmd
 }

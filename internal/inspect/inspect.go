@@ -3,7 +3,9 @@
 // adds, changes and removes, the bytes that later layers make dead weight,
 // and any secret left in a layer, the config or the history. Layers are
 // streamed one at a time: memory grows with the number of paths, not with
-// their contents.
+// their contents. Compare says what changed between two images; Run is
+// pei inspect's one call (open, analyse or compare, gate), with Flags
+// reading the command's flags into its Request.
 package inspect
 
 import (

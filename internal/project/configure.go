@@ -2,7 +2,6 @@ package project
 
 import (
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -19,11 +18,12 @@ type ConfigureOptions struct {
 	ConfigFile  string // relative to Dir; "" means user_config.yml
 	FullCompose bool
 	WithMerged  bool
-	// Lookup expands ${VAR} in the config; nil means no variables are set.
+	// Policy is what the config may reach (see Load): Local for the
+	// user's own project (the zero value is Recipe, the safe one).
+	Policy Policy
+	// Lookup expands ${VAR} in a Local project's config; nil means no
+	// variables are set.
 	Lookup config.LookupFunc
-	// FS, when set, is what the config and the files it names are read
-	// from (see config.LoadOptions.FS); generated files still go to Dir.
-	FS fs.FS
 }
 
 // ConfigureResult says what Configure wrote.
@@ -34,23 +34,15 @@ type ConfigureResult struct {
 	Exclude []string
 }
 
-// Configure validates a project's config and writes its build files. On a
+// Configure loads a project (see Load) and writes its build files. On a
 // config error it returns config.Errors and writes nothing.
 func Configure(opts ConfigureOptions) (ConfigureResult, error) {
-	lo := config.LoadOptions{ProjectDir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup}
-	if opts.FS != nil {
-		lo = config.LoadOptions{FS: opts.FS, File: opts.ConfigFile, Lookup: opts.Lookup}
-	}
-	cfg, err := config.Load(lo)
+	pr, err := Load(LoadOptions{Policy: opts.Policy, Dir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup})
 	if err != nil {
 		return ConfigureResult{}, err
 	}
-	full := config.WithDefaults(cfg)
-	p, err := plan.New(full, plan.ProjectName(mustAbs(opts.Dir)))
-	if err != nil {
-		return ConfigureResult{}, err
-	}
-	files, err := render.Files(p, render.Options{ConfigFile: cfg.File, WithMerged: opts.WithMerged, FullCompose: opts.FullCompose})
+	p := pr.Plan
+	files, err := render.Files(p, render.Options{ConfigFile: pr.File, WithMerged: opts.WithMerged, FullCompose: opts.FullCompose})
 	if err != nil {
 		return ConfigureResult{}, err
 	}
@@ -58,9 +50,8 @@ func Configure(opts ConfigureOptions) (ConfigureResult, error) {
 	for _, f := range files {
 		out = append(out, fileOut{path: f.Path, data: f.Data, mode: os.FileMode(f.Mode)})
 	}
-	exclude := excludes(full)
-	out = append(out, dockerignore(exclude))
-	out = append(out, inlineKeys(full)...)
+	out = append(out, dockerignore(pr.Exclude))
+	out = append(out, inlineKeys(pr.Config)...)
 	// Every on_build step binds the stage's system/ and tmp/ folders, so
 	// they must exist even when empty.
 	for _, s := range p.Stages {
@@ -74,7 +65,7 @@ func Configure(opts ConfigureOptions) (ConfigureResult, error) {
 	if err := writeAll(opts.Dir, out); err != nil {
 		return ConfigureResult{}, err
 	}
-	res := ConfigureResult{Plan: p, Exclude: exclude}
+	res := ConfigureResult{Plan: p, Exclude: pr.Exclude}
 	for _, f := range out {
 		res.Files = append(res.Files, f.path)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,7 +12,6 @@ import (
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
 	"github.com/pei-dev/pei/internal/render"
-	"github.com/pei-dev/pei/internal/testenv"
 )
 
 func noEnv(string) (string, bool) { return "", false }
@@ -40,7 +38,7 @@ func TestCreateEveryQuickModeConfigures(t *testing.T) {
 			if _, err := Create(CreateOptions{Dir: dir, Quick: q}); err != nil {
 				t.Fatal(err)
 			}
-			res, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv})
+			res, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv})
 			if err != nil {
 				t.Fatalf("the scaffold of --quick %s does not configure: %v", q, err)
 			}
@@ -88,11 +86,11 @@ func TestConfigureDeterministicAndAtomic(t *testing.T) {
 	if _, err := Create(CreateOptions{Dir: dir, Quick: "full"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
+	if _, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
 		t.Fatal(err)
 	}
 	first := snapshot(t, dir)
-	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
+	if _, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
 		t.Fatal(err)
 	}
 	second := snapshot(t, dir)
@@ -117,7 +115,7 @@ func TestConfigureDeterministicAndAtomic(t *testing.T) {
 	bad = strings.Replace(bad, "my-build-1.sh'", "missing.sh'", 1)
 	os.WriteFile(cfgPath, []byte(bad), 0o644)
 	before := snapshot(t, dir)
-	_, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv})
+	_, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv})
 	var errs config.Errors
 	if !errors.As(err, &errs) || len(errs) != 2 {
 		t.Fatalf("want 2 problems, got %v", err)
@@ -141,7 +139,7 @@ func TestInlinePrivateKey(t *testing.T) {
 	cfg := "stage_1:\n  image: {base: debian:bookworm}\n  ssh:\n    users:\n      me:\n        privkey_text: |\n" +
 		"          " + strings.ReplaceAll(strings.TrimSpace(key), "\n", "\n          ") + "\n"
 	os.WriteFile(filepath.Join(dir, config.DefaultFile), []byte(cfg), 0o644)
-	if _, err := Configure(ConfigureOptions{Dir: dir, Lookup: noEnv}); err != nil {
+	if _, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv}); err != nil {
 		t.Fatal(err)
 	}
 	secret := filepath.Join(dir, plan.SecretDir, "privkey_me")
@@ -200,39 +198,4 @@ func FuzzConfigure(f *testing.F) {
 			t.Fatalf("a valid config does not render: %v", err)
 		}
 	})
-}
-
-func TestSourceDateEpochOrder(t *testing.T) {
-	dir := t.TempDir()
-	env := func(v string) func(string) string {
-		return func(k string) string {
-			if k == "SOURCE_DATE_EPOCH" {
-				return v
-			}
-			return ""
-		}
-	}
-	if got := sourceDateEpoch(t.Context(), 5, dir, env("7")); got != 5 {
-		t.Errorf("config first: %d", got)
-	}
-	if got := sourceDateEpoch(t.Context(), -1, dir, env("7")); got != 7 {
-		t.Errorf("then the environment: %d", got)
-	}
-	if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != -1 {
-		t.Errorf("no git, no setting: %d", got)
-	}
-	testenv.Tools(t, "git")
-	run := func(args ...string) {
-		cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1600000000 +0000", "GIT_AUTHOR_DATE=@1600000000 +0000",
-			"GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v %s", args, err, out)
-		}
-	}
-	run("init", "-q")
-	run("commit", "-q", "--allow-empty", "-m", "x")
-	if got := sourceDateEpoch(t.Context(), -1, dir, env("")); got != 1600000000 {
-		t.Errorf("the last commit: %d", got)
-	}
 }

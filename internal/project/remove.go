@@ -29,7 +29,7 @@ type RemoveOptions struct {
 // Remove deletes the project's containers (found by Compose's project
 // label), the images its config names and, when asked, its volumes.
 func Remove(ctx context.Context, opts RemoveOptions) error {
-	cfg, err := config.Load(config.LoadOptions{ProjectDir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup})
+	cfg, err := loadConfig(LoadOptions{Policy: Local, Dir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup})
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ import (
 
 	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/config"
-	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/recipe"
 	"github.com/pei-dev/pei/internal/store"
 )
@@ -337,14 +337,11 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 	// Scratch paths never reach an error (the project is read through
 	// the fs.FS); stripping dir is a second guard that they do not.
 	strip := func(err error) string { return strings.ReplaceAll(err.Error(), dir, ".") }
-	cfg, err := config.Load(config.LoadOptions{FS: root.FS()})
+	pr, err := project.Load(project.LoadOptions{Policy: project.Recipe, FS: root.FS()})
 	if err != nil {
 		return badRecipe("%s", strip(err))
 	}
-	p, err := plan.New(config.WithDefaults(cfg), "recipe")
-	if err != nil {
-		return badRecipe("%s", strip(err))
-	}
+	p := pr.Plan
 	if st := req.stage; st != "" && st != "1" && st != "2" && st != "all" {
 		found := st == "final" && p.Final != nil
 		for _, ci := range p.Compose {
@@ -356,8 +353,8 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 	}
 	// A config secret from an environment variable or an absolute path is
 	// the submitter's: workers serve their own secret of that id instead
-	// (project.BuildOptions.Recipe), so the submission must ask for it.
-	for _, sec := range cfg.Secrets {
+	// (build.Options.Recipe), so the submission must ask for it.
+	for _, sec := range pr.Config.Secrets {
 		if (sec.Env != "" || filepath.IsAbs(sec.File)) && !slices.Contains(req.secrets, sec.Name) {
 			return badRecipe("user_config.yml: secrets.%s is read from the submitter's environment or files, which pei serve's workers never read: submit with --secret %s, and a worker holding %s serves it", sec.Name, sec.Name, sec.Name)
 		}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/pei-dev/pei/internal/api"
 	"github.com/pei-dev/pei/internal/client"
-	"github.com/pei-dev/pei/internal/config"
+	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/recipe"
 )
 
@@ -38,7 +38,7 @@ func (e *FailedError) Error() string {
 // Run submits and returns the build: as queued, or with Follow as it
 // ended, its pushed image in Image. A followed build that failed or was
 // canceled is a *FailedError. A pei project's config errors are
-// config.Load's, unwrapped, and nothing is uploaded.
+// project.Load's (config.Errors), unwrapped, and nothing is uploaded.
 func Run(ctx context.Context, o Options) (api.BuildView, error) {
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -47,9 +47,9 @@ func Run(ctx context.Context, o Options) (api.BuildView, error) {
 		o.Build.Kind = api.KindDockerfile
 	} else {
 		o.Build.Kind = api.KindPei
-		// The server checks too; failing here saves the upload. ${VAR}
-		// expands from nothing, as there.
-		if _, err := config.Load(config.LoadOptions{ProjectDir: o.Dir, Lookup: func(string) (string, bool) { return "", false }}); err != nil {
+		// The server checks too, the same way (a recipe: nothing outside
+		// the project, ${VAR} from nothing); failing here saves the upload.
+		if _, err := project.Load(project.LoadOptions{Policy: project.Recipe, Dir: o.Dir}); err != nil {
 			return api.BuildView{}, err
 		}
 	}

@@ -3,8 +3,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,20 +16,20 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
+	"github.com/docker/cli/cli/config/configfile"
+	clitypes "github.com/docker/cli/cli/config/types"
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	bkclient "github.com/moby/buildkit/client"
-	buildctl "github.com/moby/buildkit/cmd/buildctl/build"
 
 	"github.com/pei-dev/pei/internal/api"
-	"github.com/pei-dev/pei/internal/buildkit"
+	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
 	"github.com/pei-dev/pei/internal/image"
-	"github.com/pei-dev/pei/internal/project"
 	"github.com/pei-dev/pei/internal/recipe"
 )
 
@@ -279,61 +277,52 @@ func (j *job) build(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// The build's credentials, for bases in this registry and for BuildKit.
-	dockerConfig := filepath.Join(work, "docker")
-	if err := os.Mkdir(dockerConfig, 0o700); err != nil {
-		return "", fmt.Errorf("build credentials: %w", err)
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte(j.lease.Username + ":" + j.lease.Password))
-	cfgJSON, err := json.Marshal(map[string]any{"auths": map[string]any{j.lease.Registry: map[string]string{"auth": auth}}})
-	if err != nil {
-		return "", fmt.Errorf("build credentials: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(dockerConfig, "config.json"), cfgJSON, 0o600); err != nil {
-		return "", fmt.Errorf("build credentials: %w", err)
-	}
+	// The build's credentials, for bases in this registry and for
+	// BuildKit: in memory, never in a file.
+	auth := configfile.New("")
+	auth.AuthConfigs[j.lease.Registry] = clitypes.AuthConfig{ServerAddress: j.lease.Registry, Username: j.lease.Username, Password: j.lease.Password}
 	secrets := map[string]string{}
-	var secretSpecs []string
 	for _, id := range b.Secrets {
 		file, ok := j.opt.Secrets[id]
 		if !ok {
 			return "", fmt.Errorf("this worker has no secret %s", id)
 		}
 		secrets[id] = file
-		secretSpecs = append(secretSpecs, "id="+id+",src="+file)
 	}
-	var cacheFrom, cacheTo []string
+	var cacheFrom, cacheTo []bkclient.CacheOptionsEntry
 	if !j.opt.NoCache {
 		ref := j.cacheRef()
-		attrs := ""
+		from := map[string]string{"ref": ref}
+		to := map[string]string{"ref": ref, "mode": "max", "ignore-error": "true"}
 		if image.IsLocalhost(j.lease.Registry) {
-			attrs = ",registry.insecure=true"
+			from["registry.insecure"], to["registry.insecure"] = "true", "true"
 		}
-		cacheFrom = []string{"type=registry,ref=" + ref + attrs}
-		cacheTo = []string{"type=registry,ref=" + ref + ",mode=max,ignore-error=true" + attrs}
+		cacheFrom = []bkclient.CacheOptionsEntry{{Type: "registry", Attrs: from}}
+		cacheTo = []bkclient.CacheOptionsEntry{{Type: "registry", Attrs: to}}
 	}
 	out := filepath.Join(work, "image.tar")
-	getenv := func(k string) string {
-		if k == "DOCKER_CONFIG" {
-			return dockerConfig
-		}
-		return ""
-	}
 	fmt.Fprintf(j.logs, "pei worker %s: building %s:%s for %s (attempt %d)\n", j.opt.Name, b.Repository, b.Tag, b.Platform, b.Attempts)
 	ns := api.Namespace(b.Repository)
-	netw := j.network(ns)
+	daemon := build.Daemon{Builder: j.opt.Builder, StateDir: j.opt.StateDir, Network: j.network(ns)}
 	switch b.Kind {
 	case api.KindPei:
-		_, err = project.Build(ctx, project.BuildOptions{
-			Dir: dir, Stage: b.Stage, Builder: j.opt.Builder, Output: "type=oci,dest=" + out, Platform: b.Platform,
-			Secrets: secretSpecs, Progress: "plain", Stderr: j.logs, Getenv: getenv, StateDir: j.opt.StateDir,
-			CacheFrom: cacheFrom, CacheTo: cacheTo, Network: netw, CacheNamespace: ns,
+		plats, perr := build.ParsePlatforms(b.Platform)
+		if perr != nil {
+			return "", perr
+		}
+		_, err = build.Build(ctx, build.Options{
+			Dir: dir, Target: build.ParseTarget(b.Stage), Output: build.OCIOutput(out), Platforms: plats,
+			Secrets: build.Secrets{Files: secrets}, Auth: auth, CacheImports: cacheFrom, CacheExports: cacheTo,
+			Daemon: daemon, CacheNamespace: ns, Progress: "plain", Stderr: j.logs,
 			// Nothing of this worker's (environment, files, git) reaches
 			// the tenant's config.
 			Recipe: true,
 		})
 	case api.KindDockerfile:
-		err = j.dockerfile(ctx, dir, b.Stage, out, secrets, dockerConfig, cacheFrom, cacheTo, netw, ns)
+		_, err = build.Dockerfile(ctx, build.DockerfileOptions{
+			ContextDir: dir, Dockerfile: b.Stage, Platform: b.Platform, Secrets: secrets, Dest: out, Auth: auth,
+			CacheImports: cacheFrom, CacheExports: cacheTo, CacheNamespace: ns, Daemon: daemon, Progress: "plain", Stderr: j.logs,
+		})
 	default:
 		err = fmt.Errorf("unknown build kind %q", b.Kind)
 	}
@@ -361,46 +350,6 @@ func (j *job) network(ns string) buildkitd.Network {
 	}
 	fmt.Fprintf(j.logs, "pei worker %s: %s\n", j.opt.Name, msg)
 	return n
-}
-
-func (j *job) dockerfile(ctx context.Context, dir, dockerfile, out string, secrets map[string]string, dockerConfig string, cacheFrom, cacheTo []string, netw buildkitd.Network, ns string) error {
-	imports, err := buildctl.ParseImportCache(cacheFrom)
-	if err != nil {
-		return err
-	}
-	exports, err := buildctl.ParseExportCache(cacheTo)
-	if err != nil {
-		return err
-	}
-	state, err := project.StateDir(j.opt.StateDir)
-	if err != nil {
-		return err
-	}
-	daemon, err := buildkitd.Find(ctx, buildkitd.Options{Builder: j.opt.Builder, StateDir: filepath.Join(state, "buildkit"), Getenv: func(string) string { return "" }, Network: netw})
-	if err != nil {
-		return err
-	}
-	defer daemon.Stop()
-	bk, err := bkclient.New(ctx, daemon.Addr)
-	if err != nil {
-		return fmt.Errorf("connect to buildkitd at %s: %w", daemon.Addr, err)
-	}
-	defer bk.Close()
-	if !netw.HostAllowed {
-		if err := daemon.CheckIsolated(ctx, bk); err != nil {
-			return err
-		}
-	}
-	auth, err := image.LoadAuth(dockerConfig)
-	if err != nil {
-		return err
-	}
-	_, err = buildkit.BuildDockerfile(ctx, bk, buildkit.DockerfileOptions{
-		ContextDir: dir, Dockerfile: dockerfile, Platform: j.lease.Build.Platform, Secrets: secrets, Dest: out,
-		Auth: auth, SourceDateEpoch: -1, Progress: "plain", Stderr: j.logs,
-		CacheImports: imports, CacheExports: exports, CacheNamespace: ns, HostNetwork: netw.HostAllowed,
-	})
-	return err
 }
 
 // leaseLimits are the limits a recipe is unpacked with: the server's, or

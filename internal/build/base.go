@@ -1,7 +1,8 @@
-package project
+package build
 
 import (
 	"archive/tar"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker/cli/cli/config/configfile"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -25,20 +27,64 @@ import (
 
 // BaseOptions configure Base.
 type BaseOptions struct {
-	Ref     string // e.g. debian:bookworm
+	Ref     string // e.g. debian:bookworm ("" means that)
 	Suite   string // "" means the tag of Ref
 	Variant string
 	Mirror  string
-	// Platform is e.g. linux/arm64; "" means the host's.
-	Platform string
+	// Platform is the image's; the zero Platform means the host's.
+	Platform v1.Platform
 	Load     bool   // also load into the Docker engine
 	Tar      string // also write a docker-archive tarball here
 	OCI      string // also write an OCI layout tarball here
 	Push     string // also push to this registry reference
+	// Auth holds the credentials for Push; nil means none.
+	Auth *configfile.ConfigFile
+	// SourceDateEpoch clamps every timestamp; nil means midnight UTC today.
+	SourceDateEpoch *int64
 	// StateDir holds the base store ("" means the user's cache dir).
 	StateDir string
-	Getenv   func(string) string
 	Stderr   io.Writer
+}
+
+// BaseFlags are pei base's flags as written, and the environment
+// (SOURCE_DATE_EPOCH, DOCKER_CONFIG) they are read with.
+type BaseFlags struct {
+	Ref, Suite, Variant, Mirror, Platform string
+	Load                                  bool
+	Tar, OCI, Push                        string
+	StateDir                              string
+	Getenv                                func(string) string
+}
+
+// Options reads the flags into BaseOptions.
+func (f BaseFlags) Options() (BaseOptions, error) {
+	getenv := f.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	o := BaseOptions{Ref: f.Ref, Suite: f.Suite, Variant: f.Variant, Mirror: f.Mirror, Load: f.Load, Tar: f.Tar, OCI: f.OCI, Push: f.Push, StateDir: f.StateDir}
+	if f.Platform != "" {
+		p, err := buildkit.ParsePlatform(f.Platform, binfmtDir)
+		if err != nil {
+			return BaseOptions{}, err
+		}
+		o.Platform = v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
+	}
+	if v := getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return BaseOptions{}, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+		}
+		o.SourceDateEpoch = &n
+	}
+	if f.Push != "" {
+		auth, err := image.LoadAuth(getenv("DOCKER_CONFIG"))
+		if err != nil {
+			return BaseOptions{}, err
+		}
+		o.Auth = auth
+	}
+	return o, nil
 }
 
 // Base bootstraps a Debian base image into pei's base store, where pei
@@ -55,25 +101,14 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 		opts.Suite = bootstrap.SuiteOf(opts.Ref)
 	}
 	epoch := bootstrap.DefaultEpoch(time.Now())
-	if opts.Getenv != nil {
-		if v := opts.Getenv("SOURCE_DATE_EPOCH"); v != "" {
-			if epoch, err = strconv.ParseInt(v, 10, 64); err != nil {
-				return "", fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
-			}
-		}
+	if opts.SourceDateEpoch != nil {
+		epoch = *opts.SourceDateEpoch
 	}
 	state, err := StateDir(opts.StateDir)
 	if err != nil {
 		return "", err
 	}
-	var plat v1.Platform
-	if opts.Platform != "" {
-		p, err := buildkit.ParsePlatform(opts.Platform, "/proc/sys/fs/binfmt_misc")
-		if err != nil {
-			return "", err
-		}
-		plat = v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}
-	}
+	plat := opts.Platform
 	img, done, err := bootstrap.Debian(ctx, bootstrap.Options{Suite: opts.Suite, Variant: opts.Variant, Mirror: opts.Mirror, Platform: plat, Epoch: epoch, Stderr: opts.Stderr})
 	if err != nil {
 		return "", err
@@ -94,7 +129,7 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 		}
 	}
 	if opts.Push != "" {
-		if err := pushImage(ctx, opts.Push, img, opts.Getenv); err != nil {
+		if err := pushImage(ctx, opts.Push, img, opts.Auth); err != nil {
 			return "", err
 		}
 	}
@@ -105,7 +140,7 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 		}
 		werr := tarball.Write(tag, img, w)
 		w.Close()
-		if err := firstErr(werr, wait()); err != nil {
+		if err := cmp.Or(werr, wait()); err != nil {
 			return "", err
 		}
 	}
@@ -114,19 +149,6 @@ func Base(ctx context.Context, opts BaseOptions) (string, error) {
 		return "", err
 	}
 	return opts.Ref + "@" + d.String(), nil
-}
-
-// StateDir is where pei keeps its base store and buildkitd state: dir if
-// given, else $XDG_CACHE_HOME/pei (~/.cache/pei).
-func StateDir(dir string) (string, error) {
-	if dir != "" {
-		return dir, nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("cache directory: %w", err)
-	}
-	return filepath.Join(cache, "pei"), nil
 }
 
 // writeOCITar writes img as an OCI layout tarball (what docker buildx and
@@ -175,26 +197,21 @@ func writeOCITar(dest, ref string, img v1.Image) error {
 		_, err = io.Copy(tw, f)
 		return err
 	})
-	if err := firstErr(werr, tw.Close(), tmp.Close()); err != nil {
+	if err := cmp.Or(werr, tw.Close(), tmp.Close()); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}
 	return os.Rename(tmp.Name(), dest)
 }
 
-// pushImage pushes img to ref (plain HTTP for localhost).
-func pushImage(ctx context.Context, ref string, img v1.Image, getenv func(string) string) error {
+// pushImage pushes img to ref with auth (nil: no credentials).
+func pushImage(ctx context.Context, ref string, img v1.Image, auth *configfile.ConfigFile) error {
 	r, err := image.ParseRef(ref)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)
 	}
-	dockerConfig := ""
-	if getenv != nil {
-		dockerConfig = getenv("DOCKER_CONFIG")
-	}
-	auth, err := image.LoadAuth(dockerConfig)
-	if err != nil {
-		return err
+	if auth == nil {
+		auth = configfile.New("")
 	}
 	if err := remote.Write(r, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(image.Keychain(auth))); err != nil {
 		return fmt.Errorf("push %s: %w", ref, err)

@@ -1,4 +1,4 @@
-package project
+package build
 
 import (
 	"context"
@@ -60,8 +60,8 @@ func TestRecipeBuildReadsOnlyTheRecipe(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			_, err := Build(ctx, BuildOptions{Dir: dir, Recipe: tc.recipe, Lookup: os.LookupEnv, Output: "type=oci,dest=" + filepath.Join(top, "img.tar"),
-				Builder: "unix://" + filepath.Join(top, "no-buildkitd.sock"), StateDir: filepath.Join(top, "state")})
+			_, err := Build(ctx, Options{Dir: dir, Recipe: tc.recipe, Lookup: os.LookupEnv, Output: OCIOutput(filepath.Join(top, "img.tar")),
+				Daemon: Daemon{Builder: "unix://" + filepath.Join(top, "no-buildkitd.sock"), StateDir: filepath.Join(top, "state")}})
 			if err == nil {
 				t.Fatal("built without a BuildKit daemon")
 			}
@@ -83,6 +83,21 @@ func TestRecipeBuildReadsOnlyTheRecipe(t *testing.T) {
 			}
 		})
 	}
+}
+
+// snapshot maps each file under dir to its mode and content.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			b, _ := os.ReadFile(p)
+			rel, _ := filepath.Rel(dir, p)
+			out[rel] = info.Mode().String() + "\n" + string(b)
+		}
+		return nil
+	})
+	return out
 }
 
 func mapValues(m map[string]string) []string {
