@@ -99,3 +99,42 @@ func TestTokenByID(t *testing.T) {
 		}
 	})
 }
+
+// TestPrivateDBEveryFile: privateDB itself takes group and other
+// permissions from the database and each companion SQLite may have left
+// (SQLite happens to reset the -wal and -shm it reopens, which would hide
+// a loop that stopped at the first file), and leaves private ones as
+// they are.
+func TestPrivateDBEveryFile(t *testing.T) {
+	withUmask(t, 0)
+	db := filepath.Join(t.TempDir(), "pei.db")
+	modes := map[string]os.FileMode{db: 0o644, db + "-wal": 0o640, db + "-shm": 0o604, db + "-journal": 0o666}
+	for f, m := range modes {
+		if err := os.WriteFile(f, nil, m); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := privateDB(db); err != nil {
+		t.Fatal(err)
+	}
+	for f, m := range modes {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := m &^ 0o077; fi.Mode().Perm() != want {
+			t.Errorf("%s is %04o, want %04o", filepath.Base(f), fi.Mode().Perm(), want)
+		}
+	}
+	// A missing database is made, 0600; missing companions are no error.
+	fresh := filepath.Join(t.TempDir(), "new.db")
+	if err := privateDB(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("a new database: %v, %v", fi, err)
+	}
+}

@@ -367,5 +367,14 @@ func TestExpireQueued(t *testing.T) {
 				t.Errorf("build %s: %s %v, want %s", id, b.State, err, want)
 			}
 		}
+		// A build that names no secrets is not said to need any.
+		backdate(fresh.ID, 2*time.Hour)
+		ended, err = s.ExpireQueued(ctx, time.Hour)
+		if err != nil || len(ended) != 1 || ended[0].ID != fresh.ID {
+			t.Fatalf("expired %+v %v, want only %s", ended, err, fresh.ID)
+		}
+		if want := "no worker for linux/s390x took it within 1h0m0s"; ended[0].Error != want {
+			t.Errorf("reason %q, want %q", ended[0].Error, want)
+		}
 	})
 }
