@@ -4,8 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 // TestEnvSecretsStayInMemory: --secret id=X,env=VAR hands the value to
@@ -36,14 +37,8 @@ func TestEnvSecretsStayInMemory(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sec, err := parseSecrets(tc.specs, getenv)
 			files, values := sec.Files, sec.Values
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want %q", err, tc.err)
-				}
+			if testenv.WantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if len(files) != len(tc.files) || len(values) != len(tc.values) {
 				t.Fatalf("files %v values %v, want %v %v", files, values, tc.files, tc.values)
@@ -177,14 +172,8 @@ func TestFlagsOptions(t *testing.T) {
 				tc.flags.Getenv = env("DOCKER_CONFIG", t.TempDir())
 			}
 			o, err := tc.flags.Options()
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want it to say %q", err, tc.err)
-				}
+			if testenv.WantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			tc.check(t, o)
 		})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pei-dev/pei/internal/plan"
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 // A recipe build (pei worker) reads nothing of the worker's: not its
@@ -74,7 +75,7 @@ func TestRecipeBuildReadsOnlyTheRecipe(t *testing.T) {
 				}
 				return
 			}
-			generated := strings.Join(mapValues(snapshot(t, dir)), "\n")
+			generated := strings.Join(mapValues(testenv.Snapshot(t, dir)), "\n")
 			if !strings.Contains(generated, tc.output) {
 				t.Fatalf("the generated files do not name %s (error %v)", tc.output, err)
 			}
@@ -83,21 +84,6 @@ func TestRecipeBuildReadsOnlyTheRecipe(t *testing.T) {
 			}
 		})
 	}
-}
-
-// snapshot maps each file under dir to its mode and content.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			b, _ := os.ReadFile(p)
-			rel, _ := filepath.Rel(dir, p)
-			out[rel] = info.Mode().String() + "\n" + string(b)
-		}
-		return nil
-	})
-	return out
 }
 
 func mapValues(m map[string]string) []string {
@@ -128,14 +114,8 @@ func TestRecipeSecrets(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.in
 			err := recipeSecrets(&p, worker)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want it to say %q", err, tc.err)
-				}
+			if testenv.WantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got := p.Stages[0].Build.Secrets
 			if len(got) != len(tc.want) || got[0] != tc.want[0] {

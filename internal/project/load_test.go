@@ -3,8 +3,9 @@ package project
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 // TestLoadPolicy: a local project reads the environment and may be reached
@@ -57,14 +58,8 @@ func TestLoadPolicy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Load(tc.opts)
-			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("error %v, want it to say %q", err, tc.err)
-				}
+			if testenv.WantErr(t, err, tc.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got := p.Config.Stage1.Image.Output; got != tc.output {
 				t.Errorf("stage 1 output %q, want %q", got, tc.output)

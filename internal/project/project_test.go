@@ -12,25 +12,12 @@ import (
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
 	"github.com/pei-dev/pei/internal/render"
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 func noEnv(string) (string, bool) { return "", false }
 
 // snapshot reads every file under dir.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err == nil && !info.IsDir() {
-			b, _ := os.ReadFile(p)
-			rel, _ := filepath.Rel(dir, p)
-			out[rel] = info.Mode().String() + "\n" + string(b)
-		}
-		return nil
-	})
-	return out
-}
-
 func TestCreateEveryQuickModeConfigures(t *testing.T) {
 	for _, q := range QuickModes {
 		t.Run(q, func(t *testing.T) {
@@ -89,11 +76,11 @@ func TestConfigureDeterministicAndAtomic(t *testing.T) {
 	if _, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
 		t.Fatal(err)
 	}
-	first := snapshot(t, dir)
+	first := testenv.Snapshot(t, dir)
 	if _, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv, WithMerged: true}); err != nil {
 		t.Fatal(err)
 	}
-	second := snapshot(t, dir)
+	second := testenv.Snapshot(t, dir)
 	if len(first) != len(second) {
 		t.Fatalf("file count changed: %d -> %d", len(first), len(second))
 	}
@@ -114,13 +101,13 @@ func TestConfigureDeterministicAndAtomic(t *testing.T) {
 	bad := strings.Replace(string(cfg), "      type: auto-volume", "      type: volum", 1)
 	bad = strings.Replace(bad, "my-build-1.sh'", "missing.sh'", 1)
 	os.WriteFile(cfgPath, []byte(bad), 0o644)
-	before := snapshot(t, dir)
+	before := testenv.Snapshot(t, dir)
 	_, err := Configure(ConfigureOptions{Policy: Local, Dir: dir, Lookup: noEnv})
 	var errs config.Errors
 	if !errors.As(err, &errs) || len(errs) != 2 {
 		t.Fatalf("want 2 problems, got %v", err)
 	}
-	after := snapshot(t, dir)
+	after := testenv.Snapshot(t, dir)
 	if len(before) != len(after) {
 		t.Fatalf("a failed configure added or removed files")
 	}
@@ -154,7 +141,7 @@ func TestInlinePrivateKey(t *testing.T) {
 		t.Errorf("secret file content differs")
 	}
 	var names []string
-	for name, content := range snapshot(t, dir) {
+	for name, content := range testenv.Snapshot(t, dir) {
 		if strings.Contains(content, "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ") && name != config.DefaultFile && !strings.HasPrefix(name, ".pei") {
 			names = append(names, name)
 		}

@@ -78,3 +78,29 @@ func TestSkipsOnlyOutsideCI(t *testing.T) {
 		})
 	}
 }
+
+// WantErr ends a case that expected an error only when the error says
+// what was expected, and fails a case that expected none on any error.
+func TestWantErr(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		err    error
+		want   string
+		done   bool
+		failed bool
+	}{
+		{"the expected error", fmt.Errorf("config: bad port"), "bad port", true, false},
+		{"another error", fmt.Errorf("config: bad user"), "bad port", false, true},
+		{"no error where one was expected", nil, "bad port", false, true},
+		{"no error, none expected", nil, "", false, false},
+		{"an error, none expected", fmt.Errorf("boom"), "", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var done bool
+			f := call(func(tb testing.TB) { done = WantErr(tb, tc.err, tc.want) })
+			if (f.failed != "") != tc.failed || done != tc.done {
+				t.Errorf("failed %q, done %v; want failed %v, done %v", f.failed, done, tc.failed, tc.done)
+			}
+		})
+	}
+}
