@@ -59,9 +59,10 @@ func (a Arg) Shell() string {
 	return b.String()
 }
 
-// shellQuote quotes s as one POSIX shell word.
+// shellQuote quotes s as one POSIX shell word (a comma too, which
+// shellcheck takes for a mistake in an array).
 func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+,") == "" {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./:=@%+") == "" {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

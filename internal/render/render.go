@@ -297,6 +297,30 @@ func shellValue(s string) string {
 	return `"` + keepRuntimeVars(s, strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)) + `"`
 }
 
+// composeEnvValue escapes an environment value for docker-compose.yml:
+// only its run-time references (written {{VAR}}) stay ${VAR} for Compose;
+// every other $, a ${VAR} written $${VAR} included, is literal.
+func composeEnvValue(e config.EnvVar) string {
+	return escapeRefs(e, strings.NewReplacer("$", "$$"), func(name string) string { return "${" + name + "}" })
+}
+
+// escapeRefs writes e's value with esc applied to its literal text and
+// ref to the name of each run-time reference.
+func escapeRefs(e config.EnvVar, esc *strings.Replacer, ref func(name string) string) string {
+	var b strings.Builder
+	last := 0
+	for _, sp := range e.RunRefs {
+		if sp.Start < last || sp.End > len(e.Value) || sp.End-sp.Start < 4 {
+			continue // not a span of this value: keep the text literal
+		}
+		b.WriteString(esc.Replace(e.Value[last:sp.Start]))
+		b.WriteString(ref(e.Value[sp.Start+2 : sp.End-1]))
+		last = sp.End
+	}
+	b.WriteString(esc.Replace(e.Value[last:]))
+	return b.String()
+}
+
 // keepRuntimeVars escapes s with esc except for its ${VAR} references.
 func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	var b strings.Builder
@@ -308,4 +332,13 @@ func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	}
 	b.WriteString(esc.Replace(s[last:]))
 	return b.String()
+}
+
+// shellEnvValue quotes NAME=VALUE of an environment variable as one word of
+// run-merged.sh: its run-time references expand from the caller's
+// environment (empty when unset, as Compose does), everything else is
+// literal.
+func shellEnvValue(e config.EnvVar) string {
+	lit := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
+	return `"` + lit.Replace(e.Name+"=") + escapeRefs(e, lit, func(name string) string { return "${" + name + "-}" }) + `"`
 }
