@@ -222,9 +222,9 @@ type User struct {
 
 // Hook is one hook script call.
 type Hook struct {
-	Origin string   // config path, e.g. stage_1.custom.on_first_run[0]
-	Where  string   // user_config.yml:LINE
-	Script string   // image path
+	Origin string // config path, e.g. stage_1.custom.on_first_run[0]
+	Where  string // user_config.yml:LINE
+	Script string // image path
 	Args   []config.Arg
 }
 
