@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -308,11 +309,11 @@ stage_2:
 	if u := c.Stage1.SSH.Users; len(u) != 2 || u[0].Name != "me" || u[0].Password != `a b,c:d "e" $f` || *u[0].UID != 1200 || u[1].Password != "123456" {
 		t.Errorf("users = %+v", u)
 	}
-	want := EnvList{{"A", "x=y"}, {"B", "${RUNTIME}"}}
-	if len(c.Stage1.Environment) != 2 || c.Stage1.Environment[0] != want[0] || c.Stage1.Environment[1] != want[1] {
+	want := EnvList{{Name: "A", Value: "x=y"}, {Name: "B", Value: "${RUNTIME}", RunRefs: []Span{{0, 10}}}}
+	if !reflect.DeepEqual(c.Stage1.Environment, want) {
 		t.Errorf("env = %v", c.Stage1.Environment)
 	}
-	if e := c.Stage2.Environment; len(e) != 2 || e[0] != (EnvVar{"C", "1"}) || e[1] != (EnvVar{"D", "two words"}) {
+	if e := c.Stage2.Environment; !reflect.DeepEqual(e, EnvList{{Name: "C", Value: "1"}, {Name: "D", Value: "two words"}}) {
 		t.Errorf("stage-2 env = %v", e)
 	}
 	if got := c.Stage1.Custom.OnBuild[0].Raw; got != `stage-1/custom/a.sh "two words" $HOME` {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -161,19 +162,26 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 // scalar returns a scalar's value with configure-time variables expanded.
 // Null counts as empty.
 func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
+	s, _, ok := d.scalarRefs(n, path, want)
+	return s, ok
+}
+
+// scalarRefs is scalar that also returns the run-time references ({{VAR}})
+// of the value.
+func (d *decoder) scalarRefs(n *yaml.Node, path, want string) (string, []Span, bool) {
 	if n.Kind != yaml.ScalarNode {
 		d.errorf(n, path, "expected %s, got %s", want, kindName(n))
-		return "", false
+		return "", nil, false
 	}
 	if isNull(n) {
-		return "", true
+		return "", nil, true
 	}
-	s, err := interpolate(n.Value, d.lookup)
+	s, refs, err := interpolateRefs(n.Value, d.lookup)
 	if err != nil {
 		d.errorf(n, path, "%v", err)
-		return "", false
+		return "", nil, false
 	}
-	return s, true
+	return s, refs, true
 }
 
 // fields lists a struct type's YAML keys in declaration order.
@@ -284,9 +292,16 @@ func (d *decoder) decodeList(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) decodeEnv(n *yaml.Node, v reflect.Value, path string) {
 	var env EnvList
-	add := func(at *yaml.Node, p, name, value string) {
+	add := func(at *yaml.Node, p, name, value string, refs []Span) {
 		if !validVarName(name) {
 			d.errorf(at, p, "%q is not a valid environment variable name (letters, digits and _, not starting with a digit)", name)
+			return
+		}
+		if i, r := controlAt(value); i >= 0 {
+			// sshd_config is read line by line and SetEnv has no escape for
+			// a newline, so such a value could not reach SSH sessions as the
+			// image and Compose have it.
+			d.errorf(at, p, "the value of %s has a control character (%U) at byte %d; environment values must be one line without control characters, since SSH sessions get them through sshd's SetEnv, which cannot hold them", name, r, i+1)
 			return
 		}
 		for _, e := range env {
@@ -295,7 +310,7 @@ func (d *decoder) decodeEnv(n *yaml.Node, v reflect.Value, path string) {
 				return
 			}
 		}
-		env = append(env, EnvVar{Name: name, Value: value})
+		env = append(env, EnvVar{Name: name, Value: value, RunRefs: refs})
 	}
 	switch {
 	case isNull(n):
@@ -304,7 +319,7 @@ func (d *decoder) decodeEnv(n *yaml.Node, v reflect.Value, path string) {
 			p := fmt.Sprintf("%s[%d]", path, i)
 			item = d.resolve(item, p)
 			d.pos[p] = Pos{item.Line, item.Column}
-			s, ok := d.scalar(item, p, "a K=V string")
+			s, refs, ok := d.scalarRefs(item, p, "a K=V string")
 			if !ok {
 				continue
 			}
@@ -313,20 +328,44 @@ func (d *decoder) decodeEnv(n *yaml.Node, v reflect.Value, path string) {
 				d.errorf(item, p, "expected K=V, got %q", s)
 				continue
 			}
-			add(item, p, name, value)
+			add(item, p, name, value, shiftSpans(refs, len(name)+1))
 		}
 	case n.Kind == yaml.MappingNode:
 		for _, pair := range d.mappingPairs(n, path) {
 			p := join(path, pair[0].Value)
 			val := d.resolve(pair[1], p)
 			d.pos[p] = Pos{val.Line, val.Column}
-			s, ok := d.scalar(val, p, "a string")
+			s, refs, ok := d.scalarRefs(val, p, "a string")
 			if ok {
-				add(pair[0], p, pair[0].Value, s)
+				add(pair[0], p, pair[0].Value, s, refs)
 			}
 		}
 	default:
 		d.errorf(n, path, "expected a list of K=V strings or a mapping, got %s", kindName(n))
 	}
 	v.Set(reflect.ValueOf(env))
+}
+
+// shiftSpans moves spans of "K=V" onto V, which starts at off; a span in K
+// (a {{VAR}} in the name, which the name check refuses) is dropped.
+func shiftSpans(spans []Span, off int) []Span {
+	var out []Span
+	for _, sp := range spans {
+		if sp.Start >= off {
+			out = append(out, Span{Start: sp.Start - off, End: sp.End - off})
+		}
+	}
+	return out
+}
+
+// controlAt returns the byte index and the first control character of s
+// (newline, CR, tab, DEL, ...: one that can end a line or hide text in a
+// generated file), or -1.
+func controlAt(s string) (int, rune) {
+	for i, r := range s {
+		if unicode.IsControl(r) {
+			return i, r
+		}
+	}
+	return -1, 0
 }

@@ -18,9 +18,18 @@ type LookupFunc func(name string) (string, bool)
 //	$$               a literal $
 //	{{VAR}}          written through as ${VAR}, for Compose to resolve at run time
 func interpolate(s string, lookup LookupFunc) (string, error) {
+	out, _, err := interpolateRefs(s, lookup)
+	return out, err
+}
+
+// interpolateRefs is interpolate that also returns where in the result the
+// {{VAR}}s left for Compose are: a ${VAR} there is a run-time reference,
+// any other $ in the result (from $$) is literal.
+func interpolateRefs(s string, lookup LookupFunc) (string, []Span, error) {
 	if !strings.ContainsAny(s, "${") {
-		return s, nil
+		return s, nil, nil
 	}
+	var refs []Span
 	var b strings.Builder
 	for i := 0; i < len(s); {
 		switch {
@@ -30,11 +39,11 @@ func interpolate(s string, lookup LookupFunc) (string, error) {
 		case strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i:], '}')
 			if end < 0 {
-				return "", fmt.Errorf("unclosed ${ in %q (write $$ for a literal $)", s)
+				return "", nil, fmt.Errorf("unclosed ${ in %q (write $$ for a literal $)", s)
 			}
 			v, err := expand(s[i+2:i+end], lookup)
 			if err != nil {
-				return "", err
+				return "", nil, err
 			}
 			b.WriteString(v)
 			i += end + 1
@@ -49,6 +58,7 @@ func interpolate(s string, lookup LookupFunc) (string, error) {
 				i += 2
 				continue
 			}
+			refs = append(refs, Span{Start: b.Len(), End: b.Len() + len(name) + 3})
 			b.WriteString("${" + name + "}")
 			i += end + 2
 		default:
@@ -56,7 +66,7 @@ func interpolate(s string, lookup LookupFunc) (string, error) {
 			i++
 		}
 	}
-	return b.String(), nil
+	return b.String(), refs, nil
 }
 
 func expand(expr string, lookup LookupFunc) (string, error) {

@@ -76,19 +76,37 @@ func TestImageRefErrors(t *testing.T) {
 }
 
 // TestHookParsedOnce: Load splits every hook entry into its script and
-// arguments with shell quoting rules, keeping the entry as written.
+// arguments with POSIX shell quoting rules, keeping the entry as written;
+// $NAME and ${NAME} stay variables for the container to expand (PeiDocker's
+// "script args" rules).
 func TestHookParsedOnce(t *testing.T) {
+	lits := func(s ...string) []Arg {
+		out := []Arg{}
+		for _, x := range s {
+			out = append(out, LitArg(x))
+		}
+		return out
+	}
 	for _, tc := range []struct {
 		entry  string // as written in YAML (single-quoted)
 		raw    string // after ${VAR} expansion
 		script string
-		args   []string
+		args   []Arg
 	}{
-		{"stage-1/custom/a.sh", "stage-1/custom/a.sh", "stage-1/custom/a.sh", []string{}},
-		{"a.sh x y", "a.sh x y", "a.sh", []string{"x", "y"}},
-		{`a.sh "two words" ''single quoted'' ""`, `a.sh "two words" 'single quoted' ""`, "a.sh", []string{"two words", "single quoted", ""}},
-		{`a.sh --name="x y" $$HOME`, `a.sh --name="x y" $HOME`, "a.sh", []string{"--name=x y", "$HOME"}},
-		{`"dir with space/a.sh" ${V}`, `"dir with space/a.sh" v1`, "dir with space/a.sh", []string{"v1"}},
+		{"stage-1/custom/a.sh", "stage-1/custom/a.sh", "stage-1/custom/a.sh", []Arg{}},
+		{"a.sh x y", "a.sh x y", "a.sh", lits("x", "y")},
+		{`a.sh "two words" ''single quoted'' ""`, `a.sh "two words" 'single quoted' ""`, "a.sh", []Arg{LitArg("two words"), LitArg("single quoted"), {}}},
+		{`a.sh --name="x y" $HOME`, `a.sh --name="x y" $HOME`, "a.sh", []Arg{LitArg("--name=x y"), {{Var: "HOME"}}}},
+		{`"dir with space/a.sh" ${V}`, `"dir with space/a.sh" v1`, "dir with space/a.sh", lits("v1")},
+		// Variables expand in the container: $NAME, ${NAME} (written $${NAME}
+		// or {{NAME}}), unquoted or in double quotes, never in single quotes.
+		{`a.sh --cache-dir=$PEI_SOFT_DATA/cache`, `a.sh --cache-dir=$PEI_SOFT_DATA/cache`, "a.sh", []Arg{{{Lit: "--cache-dir="}, {Var: "PEI_SOFT_DATA"}, {Lit: "/cache"}}}},
+		{`a.sh "$${HOME}x" {{U}}`, `a.sh "${HOME}x" ${U}`, "a.sh", []Arg{{{Var: "HOME"}, {Lit: "x"}}, {{Var: "U"}}}},
+		{`a.sh ''$HOME'' \$HOME "\$HOME"`, `a.sh '$HOME' \$HOME "\$HOME"`, "a.sh", lits("$HOME", "$HOME", "$HOME")},
+		// A backslash in double quotes is kept unless it escapes $ ` " \.
+		{`a.sh "i\j" "a\\b" "q\"q" i\j`, `a.sh "i\j" "a\\b" "q\"q" i\j`, "a.sh", lits(`i\j`, `a\b`, `q"q`, "ij")},
+		{`a.sh x # a comment`, `a.sh x # a comment`, "a.sh", lits("x")},
+		{`a.sh a#b "&&" '';''`, `a.sh a#b "&&" ';'`, "a.sh", lits("a#b", "&&", ";")},
 	} {
 		t.Run(tc.entry, func(t *testing.T) {
 			yml := "stage_1:\n  image: {base: x}\n  custom:\n"
@@ -117,7 +135,11 @@ func TestHookErrors(t *testing.T) {
 	for _, tc := range []struct {
 		entry, want string
 	}{
-		{`a.sh "unclosed`, `user_config.yml:4:16: stage_1.custom.on_build[0]: cannot split "a.sh \"unclosed" into a path and arguments: EOF found when expecting closing quote`},
+		{`a.sh "unclosed`, `user_config.yml:4:16: stage_1.custom.on_build[0]: cannot split "a.sh \"unclosed" into a path and arguments: the " at byte 6 is not closed`},
+		{`a.sh x; rm -rf /`, `user_config.yml:4:16: stage_1.custom.on_build[0]: ';' at byte 7 is shell syntax that a hook entry cannot hold (it is a script path and its arguments); quote it (';') to pass it as an argument`},
+		{`a.sh $(id)`, `user_config.yml:4:16: stage_1.custom.on_build[0]: "$(" at byte 6: hook arguments expand only $NAME and ${NAME} (inside the container, when the hook runs); write \$ or put it in single quotes for a literal $`},
+		{`a.sh "` + "`id`" + `"`, "user_config.yml:4:16: stage_1.custom.on_build[0]: ` at byte 7: command substitution is not supported in hook arguments; run the command in the script, or write \\` for a literal `"},
+		{`$$D/a.sh`, `user_config.yml:4:16: stage_1.custom.on_build[0]: the script path "$D/a.sh" holds a variable; give the path relative to installation/ as written`},
 		{`  `, `user_config.yml:4:16: stage_1.custom.on_build[0]: empty entry; give a script path relative to installation/`},
 		{`/abs.sh`, `user_config.yml:4:16: stage_1.custom.on_build[0]: "/abs.sh" is absolute; paths are relative to installation/ in the project (e.g. stage-1/custom/setup.sh)`},
 	} {

@@ -180,9 +180,18 @@ type Diff struct {
 	Upper ImageRef `yaml:"upper" doc:"The image built on it (e.g. dev-lang)."`
 }
 
-// EnvVar is one environment variable.
+// EnvVar is one environment variable. Value is what the image holds;
+// RunRefs are the spans of Value that are ${VAR} references written as
+// {{VAR}}, which Compose (or run-merged.sh) resolves when the container
+// starts. Every other byte of Value, $ included, is literal.
 type EnvVar struct {
 	Name, Value string
+	RunRefs     []Span
+}
+
+// Span is a byte range [Start, End) of a string.
+type Span struct {
+	Start, End int
 }
 
 // EnvList keeps environment variables in the order written. YAML may give

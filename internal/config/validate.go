@@ -62,6 +62,7 @@ func (v *validator) errorf(path, format string, args ...any) {
 }
 
 func (v *validator) run() {
+	v.oneLine()
 	s1 := &v.c.Stage1
 	if s1.Image.Base == nil || strings.TrimSpace(s1.Image.Base.Raw) == "" {
 		v.errorf("stage_1.image.base", "a base image is required, e.g. base: debian:bookworm")

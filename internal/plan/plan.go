@@ -222,10 +222,10 @@ type User struct {
 
 // Hook is one hook script call.
 type Hook struct {
-	Origin string   // config path, e.g. stage_1.custom.on_first_run[0]
-	Where  string   // user_config.yml:LINE
-	Script string   // image path
-	Args   []string // arguments
+	Origin string // config path, e.g. stage_1.custom.on_first_run[0]
+	Where  string // user_config.yml:LINE
+	Script string // image path
+	Args   []config.Arg
 }
 
 // Hooks lists a stage's run-time hooks.
@@ -647,7 +647,7 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 		for _, sec := range b.c.Secrets {
 			mounts = append(mounts, Mount{Kind: MountSecret, Source: sec.Name, Target: "/run/secrets/" + sec.Name})
 		}
-		cmd := append([]string{"bash", libDst, "run-hook", h.Where, h.Script}, h.Args...)
+		cmd := onBuildCommand(libDst, h)
 		s.Steps = append(s.Steps, Step{Kind: StepRun, Title: "on_build: " + entry.Raw, Origin: origin, Pos: b.pos(origin), OnBuild: true, Command: cmd, Mounts: mounts})
 	}
 	for i, e := range c.OnFirstRun {
@@ -671,6 +671,34 @@ func (b *builder) hookSteps(s *Stage, section string, c *config.Custom, env []co
 
 func (b *builder) hook(origin string, h config.Hook) Hook {
 	return Hook{Origin: origin, Where: b.where(origin), Script: "/pei-init/" + path.Clean(h.Script), Args: h.Args}
+}
+
+// onBuildCommand is the argv of an on_build step. Arguments with variables
+// ($HOME) need a shell to expand them when the step runs; the shell code is
+// made of quoted words only (config.Arg.Shell), so no argument adds code.
+func onBuildCommand(lib string, h Hook) []string {
+	argv := []string{"bash", lib, "run-hook", h.Where, h.Script}
+	shell := false
+	for _, a := range h.Args {
+		if _, ok := a.Literal(); !ok {
+			shell = true
+		}
+	}
+	if !shell {
+		for _, a := range h.Args {
+			s, _ := a.Literal()
+			argv = append(argv, s)
+		}
+		return argv
+	}
+	words := []string{"exec"}
+	for _, s := range argv {
+		words = append(words, config.LitArg(s).Shell())
+	}
+	for _, a := range h.Args {
+		words = append(words, a.Shell())
+	}
+	return []string{"bash", "-c", strings.Join(words, " ")}
 }
 
 func isMirror(s string) bool { return slices.Contains(config.AptMirrors, s) }

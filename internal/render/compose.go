@@ -82,7 +82,7 @@ func service(p plan.Plan, s plan.Stage, proj *types.Project, full bool) (types.S
 	if len(s.Run.Env) > 0 {
 		svc.Environment = types.MappingWithEquals{}
 		for _, e := range s.Run.Env {
-			v := composeValue(e.Value)
+			v := composeEnvValue(e)
 			svc.Environment[e.Name] = &v
 		}
 	}

@@ -52,8 +52,18 @@ func Merged(p plan.Plan, configFile string) ([]File, error) {
 	for _, port := range final.Run.Ports {
 		args = append(args, "-p", shellValue(port))
 	}
+	// As Compose does, a run-time reference to an unset variable is empty,
+	// with a warning.
+	warned := map[string]bool{}
 	for _, e := range final.Run.Env {
-		args = append(args, "-e", shellValue(e.Name+"="+e.Value))
+		for _, sp := range e.RunRefs {
+			name := e.Value[sp.Start+2 : sp.End-1]
+			if !warned[name] {
+				warned[name] = true
+				fmt.Fprintf(&run, "[ -n \"${%s+x}\" ] || echo 'run-merged.sh: WARN: The \"%s\" variable is not set. Defaulting to a blank string.' >&2\n", name, name)
+			}
+		}
+		args = append(args, "-e", shellEnvValue(e))
 	}
 	if final.Run.HostGW {
 		args = append(args, "--add-host", "host.docker.internal:host-gateway")

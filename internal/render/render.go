@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"text/template"
+	"unicode"
 
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
@@ -20,6 +21,8 @@ var templateFS embed.FS
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"sq":       ShellQuote,
 	"dfq":      dockerfileQuote,
+	"dfword":   dockerfileWord,
+	"comment":  commentText,
 	"json":     func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
 	"mount":    mountFlag,
 	"carryDir": func() string { return plan.CarryDir },
@@ -100,16 +103,16 @@ type dockerStep struct {
 // and stage-2 builds on the stage-1 target.
 func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]byte, error) {
 	steps := dockerSteps(s.Steps, configFile)
-	base := s.Base
+	base, as := s.Base, ""
 	if merged && s.BaseStage > 0 {
 		base = fmt.Sprintf("stage-%d", s.BaseStage)
 	}
 	if merged {
-		base += " AS " + s.Name
+		as = s.Name
 	}
 	data := map[string]any{
 		"Name": s.Name, "Project": p.Name, "ConfigFile": path.Base(configFile),
-		"Base": base, "Steps": steps, "Root": s.Root,
+		"Base": base, "As": as, "Steps": steps, "Root": s.Root,
 	}
 	if c := s.Carry; c != nil {
 		// Compose builds the final image after the stage it keeps paths of.
@@ -206,29 +209,77 @@ func ShellQuote(s string) string {
 }
 
 // dockerfileQuote quotes an ENV value so the Dockerfile keeps it literally.
-func dockerfileQuote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
+// A Dockerfile instruction is one line and its quotes have no escape for a
+// control character, so a value holding one is refused (validation reports
+// it with its place in the config first).
+func dockerfileQuote(s string) (string, error) {
+	if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+		return "", fmt.Errorf("Dockerfile value %q: control character at byte %d", s, i+1)
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`)
+	return `"` + r.Replace(s) + `"`, nil
 }
 
-func mountFlag(m plan.Mount) string {
+// dockerfileWord writes s where a Dockerfile takes one unquoted word (FROM,
+// COPY, an ENV name): anything that would end the word or the line, start
+// a quote, escape or a variable is refused, not written.
+func dockerfileWord(s string) (string, error) {
+	if s == "" || strings.ContainsAny(s, " \"'$`#") || strings.IndexFunc(s, unicode.IsControl) >= 0 || strings.IndexFunc(s, unicode.IsSpace) >= 0 {
+		return "", fmt.Errorf("%q cannot be one word of a Dockerfile instruction", s)
+	}
+	return s, nil
+}
+
+// commentText puts s in a Dockerfile comment: a control character, which
+// could end the comment line and start an instruction, becomes a space.
+func commentText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+func mountFlag(m plan.Mount) (string, error) {
+	var fields []string
 	switch m.Kind {
 	case plan.MountBind:
-		f := "--mount=type=bind,source=" + m.Source + ",target=" + m.Target
+		fields = []string{"type=bind", "source=" + m.Source, "target=" + m.Target}
 		if m.ReadWrite {
-			f += ",rw"
+			fields = append(fields, "rw")
 		}
-		return f
 	case plan.MountCache:
-		return "--mount=type=cache,target=" + m.Target + ",sharing=locked"
+		fields = []string{"type=cache", "target=" + m.Target, "sharing=locked"}
 	case plan.MountSecret:
-		f := "--mount=type=secret,id=" + m.Source + ",target=" + m.Target
+		fields = []string{"type=secret", "id=" + m.Source, "target=" + m.Target}
 		if strings.HasPrefix(m.Source, "pei_") {
-			f += ",required=true" // pei's own (keys): the build must not go on without them
+			fields = append(fields, "required=true") // pei's own (keys): the build must not go on without them
 		}
-		return f
+	default:
+		return "", fmt.Errorf("unknown mount kind %q", m.Kind)
 	}
-	return ""
+	return mountValue(fields)
+}
+
+// mountValue writes a --mount flag: its value is CSV (a field holding a
+// comma, quote or space is CSV-quoted) and the flag is one word of the RUN
+// line (quoted, with \ escapes, when it holds a quote or a space). A
+// control character cannot be written on the line at all and is refused.
+func mountValue(fields []string) (string, error) {
+	for i, f := range fields {
+		if j := strings.IndexFunc(f, unicode.IsControl); j >= 0 {
+			return "", fmt.Errorf("mount %q: control character at byte %d", f, j+1)
+		}
+		if strings.ContainsAny(f, ",\" \t'\\") || strings.IndexFunc(f, unicode.IsSpace) >= 0 {
+			fields[i] = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
+		}
+	}
+	v := strings.Join(fields, ",")
+	if strings.ContainsAny(v, "\"' \\") || strings.IndexFunc(v, unicode.IsSpace) >= 0 {
+		v = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+	}
+	return "--mount=" + v, nil
 }
 
 var runtimeVarRe = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
@@ -246,6 +297,30 @@ func shellValue(s string) string {
 	return `"` + keepRuntimeVars(s, strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)) + `"`
 }
 
+// composeEnvValue escapes an environment value for docker-compose.yml:
+// only its run-time references (written {{VAR}}) stay ${VAR} for Compose;
+// every other $, a ${VAR} written $${VAR} included, is literal.
+func composeEnvValue(e config.EnvVar) string {
+	return escapeRefs(e, strings.NewReplacer("$", "$$"), func(name string) string { return "${" + name + "}" })
+}
+
+// escapeRefs writes e's value with esc applied to its literal text and
+// ref to the name of each run-time reference.
+func escapeRefs(e config.EnvVar, esc *strings.Replacer, ref func(name string) string) string {
+	var b strings.Builder
+	last := 0
+	for _, sp := range e.RunRefs {
+		if sp.Start < last || sp.End > len(e.Value) || sp.End-sp.Start < 4 {
+			continue // not a span of this value: keep the text literal
+		}
+		b.WriteString(esc.Replace(e.Value[last:sp.Start]))
+		b.WriteString(ref(e.Value[sp.Start+2 : sp.End-1]))
+		last = sp.End
+	}
+	b.WriteString(esc.Replace(e.Value[last:]))
+	return b.String()
+}
+
 // keepRuntimeVars escapes s with esc except for its ${VAR} references.
 func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	var b strings.Builder
@@ -257,4 +332,13 @@ func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	}
 	b.WriteString(esc.Replace(s[last:]))
 	return b.String()
+}
+
+// shellEnvValue quotes NAME=VALUE of an environment variable as one word of
+// run-merged.sh: its run-time references expand from the caller's
+// environment (empty when unset, as Compose does), everything else is
+// literal.
+func shellEnvValue(e config.EnvVar) string {
+	lit := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "`", "\\`", `$`, `\$`)
+	return `"` + lit.Replace(e.Name+"=") + escapeRefs(e, lit, func(name string) string { return "${" + name + "-}" }) + `"`
 }
