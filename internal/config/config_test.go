@@ -207,7 +207,7 @@ stage_1:
   custom:
     on_entry: ['stage-1/custom/a.sh', 'stage-1/custom/a.sh']
 `, `user_config.yml:5:39: stage_1.custom.on_entry[1]: on_entry takes at most one entry (the container's main program); found 2`},
-		{"yaml syntax error", "stage_1:\n  image:\n\tbase: x\n", `user_config.yml:3:1: YAML syntax error: found character that cannot start any token`},
+		{"yaml syntax error", "stage_1:\n  image:\n\tbase: x\n", `user_config.yml:3:1: YAML syntax error: found character that cannot start any token (a tab: YAML indents with spaces only)`},
 		{"duplicate key", `
 stage_1:
   image: {base: debian:bookworm}
