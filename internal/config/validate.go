@@ -14,6 +14,8 @@ import (
 
 	"github.com/distribution/reference"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pei-dev/pei/internal/shadow"
 )
 
 // AptMirrors are the repo_source names that stand for well-known mirrors.
@@ -342,6 +344,9 @@ func (v *validator) ssh(s *SSH) {
 				v.errorf(p+".password", "the password has a control character at position %d; passwords may hold any printable character, but no newline, tab or other control character", i+1)
 				break
 			}
+		}
+		if len(u.Password) > shadow.MaxPasswordBytes {
+			v.errorf(p+".password", "the password is %d bytes; a login can match at most %d (the system's crypt refuses longer ones), so shorten it", len(u.Password), shadow.MaxPasswordBytes)
 		}
 		if u.Name == "root" {
 			if u.UID != nil && *u.UID != 0 {
