@@ -603,6 +603,10 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 			v.errorf(path+".host_path", "host_path is required when type is host: the host directory to mount")
 		} else if !filepath.IsAbs(hostPath) && !strings.HasPrefix(hostPath, "${") && !filepath.IsLocal(filepath.FromSlash(hostPath)) {
 			v.errorf(path+".host_path", "%q leaves the project directory; use an absolute path to mount a directory elsewhere", hostPath)
+		} else if strings.Contains(withoutVars(hostPath), ":") {
+			// docker compose hands a bind it may create to the engine as
+			// SOURCE:TARGET:MODE, even from the long syntax pei writes.
+			v.errorf(path+".host_path", "%q holds ':', which Docker takes as the end of the host path of a bind mount; rename the directory or mount a link to it without ':'", hostPath)
 		}
 	case "manual-volume":
 		if volume == "" {
@@ -611,6 +615,38 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 			v.errorf(path+".volume_name", "%q is not a valid volume name", volume)
 		}
 	}
+}
+
+// withoutVars is s without its ${VAR...} and {{VAR...}} expressions,
+// whose text is not part of the value.
+func withoutVars(s string) string {
+	var b strings.Builder
+	for s != "" {
+		i := strings.IndexAny(s, "${")
+		if i < 0 {
+			break
+		}
+		end, skip := "", 0
+		switch {
+		case strings.HasPrefix(s[i:], "${"):
+			end, skip = "}", 2
+		case strings.HasPrefix(s[i:], "{{"):
+			end, skip = "}}", 2
+		}
+		j := -1
+		if end != "" {
+			j = strings.Index(s[i+skip:], end)
+		}
+		if j < 0 {
+			b.WriteString(s[:i+1])
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		s = s[i+skip+j+len(end):]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // portUse is a published host port or range: ip "" binds every address.
