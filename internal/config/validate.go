@@ -286,14 +286,36 @@ func (v *validator) base(path string, r *ImageRef) {
 	}
 }
 
-// output checks the name of an image pei makes, which cannot be an OCI
-// layout.
+// output checks the name of an image pei makes: NAME[:TAG], not an OCI
+// layout and without a digest (the registry gives that). Only the tag may
+// be a run-time variable ({{VAR}}): pei needs the name itself when it
+// configures, for the stage built FROM it and the names derived from it.
 func (v *validator) output(path, name string) {
 	if strings.HasPrefix(name, LayoutPrefix) && !strings.Contains(name, "${") {
 		v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", name)
 		return
 	}
-	v.imageName(path, name)
+	if name == "" {
+		return
+	}
+	const mark = "\x00" // stands for a variable: neither '/', ':' nor '@'
+	masked := maskVars(name, mark)
+	if at := strings.IndexByte(masked, '@'); at >= 0 {
+		v.errorf(path, "%q has a digest (@...); an output is NAME[:TAG] (the registry gives the digest when the image is pushed), so remove the @ part", name)
+		return
+	}
+	repo := masked
+	if colon := strings.LastIndexByte(masked, ':'); colon > strings.LastIndexByte(masked, '/') {
+		repo = masked[:colon]
+	}
+	if strings.Contains(repo, mark) {
+		v.errorf(path, "%q has a run-time variable in the image name; only the tag may be one (e.g. my-image:{{TAG}}), because pei needs the name when it configures: the next stage is built FROM it", name)
+		return
+	}
+	ref := strings.ReplaceAll(masked, mark, "x") // a variable's value is checked when it is set
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", name, err)
+	}
 }
 
 // imageName checks an image name; one holding ${VAR} is left to Compose.
@@ -619,23 +641,26 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 
 // withoutVars is s without its ${VAR...} and {{VAR...}} expressions,
 // whose text is not part of the value.
-func withoutVars(s string) string {
+func withoutVars(s string) string { return maskVars(s, "") }
+
+// maskVars replaces each ${VAR...} and {{VAR...}} expression in s by repl.
+func maskVars(s, repl string) string {
 	var b strings.Builder
 	for s != "" {
 		i := strings.IndexAny(s, "${")
 		if i < 0 {
 			break
 		}
-		end, skip := "", 0
+		end := ""
 		switch {
 		case strings.HasPrefix(s[i:], "${"):
-			end, skip = "}", 2
+			end = "}"
 		case strings.HasPrefix(s[i:], "{{"):
-			end, skip = "}}", 2
+			end = "}}"
 		}
 		j := -1
 		if end != "" {
-			j = strings.Index(s[i+skip:], end)
+			j = strings.Index(s[i+2:], end)
 		}
 		if j < 0 {
 			b.WriteString(s[:i+1])
@@ -643,7 +668,8 @@ func withoutVars(s string) string {
 			continue
 		}
 		b.WriteString(s[:i])
-		s = s[i+skip+j+len(end):]
+		b.WriteString(repl)
+		s = s[i+2+j+len(end):]
 	}
 	b.WriteString(s)
 	return b.String()
