@@ -13,8 +13,8 @@ func TestOutputNames(t *testing.T) {
 	const digest = "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 	for _, tc := range []struct {
 		name, image, final string // stage_1.image and stage_2.final
-		env                   map[string]string
-		want                  string // "" is valid
+		env                map[string]string
+		want               string // "" is valid
 	}{
 		{name: "name and tag", image: "output: my-image:stage-1"},
 		{name: "registry with a port", image: "output: 'localhost:5000/team/img:1'"},
