@@ -639,6 +639,24 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 	}
 }
 
+// portRange reads "N" or "N-M"; a single port is a range of one.
+func portRange(s string) (lo, hi int) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, _ = strconv.Atoi(a)
+	hi = lo
+	if isRange {
+		hi, _ = strconv.Atoi(b)
+	}
+	return lo, hi
+}
+
+func nPorts(n int, side string) string {
+	if n == 1 {
+		return "1 " + side + " port"
+	}
+	return fmt.Sprintf("%d %s ports", n, side)
+}
+
 // withoutVars is s without its ${VAR...} and {{VAR...}} expressions,
 // whose text is not part of the value.
 func withoutVars(s string) string { return maskVars(s, "") }
@@ -717,7 +735,15 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 				}
 			}
 		}
-		if bad || m[2] == "" {
+		if bad {
+			continue
+		}
+		clo, chi := portRange(m[3])
+		if chi < clo {
+			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[3], p)
+			continue
+		}
+		if m[2] == "" {
 			continue
 		}
 		u := portUse{ip: m[1], proto: m[4], path: pp}
@@ -727,14 +753,15 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 		if u.proto == "" {
 			u.proto = "tcp"
 		}
-		lo, hi, isRange := strings.Cut(m[2], "-")
-		u.lo, _ = strconv.Atoi(lo)
-		u.hi = u.lo
-		if isRange {
-			u.hi, _ = strconv.Atoi(hi)
-		}
+		u.lo, u.hi = portRange(m[2])
 		if u.hi < u.lo {
 			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[2], p)
+			continue
+		}
+		// Docker maps a host range onto one container port (it picks a
+		// free host port), but a container range only onto as many.
+		if chi != clo && u.hi-u.lo != chi-clo {
+			v.errorf(pp, "%q maps %s onto %s; give ranges of the same length on both sides", p, nPorts(u.hi-u.lo+1, "host"), nPorts(chi-clo+1, "container"))
 			continue
 		}
 		for _, s := range set.seen {
