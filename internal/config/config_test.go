@@ -221,7 +221,7 @@ stage_1:
     users:
       Bad Name: {password: x}
       me: {uid: 0}
-`, `user_config.yml:6:7: stage_1.ssh.users.Bad Name.<key>: "Bad Name" is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)
+`, `user_config.yml:6:7: stage_1.ssh.users.Bad Name.<key>: "Bad Name" is not a valid user name (letters, digits, '.', '_' and '-', not starting with '-', at most 32)
 user_config.yml:7:17: stage_1.ssh.users.me.uid: 0 is not a usable uid (1-65533; 0 is root)`},
 		{"required variable", `
 stage_1:

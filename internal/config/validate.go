@@ -346,7 +346,27 @@ func (v *validator) enum(path, val string, allowed ...string) bool {
 	return false
 }
 
-var userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+// userRe is shadow's own rule for user names (is_valid_name in shadow
+// 4.13's chkname.c; Debian 12's useradd accepts all of them): the portable
+// characters, not starting with '-', at most 32 of them. Debian's relaxed
+// useradd also takes names outside it ("..", "a/b", quotes), which would
+// break home directories and paths, so pei keeps to the rule.
+var userRe = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$`)
+
+const userRule = "letters, digits, '.', '_' and '-', not starting with '-', at most 32"
+
+// userNameProblem says why name is not a usable user name, or "".
+func userNameProblem(name string) string {
+	switch {
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid user name: it names a directory (%s)", name, userRule)
+	case strings.Trim(name, "0123456789") == "" && name != "":
+		return fmt.Sprintf("%q is not a valid user name: all digits would read as a uid; add a letter (%s)", name, userRule)
+	case !userRe.MatchString(name):
+		return fmt.Sprintf("%q is not a valid user name (%s)", name, userRule)
+	}
+	return ""
+}
 
 func (v *validator) ssh(s *SSH) {
 	if s.Port != nil && (*s.Port < 1 || *s.Port > 65535) {
@@ -358,8 +378,8 @@ func (v *validator) ssh(s *SSH) {
 	uids := map[int]string{}
 	for _, u := range s.Users {
 		p := "stage_1.ssh.users." + u.Name
-		if !userRe.MatchString(u.Name) {
-			v.errorf(p+".<key>", "%q is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)", u.Name)
+		if msg := userNameProblem(u.Name); msg != "" {
+			v.errorf(p+".<key>", "%s", msg)
 		}
 		for i, r := range u.Password {
 			if !unicode.IsPrint(r) && r != ' ' {
