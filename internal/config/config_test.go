@@ -156,7 +156,7 @@ stage_1:
   image: {base: debian:bookworm}
   custom:
     on_build: ['stage-1/custom/nope.sh --flag']
-`, `user_config.yml:5:16: stage_1.custom.on_build[0]: installation/stage-1/custom/nope.sh does not exist (paths are relative to installation/ in the project)`},
+`, `user_config.yml:5:16: stage_1.custom.on_build[0]: installation/stage-1/custom/nope.sh does not exist (paths are relative to installation/ in the project); PeiDocker would have accepted the config and failed later, at build or start`},
 		{"path escaping the project", `
 stage_1:
   image: {base: debian:bookworm}

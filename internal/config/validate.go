@@ -545,13 +545,22 @@ func (v *validator) installFile(path, rel string) ([]byte, bool) {
 	data, err := os.ReadFile(full)
 	if err != nil {
 		if os.IsNotExist(err) {
-			v.errorf(path, "%s does not exist (paths are relative to %s/ in the project)", filepath.ToSlash(filepath.Join(InstallDir, filepath.FromSlash(rel))), InstallDir)
+			v.errorf(path, "%s does not exist (paths are relative to %s/ in the project)%s", filepath.ToSlash(filepath.Join(InstallDir, filepath.FromSlash(rel))), InstallDir, caughtEarly(path))
 		} else {
 			v.errorf(path, "cannot read %s: %v", rel, err)
 		}
 		return nil, false
 	}
 	return data, true
+}
+
+// caughtEarly notes, for a hook script, that PeiDocker would only have
+// found the problem later: it does not check that hook scripts exist.
+func caughtEarly(field string) string {
+	if strings.Contains(field, ".custom.") {
+		return "; PeiDocker would have accepted the config and failed later, at build or start"
+	}
+	return ""
 }
 
 // layoutDir checks that an OCI layout base names a layout directory inside
