@@ -16,7 +16,7 @@ func TestMissingHookScript(t *testing.T) {
 	const note = "; PeiDocker would have accepted the config and failed later, at build or start"
 	for _, tc := range []struct {
 		name, section, want string
-		noted              bool
+		noted               bool
 	}{
 		{"on_build", "  custom:\n    on_build: ['stage-1/custom/nope.sh --flag']",
 			"user_config.yml:4:16: stage_1.custom.on_build[0]: installation/stage-1/custom/nope.sh does not exist (paths are relative to installation/ in the project)", true},
