@@ -72,7 +72,7 @@ func TestBuildFailures(t *testing.T) {
 		if err == nil {
 			t.Fatalf("the build succeeded:\n%s", out)
 		}
-		if want := "uid 2 of user 'me' is taken by user 'bin' in the base image; choose another uid, or remove uid to pick a free one"; !strings.Contains(out, want) {
+		if want := "uid 2 of user 'me' is taken by user 'bin' of the base image; choose another uid, or remove uid to pick a free one"; !strings.Contains(out, want) {
 			t.Errorf("build log lacks %q:\n%s", want, out)
 		}
 	})

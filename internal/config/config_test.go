@@ -157,7 +157,7 @@ stage_1:
   image: {base: debian:bookworm}
   custom:
     on_build: ['stage-1/custom/nope.sh --flag']
-`, `user_config.yml:5:16: stage_1.custom.on_build[0]: installation/stage-1/custom/nope.sh does not exist (paths are relative to installation/ in the project)`},
+`, `user_config.yml:5:16: stage_1.custom.on_build[0]: installation/stage-1/custom/nope.sh does not exist (paths are relative to installation/ in the project); PeiDocker would have accepted the config and failed later, at build or start`},
 		{"path escaping the project", `
 stage_1:
   image: {base: debian:bookworm}
@@ -208,7 +208,7 @@ stage_1:
   custom:
     on_entry: ['stage-1/custom/a.sh', 'stage-1/custom/a.sh']
 `, `user_config.yml:5:39: stage_1.custom.on_entry[1]: on_entry takes at most one entry (the container's main program); found 2`},
-		{"yaml syntax error", "stage_1:\n  image:\n\tbase: x\n", `user_config.yml:3:1: YAML syntax error: found character that cannot start any token`},
+		{"yaml syntax error", "stage_1:\n  image:\n\tbase: x\n", `user_config.yml:3:1: YAML syntax error: found character that cannot start any token (a tab: YAML indents with spaces only)`},
 		{"duplicate key", `
 stage_1:
   image: {base: debian:bookworm}
@@ -222,7 +222,7 @@ stage_1:
     users:
       Bad Name: {password: x}
       me: {uid: 0}
-`, `user_config.yml:6:7: stage_1.ssh.users.Bad Name.<key>: "Bad Name" is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)
+`, `user_config.yml:6:7: stage_1.ssh.users.Bad Name.<key>: "Bad Name" is not a valid user name (letters, digits, '.', '_' and '-', not starting with '-', at most 32)
 user_config.yml:7:17: stage_1.ssh.users.me.uid: 0 is not a usable uid (1-65533; 0 is root)`},
 		{"required variable", `
 stage_1:

@@ -91,7 +91,7 @@ func (v *validator) installFileFS(field, rel string) ([]byte, bool) {
 	fi, err := fs.Stat(v.fsys, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		v.errorf(field, "%s does not exist (paths are relative to %s/ in the project)", name, InstallDir)
+		v.errorf(field, "%s does not exist (paths are relative to %s/ in the project)%s", name, InstallDir, caughtEarly(field))
 		return nil, false
 	case err != nil:
 		v.errorf(field, "cannot read %s: %s", name, pathErrText(err))

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"regexp"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
@@ -87,8 +85,6 @@ func displayPath(path string) string {
 	return path
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // Parse decodes and validates config text. file names it in messages;
 // projectDir is where referenced files are looked up ("" skips file checks).
 func Parse(data []byte, file, projectDir string, lookup LookupFunc) (Config, error) {
@@ -111,7 +107,7 @@ func parseSource(data []byte, file string, src source, lookup LookupFunc) (Confi
 		if errors.Is(err, io.EOF) {
 			return Config{}, Errors{{File: file, Line: 1, Col: 1, Msg: "the config is empty; run 'pei create' for a commented example"}}
 		}
-		return Config{}, Errors{syntaxError(file, err)}
+		return Config{}, Errors{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -138,13 +134,4 @@ func parseSource(data []byte, file string, src source, lookup LookupFunc) (Confi
 		return Config{}, d.errs.sorted()
 	}
 	return c, nil
-}
-
-func syntaxError(file string, err error) *FieldError {
-	msg := err.Error()
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &FieldError{File: file, Line: line, Col: 1, Msg: "YAML syntax error: " + m[2]}
-	}
-	return &FieldError{File: file, Msg: "YAML syntax error: " + msg}
 }

@@ -10,7 +10,8 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// TestSSHUsers: user ids are 1-65533 for ordinary users (0 would be a
+// TestSSHUsers: a password is at most 511 bytes (longer ones no login
+// can match), user ids are 1-65533 for ordinary users (0 would be a
 // second root), root's are 0 or unset, no two users share a uid, and each
 // key is given once, as a file or as text.
 func TestSSHUsers(t *testing.T) {
@@ -28,6 +29,10 @@ func TestSSHUsers(t *testing.T) {
 		name, users string
 		want        string // "" is valid
 	}{
+		{"longest password a login can match", "me: {password: '" + strings.Repeat("p", 511) + "'}", ""},
+		{"password of 511 bytes in multibyte characters", "me: {password: '" + strings.Repeat("é", 255) + "x'}", ""},
+		{"password past the system crypt's limit", "me: {password: '" + strings.Repeat("p", 512) + "'}", "user_config.yml:5:22: stage_1.ssh.users.me.password: the password is 512 bytes; a login can match at most 511 (the system's crypt refuses longer ones), so shorten it"},
+		{"multibyte password past the limit", "me: {password: '" + strings.Repeat("é", 256) + "'}", "user_config.yml:5:22: stage_1.ssh.users.me.password: the password is 512 bytes; a login can match at most 511"},
 		{"ids at the ends of the range", "me: {uid: 1, gid: 1}\n      you: {uid: 65533, gid: 65533}", ""},
 		{"root with ids 0", "root: {uid: 0, gid: 0}", ""},
 		{"uid 0 for a user", "me: {uid: 0}", "stage_1.ssh.users.me.uid: 0 is not a usable uid (1-65533; 0 is root)"},

@@ -14,6 +14,8 @@ import (
 
 	"github.com/distribution/reference"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pei-dev/pei/internal/shadow"
 )
 
 // AptMirrors are the repo_source names that stand for well-known mirrors.
@@ -285,14 +287,36 @@ func (v *validator) base(path string, r *ImageRef) {
 	}
 }
 
-// output checks the name of an image pei makes, which cannot be an OCI
-// layout.
+// output checks the name of an image pei makes: NAME[:TAG], not an OCI
+// layout and without a digest (the registry gives that). Only the tag may
+// be a run-time variable ({{VAR}}): pei needs the name itself when it
+// configures, for the stage built FROM it and the names derived from it.
 func (v *validator) output(path, name string) {
 	if strings.HasPrefix(name, LayoutPrefix) && !strings.Contains(name, "${") {
 		v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", name)
 		return
 	}
-	v.imageName(path, name)
+	if name == "" {
+		return
+	}
+	const mark = "\x00" // stands for a variable: neither '/', ':' nor '@'
+	masked := maskVars(name, mark)
+	if at := strings.IndexByte(masked, '@'); at >= 0 {
+		v.errorf(path, "%q has a digest (@...); an output is NAME[:TAG] (the registry gives the digest when the image is pushed), so remove the @ part", name)
+		return
+	}
+	repo := masked
+	if colon := strings.LastIndexByte(masked, ':'); colon > strings.LastIndexByte(masked, '/') {
+		repo = masked[:colon]
+	}
+	if strings.Contains(repo, mark) {
+		v.errorf(path, "%q has a run-time variable in the image name; only the tag may be one (e.g. my-image:{{TAG}}), because pei needs the name when it configures: the next stage is built FROM it", name)
+		return
+	}
+	ref := strings.ReplaceAll(masked, mark, "x") // a variable's value is checked when it is set
+	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
+		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", name, err)
+	}
 }
 
 // imageName checks an image name; one holding ${VAR} is left to Compose.
@@ -323,7 +347,27 @@ func (v *validator) enum(path, val string, allowed ...string) bool {
 	return false
 }
 
-var userRe = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+// userRe is shadow's own rule for user names (is_valid_name in shadow
+// 4.13's chkname.c; Debian 12's useradd accepts all of them): the portable
+// characters, not starting with '-', at most 32 of them. Debian's relaxed
+// useradd also takes names outside it ("..", "a/b", quotes), which would
+// break home directories and paths, so pei keeps to the rule.
+var userRe = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$`)
+
+const userRule = "letters, digits, '.', '_' and '-', not starting with '-', at most 32"
+
+// userNameProblem says why name is not a usable user name, or "".
+func userNameProblem(name string) string {
+	switch {
+	case name == "." || name == "..":
+		return fmt.Sprintf("%q is not a valid user name: it names a directory (%s)", name, userRule)
+	case strings.Trim(name, "0123456789") == "" && name != "":
+		return fmt.Sprintf("%q is not a valid user name: all digits would read as a uid; add a letter (%s)", name, userRule)
+	case !userRe.MatchString(name):
+		return fmt.Sprintf("%q is not a valid user name (%s)", name, userRule)
+	}
+	return ""
+}
 
 func (v *validator) ssh(s *SSH) {
 	if s.Port != nil && (*s.Port < 1 || *s.Port > 65535) {
@@ -335,14 +379,17 @@ func (v *validator) ssh(s *SSH) {
 	uids := map[int]string{}
 	for _, u := range s.Users {
 		p := "stage_1.ssh.users." + u.Name
-		if !userRe.MatchString(u.Name) {
-			v.errorf(p+".<key>", "%q is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)", u.Name)
+		if msg := userNameProblem(u.Name); msg != "" {
+			v.errorf(p+".<key>", "%s", msg)
 		}
 		for i, r := range u.Password {
 			if !unicode.IsPrint(r) && r != ' ' {
 				v.errorf(p+".password", "the password has a control character at position %d; passwords may hold any printable character, but no newline, tab or other control character", i+1)
 				break
 			}
+		}
+		if len(u.Password) > shadow.MaxPasswordBytes {
+			v.errorf(p+".password", "the password is %d bytes; a login can match at most %d (the system's crypt refuses longer ones), so shorten it", len(u.Password), shadow.MaxPasswordBytes)
 		}
 		if u.Name == "root" {
 			if u.UID != nil && *u.UID != 0 {
@@ -499,13 +546,22 @@ func (v *validator) installFile(path, rel string) ([]byte, bool) {
 	data, err := os.ReadFile(full)
 	if err != nil {
 		if os.IsNotExist(err) {
-			v.errorf(path, "%s does not exist (paths are relative to %s/ in the project)", filepath.ToSlash(filepath.Join(InstallDir, filepath.FromSlash(rel))), InstallDir)
+			v.errorf(path, "%s does not exist (paths are relative to %s/ in the project)%s", filepath.ToSlash(filepath.Join(InstallDir, filepath.FromSlash(rel))), InstallDir, caughtEarly(path))
 		} else {
 			v.errorf(path, "cannot read %s: %v", rel, err)
 		}
 		return nil, false
 	}
 	return data, true
+}
+
+// caughtEarly notes, for a hook script, that PeiDocker would only have
+// found the problem later: it does not check that hook scripts exist.
+func caughtEarly(field string) string {
+	if strings.Contains(field, ".custom.") {
+		return "; PeiDocker would have accepted the config and failed later, at build or start"
+	}
+	return ""
 }
 
 // layoutDir checks that an OCI layout base names a layout directory inside
@@ -599,6 +655,10 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 			v.errorf(path+".host_path", "host_path is required when type is host: the host directory to mount")
 		} else if !filepath.IsAbs(hostPath) && !strings.HasPrefix(hostPath, "${") && !filepath.IsLocal(filepath.FromSlash(hostPath)) {
 			v.errorf(path+".host_path", "%q leaves the project directory; use an absolute path to mount a directory elsewhere", hostPath)
+		} else if strings.Contains(withoutVars(hostPath), ":") {
+			// docker compose hands a bind it may create to the engine as
+			// SOURCE:TARGET:MODE, even from the long syntax pei writes.
+			v.errorf(path+".host_path", "%q holds ':', which Docker takes as the end of the host path of a bind mount; rename the directory or mount a link to it without ':'", hostPath)
 		}
 	case "manual-volume":
 		if volume == "" {
@@ -607,6 +667,60 @@ func (v *validator) storage(path, typ, hostPath, volume string, allowed ...strin
 			v.errorf(path+".volume_name", "%q is not a valid volume name", volume)
 		}
 	}
+}
+
+// portRange reads "N" or "N-M"; a single port is a range of one.
+func portRange(s string) (lo, hi int) {
+	a, b, isRange := strings.Cut(s, "-")
+	lo, _ = strconv.Atoi(a)
+	hi = lo
+	if isRange {
+		hi, _ = strconv.Atoi(b)
+	}
+	return lo, hi
+}
+
+func nPorts(n int, side string) string {
+	if n == 1 {
+		return "1 " + side + " port"
+	}
+	return fmt.Sprintf("%d %s ports", n, side)
+}
+
+// withoutVars is s without its ${VAR...} and {{VAR...}} expressions,
+// whose text is not part of the value.
+func withoutVars(s string) string { return maskVars(s, "") }
+
+// maskVars replaces each ${VAR...} and {{VAR...}} expression in s by repl.
+func maskVars(s, repl string) string {
+	var b strings.Builder
+	for s != "" {
+		i := strings.IndexAny(s, "${")
+		if i < 0 {
+			break
+		}
+		end := ""
+		switch {
+		case strings.HasPrefix(s[i:], "${"):
+			end = "}"
+		case strings.HasPrefix(s[i:], "{{"):
+			end = "}}"
+		}
+		j := -1
+		if end != "" {
+			j = strings.Index(s[i+2:], end)
+		}
+		if j < 0 {
+			b.WriteString(s[:i+1])
+			s = s[i+1:]
+			continue
+		}
+		b.WriteString(s[:i])
+		b.WriteString(repl)
+		s = s[i+2+j+len(end):]
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // portUse is a published host port or range: ip "" binds every address.
@@ -651,7 +765,15 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 				}
 			}
 		}
-		if bad || m[2] == "" {
+		if bad {
+			continue
+		}
+		clo, chi := portRange(m[3])
+		if chi < clo {
+			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[3], p)
+			continue
+		}
+		if m[2] == "" {
 			continue
 		}
 		u := portUse{ip: m[1], proto: m[4], path: pp}
@@ -661,14 +783,15 @@ func (v *validator) ports(path string, ports []string, set *portSet) {
 		if u.proto == "" {
 			u.proto = "tcp"
 		}
-		lo, hi, isRange := strings.Cut(m[2], "-")
-		u.lo, _ = strconv.Atoi(lo)
-		u.hi = u.lo
-		if isRange {
-			u.hi, _ = strconv.Atoi(hi)
-		}
+		u.lo, u.hi = portRange(m[2])
 		if u.hi < u.lo {
 			v.errorf(pp, "%s in %q is not a range: the first port is above the last", m[2], p)
+			continue
+		}
+		// Docker maps a host range onto one container port (it picks a
+		// free host port), but a container range only onto as many.
+		if chi != clo && u.hi-u.lo != chi-clo {
+			v.errorf(pp, "%q maps %s onto %s; give ranges of the same length on both sides", p, nPorts(u.hi-u.lo+1, "host"), nPorts(chi-clo+1, "container"))
 			continue
 		}
 		for _, s := range set.seen {

@@ -16,6 +16,12 @@ const (
 	saltLen = 16
 )
 
+// MaxPasswordBytes is the longest password a login can match: libxcrypt,
+// the system crypt PAM checks passwords with, refuses a longer one
+// (CRYPT_MAX_PASSPHRASE_SIZE is 512 with the terminating NUL), so its hash
+// could never be reached.
+const MaxPasswordBytes = 511
+
 // Hash returns the SHA-512 crypt hash of password with a salt derived from
 // context (e.g. "project/user") and the password. The salt is deterministic
 // so that configuring the same project twice gives byte-identical files; it

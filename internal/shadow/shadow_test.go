@@ -33,6 +33,31 @@ func TestCryptMatchesOpenSSL(t *testing.T) {
 	}
 }
 
+// The system crypt (libxcrypt, through perl's crypt) is what a login checks
+// a password with: it matches Crypt up to MaxPasswordBytes and refuses one
+// byte more, so config refuses such passwords.
+func TestCryptSystemLimit(t *testing.T) {
+	testenv.Tools(t, "perl")
+	const salt = "abcdefgh12345678"
+	for _, tc := range []struct {
+		n     int
+		works bool
+	}{{MaxPasswordBytes, true}, {MaxPasswordBytes + 1, false}} {
+		pw := strings.Repeat("x", tc.n)
+		out, err := exec.Command("perl", "-e", `print crypt($ARGV[0], $ARGV[1])`, pw, "$6$"+salt+"$").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := string(out)
+		switch {
+		case tc.works && got != Crypt(pw, salt):
+			t.Errorf("%d bytes: system crypt %q, Crypt %q", tc.n, got, Crypt(pw, salt))
+		case !tc.works && strings.HasPrefix(got, "$6$"):
+			t.Errorf("%d bytes: the system crypt hashed it (%q); MaxPasswordBytes is too low", tc.n, got)
+		}
+	}
+}
+
 func TestHashDeterministicAndContextual(t *testing.T) {
 	a, b := Hash("secret", "p/me"), Hash("secret", "p/me")
 	if a != b {
