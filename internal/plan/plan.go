@@ -410,6 +410,9 @@ func newStage(i int, base config.ImageRef, output string) Stage {
 	s.Root = "/pei-init/" + s.Name
 	s.Script.Stage = i
 	s.Script.Root = s.Root
+	// As in PeiDocker, every container reaches the Docker host by name,
+	// proxy or not: hooks and users rely on it.
+	s.Run.HostGW = true
 	return s
 }
 
@@ -469,7 +472,6 @@ func (b *builder) proxy(s *Stage, p *config.Proxy, aptProxy bool) (imageEnv []co
 	}
 	if p.Address != nil && *p.Address == config.DefaultProxyAddress {
 		s.Build.HostNetwork = true
-		s.Run.HostGW = true
 	}
 	if !global {
 		return nil

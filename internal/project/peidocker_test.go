@@ -62,23 +62,13 @@ const examplePubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKzLbt3iOYP1nV3yEbqvq
 // knownFailing are examples pei does not yet configure with PeiDocker's
 // meaning, with the reason. It must shrink to nothing.
 var knownFailing = map[string]string{
-	"advanced--ml-dev-gpu":           "extra_hosts; mount volume names",
-	"advanced--ros2-robotics":        "extra_hosts; mount volume names",
-	"advanced--team-dev-environment": "extra_hosts; mount volume names",
-	"advanced--vision-opengl":        "extra_hosts; mount volume names",
-	"advanced--web-dev-nodejs":       "extra_hosts; mount volume names",
-	"basic--apt-mirrors":             "extra_hosts",
-	"basic--conda-environment":       "extra_hosts",
-	"basic--custom-script":           "extra_hosts",
-	"basic--docker-volume":           "extra_hosts",
+	"advanced--ml-dev-gpu":           "mount volume names",
+	"advanced--ros2-robotics":        "mount volume names",
+	"advanced--team-dev-environment": "mount volume names",
+	"advanced--vision-opengl":        "mount volume names",
+	"advanced--web-dev-nodejs":       "mount volume names",
 	"basic--env-passthrough":         "{{VAR}} in an image tag and a port",
-	"basic--env-variables":           "extra_hosts",
-	"basic--gpu-container":           "extra_hosts",
-	"basic--host-mount":              "extra_hosts",
-	"basic--minimal-ssh":             "extra_hosts",
-	"basic--multi-user-ssh":          "extra_hosts",
-	"basic--pixi-environment":        "extra_hosts; mount volume names",
-	"basic--port-mapping":            "extra_hosts",
+	"basic--pixi-environment":        "mount volume names",
 }
 
 func TestPeiDockerExamples(t *testing.T) {
