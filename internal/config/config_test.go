@@ -58,7 +58,7 @@ stage_1:
 stage_1:
   image: {base: debian:bookworm}
   zzzzzz: 1
-`, `user_config.yml:4:3: stage_1.zzzzzz: unknown key "zzzzzz"; known keys: image, ssh, proxy, apt, environment, ports, device, custom`},
+`, `user_config.yml:4:3: stage_1.zzzzzz: unknown key "zzzzzz"; known keys: image, ssh, proxy, apt, environment, ports, device, storage, mount, custom`},
 		{"wrong type", `
 stage_1:
   image: {base: debian:bookworm}

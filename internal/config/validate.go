@@ -79,6 +79,10 @@ func (v *validator) run() {
 	if s1.Device != nil {
 		v.enum("stage_1.device.type", s1.Device.Type, "cpu", "gpu")
 	}
+	if s1.Storage != nil {
+		v.storageItems("stage_1.storage", s1.Storage)
+	}
+	v.mounts("stage_1", s1.Mount, nil)
 	v.custom("stage_1.custom", s1.Custom)
 
 	if e := v.c.SourceDateEpoch; e != nil && *e < 0 {
@@ -124,35 +128,9 @@ func (v *validator) run() {
 		}
 		v.proxy("stage_2.proxy", s2.Proxy, false, inherited)
 		if s2.Storage != nil {
-			for _, it := range []struct {
-				name string
-				item *StorageItem
-			}{{"app", s2.Storage.App}, {"data", s2.Storage.Data}, {"workspace", s2.Storage.Workspace}} {
-				if it.item != nil {
-					v.storage("stage_2.storage."+it.name, it.item.Type, it.item.HostPath, it.item.VolumeName, "auto-volume", "manual-volume", "host", "image")
-				}
-			}
+			v.storageItems("stage_2.storage", s2.Storage)
 		}
-		dsts := map[string]string{}
-		for _, m := range s2.Mount {
-			p := "stage_2.mount." + m.Name
-			v.storage(p, m.Type, m.HostPath, m.VolumeName, "auto-volume", "manual-volume", "host")
-			switch {
-			case m.DstPath == "":
-				v.errorf(p+".dst_path", "dst_path is required: the absolute path inside the container")
-			case !strings.HasPrefix(m.DstPath, "/"):
-				v.errorf(p+".dst_path", "%q must be an absolute path inside the container", m.DstPath)
-			default:
-				clean := filepath.Clean(m.DstPath)
-				if prev, ok := dsts[clean]; ok {
-					v.errorf(p+".dst_path", "%s is already the target of mount %q", clean, prev)
-				}
-				dsts[clean] = m.Name
-			}
-			if !validName(m.Name) {
-				v.errorf(p, "mount name %q must use letters, digits, '_', '.' or '-'", m.Name)
-			}
-		}
+		v.mounts("stage_2", s2.Mount, s2.Storage)
 		v.custom("stage_2.custom", s2.Custom)
 		if s2.Final != nil {
 			v.final("stage_2.final", s2.Final)
@@ -580,6 +558,56 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 		return "", err
 	}
 	return full, nil
+}
+
+func (v *validator) storageItems(path string, st *Storage) {
+	for _, it := range storageList(st) {
+		if it.item != nil {
+			v.storage(path+"."+it.name, it.item.Type, it.item.HostPath, it.item.VolumeName, "auto-volume", "manual-volume", "host", "image")
+		}
+	}
+}
+
+type namedStorage struct {
+	name string
+	item *StorageItem
+}
+
+func storageList(st *Storage) []namedStorage {
+	return []namedStorage{{"app", st.App}, {"data", st.Data}, {"workspace", st.Workspace}}
+}
+
+// mounts checks a stage's mounts. Two mounts on one container path would
+// make Docker refuse to start the container (PeiDocker only warns), and so
+// would a mount on the path of a mounted storage directory (st, stage-2's).
+func (v *validator) mounts(section string, ms []Mount, st *Storage) {
+	dsts := map[string]string{}
+	if st != nil {
+		for _, it := range storageList(st) {
+			if it.item != nil && it.item.Type != "" && it.item.Type != "image" {
+				dsts["/hard/volume/"+it.name] = "storage " + it.name
+			}
+		}
+	}
+	for _, m := range ms {
+		p := section + ".mount." + m.Name
+		v.storage(p, m.Type, m.HostPath, m.VolumeName, "auto-volume", "manual-volume", "host")
+		switch {
+		case m.DstPath == "":
+			v.errorf(p+".dst_path", "dst_path is required: the absolute path inside the container")
+		case !strings.HasPrefix(m.DstPath, "/"):
+			v.errorf(p+".dst_path", "%q must be an absolute path inside the container", m.DstPath)
+		default:
+			clean := filepath.Clean(m.DstPath)
+			if prev, ok := dsts[clean]; ok {
+				v.errorf(p+".dst_path", "%s is already the target of %s; give each mount its own dst_path", clean, prev)
+			}
+			dsts[clean] = fmt.Sprintf("mount %q", m.Name)
+		}
+		if !validName(m.Name) {
+			v.errorf(p, "mount name %q must use letters, digits, '_', '.' or '-'", m.Name)
+		}
+	}
 }
 
 // nameRe is the rule for the names a config gives: secret ids, mounts,

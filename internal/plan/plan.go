@@ -165,7 +165,10 @@ const (
 
 // Volume is one run-time mount.
 type Volume struct {
-	Key    string // config name: app, data, workspace or a mount's name
+	// Key is the Compose volume's key: app, data or workspace for storage,
+	// mount_NAME for a mount. These are PeiDocker's, so a PeiDocker
+	// project's volumes (PROJECT_KEY) keep their data under pei.
+	Key    string
 	Kind   VolumeKind
 	Source string // host path, external volume name, or the auto volume's key
 	Target string
@@ -276,6 +279,9 @@ func New(c config.Config, name string) (Plan, error) {
 		p.Final = &f
 	}
 	p.Compose = c.Compose
+	if c.Stage1.Storage != nil {
+		p.Notes = append(p.Notes, "stage_1.storage has no effect (as in PeiDocker): /soft/app, /soft/data and /soft/workspace are stage-2's; set them in stage_2.storage")
+	}
 	for _, ci := range c.Compose {
 		p.Notes = append(p.Notes, fmt.Sprintf("compose.%s (%s) is built by pei build --stage %s: Compose has no merge or diff of images", ci.Name, ci.Output, ci.Name))
 	}
@@ -556,6 +562,7 @@ func (b *builder) stage1() Stage {
 	b.hookSteps(&s, "stage_1", c.Custom, env)
 
 	s.Run.Ports = stage1Ports(c)
+	s.Run.Volumes = mounts(c.Mount)
 	return s
 }
 
@@ -581,11 +588,7 @@ func (b *builder) stage2() Stage {
 			s.Run.Volumes = append(s.Run.Volumes, v)
 		}
 	}
-	for _, m := range c.Mount {
-		if v, ok := volume(m.Name, m.Type, m.HostPath, m.VolumeName, m.DstPath); ok {
-			s.Run.Volumes = append(s.Run.Volumes, v)
-		}
-	}
+	s.Run.Volumes = append(s.Run.Volumes, mounts(c.Mount)...)
 	s.runInternal("storage directories", "stage_2.storage", b.pos("stage_2.storage"), "storage.sh", false)
 
 	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
@@ -605,6 +608,18 @@ func stage1Ports(s1 config.Stage1) []string {
 		ports = append([]string{fmt.Sprintf("%d:%d", *s1.SSH.HostPort, *s1.SSH.Port)}, ports...)
 	}
 	return ports
+}
+
+// mounts are a stage's own mounts: as in PeiDocker, a stage does not
+// inherit another's.
+func mounts(ms []config.Mount) []Volume {
+	var out []Volume
+	for _, m := range ms {
+		if v, ok := volume("mount_"+m.Name, m.Type, m.HostPath, m.VolumeName, m.DstPath); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func volume(key, typ, hostPath, name, target string) (Volume, bool) {

@@ -237,3 +237,41 @@ func TestBaseLayout(t *testing.T) {
 		}
 	}
 }
+
+// Each stage's container gets its own stage's mounts (PeiDocker's meaning),
+// named as PeiDocker names them; stage_1.storage has no effect but a note.
+func TestStageMounts(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+  storage: {app: {type: auto-volume}}
+  mount:
+    apt_cache: {type: auto-volume, dst_path: /var/cache/apt}
+    shared: {type: manual-volume, volume_name: team-data, dst_path: /shared}
+stage_2:
+  storage: {data: {type: auto-volume}}
+  mount:
+    home: {type: host, host_path: /srv/home, dst_path: /home/me}
+`)
+	vols := func(s Stage) string {
+		var out []string
+		for _, v := range s.Run.Volumes {
+			out = append(out, string(v.Kind)+" "+v.Key+" "+v.Source+" "+v.Target)
+		}
+		return strings.Join(out, "\n")
+	}
+	for _, tc := range []struct {
+		stage Stage
+		want  string
+	}{
+		{p.Stages[0], "auto-volume mount_apt_cache mount_apt_cache /var/cache/apt\nmanual-volume mount_shared team-data /shared"},
+		{p.Stages[1], "auto-volume data data /hard/volume/data\nhost mount_home /srv/home /home/me"},
+	} {
+		if got := vols(tc.stage); got != tc.want {
+			t.Errorf("%s volumes:\n%s\nwant:\n%s", tc.stage.Name, got, tc.want)
+		}
+	}
+	if !strings.Contains(strings.Join(p.Notes, "\n"), "stage_1.storage has no effect") {
+		t.Errorf("no note for stage_1.storage: %q", p.Notes)
+	}
+}

@@ -62,13 +62,7 @@ const examplePubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKzLbt3iOYP1nV3yEbqvq
 // knownFailing are examples pei does not yet configure with PeiDocker's
 // meaning, with the reason. It must shrink to nothing.
 var knownFailing = map[string]string{
-	"advanced--ml-dev-gpu":           "mount volume names",
-	"advanced--ros2-robotics":        "mount volume names",
-	"advanced--team-dev-environment": "mount volume names",
-	"advanced--vision-opengl":        "mount volume names",
-	"advanced--web-dev-nodejs":       "mount volume names",
-	"basic--env-passthrough":         "{{VAR}} in an image tag and a port",
-	"basic--pixi-environment":        "mount volume names",
+	"basic--env-passthrough": "{{VAR}} in an image tag and a port",
 }
 
 func TestPeiDockerExamples(t *testing.T) {
