@@ -252,7 +252,7 @@ func (v *validator) base(path string, r *ImageRef) {
 		r.Layout = &l
 	}
 	switch {
-	case r.Raw == "" || strings.Contains(r.Raw, "${"):
+	case r.Raw == "" || isLayout && strings.Contains(r.Raw, "${"):
 	case !isLayout:
 		v.imageName(path, r.Raw)
 	case err != nil:
@@ -272,13 +272,20 @@ func (v *validator) output(path, name string) {
 	v.imageName(path, name)
 }
 
-// imageName checks an image name; one holding ${VAR} is left to Compose.
+// imageName checks an image name. One holding {{VAR}}s is checked with
+// their defaults (a placeholder name for one without), so that what
+// Compose makes of it is a name too; any other ${ is left to Compose.
 func (v *validator) imageName(path, ref string) {
+	what := ""
+	if RuntimeVarRe.MatchString(ref) {
+		ref, _ = exampleValue(ref, "x")
+		what = " with its variables at their defaults"
+	}
 	if ref == "" || strings.Contains(ref, "${") {
 		return
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, err)
+		v.errorf(path, "%q%s is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, what, err)
 	}
 }
 
@@ -655,9 +662,25 @@ type portSet struct{ seen []portUse }
 
 var portRe = regexp.MustCompile(`^(?:(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+(?:-\d+)?):)?(\d+(?:-\d+)?)(?:/(tcp|udp|sctp))?$`)
 
+// portVarRe is a port mapping whose host port is a run-time variable: the
+// one place in a mapping a variable can be written so that the mapping
+// still has one shape whatever its value.
+var portVarRe = regexp.MustCompile(`^(?:(?:\[[0-9a-fA-F:.]+\]|[0-9.]+):)?\$\{[A-Za-z_][A-Za-z0-9_]*(?::-\d+)?\}:\d+(?:/(?:tcp|udp|sctp))?$`)
+
 func (v *validator) ports(path string, ports []string, set *portSet) {
 	for i, p := range ports {
 		pp := fmt.Sprintf("%s[%d]", path, i)
+		if RuntimeVarRe.MatchString(p) {
+			if !portVarRe.MatchString(p) {
+				v.errorf(pp, "%q: a {{VAR}} in a port mapping can only be the whole host port, with a port number as its default, e.g. '{{WEB_PORT:-8080}}:80'", p)
+				continue
+			}
+			// Compose resolves it at run time; checked on its defaults.
+			var all bool
+			if p, all = exampleValue(p, ""); !all {
+				continue
+			}
+		}
 		if strings.Contains(p, "${") {
 			continue // resolved by Compose at run time
 		}

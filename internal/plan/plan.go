@@ -718,3 +718,40 @@ func privKeyName(file string) string {
 	}
 	return "id_pei"
 }
+
+// ResolveImages returns p with the {{VAR}}s of its image names (bases,
+// outputs, composed images and their layers) resolved as Compose resolves
+// them, for a backend that names the images itself (pei build): lookup is
+// its environment; nil sets nothing, so each variable takes its default.
+func (p Plan) ResolveImages(lookup config.LookupFunc) Plan {
+	r := func(s string) string { return config.ResolveRuntime(s, lookup) }
+	ref := func(x config.ImageRef) config.ImageRef {
+		x.Raw = r(x.Raw)
+		return x
+	}
+	out := p
+	out.Stages = append([]Stage(nil), p.Stages...)
+	for i := range out.Stages {
+		out.Stages[i].Base, out.Stages[i].Output = r(out.Stages[i].Base), r(out.Stages[i].Output)
+	}
+	if p.Final != nil {
+		f := *p.Final
+		f.Base, f.Output = r(f.Base), r(f.Output)
+		out.Final = &f
+	}
+	out.Compose = append([]config.Composed(nil), p.Compose...)
+	for i, ci := range out.Compose {
+		ci.Output = r(ci.Output)
+		ci.Layers = append([]config.Layer(nil), ci.Layers...)
+		for j, l := range ci.Layers {
+			l.Image = ref(l.Image)
+			if l.Diff != nil {
+				d := config.Diff{Lower: ref(l.Diff.Lower), Upper: ref(l.Diff.Upper)}
+				l.Diff = &d
+			}
+			ci.Layers[j] = l
+		}
+		out.Compose[i] = ci
+	}
+	return out
+}

@@ -61,9 +61,7 @@ const examplePubkey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKzLbt3iOYP1nV3yEbqvq
 
 // knownFailing are examples pei does not yet configure with PeiDocker's
 // meaning, with the reason. It must shrink to nothing.
-var knownFailing = map[string]string{
-	"basic--env-passthrough": "{{VAR}} in an image tag and a port",
-}
+var knownFailing = map[string]string{}
 
 func TestPeiDockerExamples(t *testing.T) {
 	const root = "testdata/peidocker"

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
-	"regexp"
 	"strings"
 	"text/template"
 
@@ -20,6 +19,7 @@ var templateFS embed.FS
 var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"sq":       ShellQuote,
 	"dfq":      dockerfileQuote,
+	"argdef":   argDefault,
 	"json":     func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
 	"mount":    mountFlag,
 	"carryDir": func() string { return plan.CarryDir },
@@ -100,22 +100,54 @@ type dockerStep struct {
 // and stage-2 builds on the stage-1 target.
 func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]byte, error) {
 	steps := dockerSteps(s.Steps, configFile)
-	base := s.Base
-	if merged && s.BaseStage > 0 {
-		base = fmt.Sprintf("stage-%d", s.BaseStage)
-	}
+	base, carry, args := fromImages(p, s, merged)
 	if merged {
 		base += " AS " + s.Name
+		// A merged Dockerfile's ARGs for FROM must come before its first
+		// FROM: Merged writes them all there.
+		args = nil
 	}
 	data := map[string]any{
 		"Name": s.Name, "Project": p.Name, "ConfigFile": path.Base(configFile),
-		"Base": base, "Steps": steps, "Root": s.Root,
+		"Base": base, "Steps": steps, "Root": s.Root, "Args": args,
 	}
 	if c := s.Carry; c != nil {
 		// Compose builds the final image after the stage it keeps paths of.
-		data["Carry"] = map[string]any{"From": c.From, "Image": p.Stages[c.From-1].Output, "Steps": dockerSteps(c.Steps, configFile)}
+		data["Carry"] = map[string]any{"From": c.From, "Image": carry, "Steps": dockerSteps(c.Steps, configFile)}
 	}
 	return execute("Dockerfile.tmpl", data)
+}
+
+// fromImages are the images a stage's Dockerfile starts FROM (its base, and
+// its carry image or ""), as written there. An image name holding {{VAR}}s
+// cannot be written in FROM as it is: it becomes a build argument (args:
+// its name and the config's value), which Compose resolves from its
+// environment as it does the image names of docker-compose.yml, and whose
+// default in the Dockerfile is the name at its variables' defaults.
+func fromImages(p plan.Plan, s plan.Stage, merged bool) (base, carry string, args []config.EnvVar) {
+	from := func(arg, image string) string {
+		if !config.RuntimeVarRe.MatchString(image) {
+			return image
+		}
+		args = append(args, config.EnvVar{Name: arg, Value: image})
+		return "${" + arg + "}"
+	}
+	switch {
+	case merged && s.BaseStage > 0:
+		base = fmt.Sprintf("stage-%d", s.BaseStage)
+	default:
+		base = from(fmt.Sprintf("PEI_STAGE_%d_BASE", s.Index), s.Base)
+	}
+	if c := s.Carry; c != nil {
+		carry = from("PEI_CARRY_IMAGE", p.Stages[c.From-1].Output)
+	}
+	return base, carry, args
+}
+
+// argDefault is a FROM argument's default in a Dockerfile: the image name
+// with its variables at their defaults.
+func argDefault(image string) string {
+	return dockerfileQuote(config.ResolveRuntime(image, nil))
 }
 
 func dockerSteps(in []plan.Step, configFile string) []dockerStep {
@@ -231,9 +263,8 @@ func mountFlag(m plan.Mount) string {
 	return ""
 }
 
-var runtimeVarRe = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
-
-// composeValue escapes a value for docker-compose.yml: ${VAR} stays for
+// composeValue escapes a value for docker-compose.yml: ${VAR} (and
+// ${VAR:-default}, see config.RuntimeVarRe) stays for
 // Compose to resolve at run time (pei writes {{VAR}} so), any other $ is
 // literal.
 func composeValue(s string) string {
@@ -250,7 +281,7 @@ func shellValue(s string) string {
 func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	var b strings.Builder
 	last := 0
-	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
+	for _, loc := range config.RuntimeVarRe.FindAllStringIndex(s, -1) {
 		b.WriteString(esc.Replace(s[last:loc[0]]))
 		b.WriteString(s[loc[0]:loc[1]])
 		last = loc[1]
