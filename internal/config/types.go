@@ -91,12 +91,18 @@ type SSH struct {
 type User struct {
 	Name        string `yaml:"-"`
 	Password    string `yaml:"password" doc:"Login password; stored in the image only as a SHA-512 crypt hash."`
-	PubkeyFile  string `yaml:"pubkey_file" doc:"Public key file (relative to installation/) added to authorized_keys."`
+	PubkeyFile  string `yaml:"pubkey_file" doc:"Public key file added to authorized_keys: relative to installation/, or in a local project a file on this machine (absolute, ~/..., or '~', quoted, for your own ~/.ssh/id_{rsa,dsa,ecdsa,ed25519}.pub, the first found)."`
 	PubkeyText  string `yaml:"pubkey_text" doc:"Public key text added to authorized_keys."`
-	PrivkeyFile string `yaml:"privkey_file" doc:"Private key file (relative to installation/) installed as ~/.ssh/id_* (mode 600)."`
+	PrivkeyFile string `yaml:"privkey_file" doc:"Private key file installed as ~/.ssh/id_* (mode 600): relative to installation/, or in a local project a file on this machine (absolute, ~/..., or '~', quoted, for your own ~/.ssh/id_{rsa,dsa,ecdsa,ed25519}, the first found)."`
 	PrivkeyText string `yaml:"privkey_text" doc:"Private key text installed as ~/.ssh/id_* (mode 600)."`
-	UID         *int   `yaml:"uid" doc:"User id (default: the next free one)."`
-	GID         *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
+	// HostPubkey and HostPrivkey are the contents of a pubkey_file or
+	// privkey_file on this machine (outside the project), read by Load;
+	// HostPrivkeyPath is the private key's path, after ~ was resolved.
+	HostPubkey      string `yaml:"-"`
+	HostPrivkey     string `yaml:"-"`
+	HostPrivkeyPath string `yaml:"-"`
+	UID             *int   `yaml:"uid" doc:"User id (default: the next free one)."`
+	GID             *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
 }
 
 // Proxy configures an HTTP proxy.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -29,6 +30,9 @@ type validator struct {
 	fsys       fs.FS // the project, when read through an fs.FS (LoadOptions.FS)
 	errs       Errors
 	failed     map[string]bool // paths that failed to decode
+	// lookup is the environment of a local project: HOME, for ~ in key
+	// paths.
+	lookup LookupFunc
 }
 
 // at returns the position of path, or of its nearest parent that has one.
@@ -317,7 +321,8 @@ func (v *validator) ssh(s *SSH) {
 		v.errorf("stage_1.ssh.host_port", "%d is not a port number (1-65535)", *s.HostPort)
 	}
 	uids := map[int]string{}
-	for _, u := range s.Users {
+	for i := range s.Users {
+		u := &s.Users[i] // the users share the config's array: host keys are kept in them
 		p := "stage_1.ssh.users." + u.Name
 		if !userRe.MatchString(u.Name) {
 			v.errorf(p+".<key>", "%q is not a valid user name (lowercase letters, digits, '_' and '-', starting with a letter or '_', at most 32)", u.Name)
@@ -355,7 +360,12 @@ func (v *validator) ssh(s *SSH) {
 		if u.PrivkeyFile != "" && u.PrivkeyText != "" {
 			v.errorf(p+".privkey_text", "give privkey_file or privkey_text, not both")
 		}
-		if u.PubkeyFile != "" {
+		if u.PubkeyFile != "" && isHostPath(u.PubkeyFile) {
+			if data, _, ok := v.hostKey(p+".pubkey_file", u.PubkeyFile, true); ok {
+				v.pubkey(p+".pubkey_file", data)
+				u.HostPubkey = string(data)
+			}
+		} else if u.PubkeyFile != "" {
 			if data, ok := v.installFile(p+".pubkey_file", u.PubkeyFile); ok {
 				v.pubkey(p+".pubkey_file", data)
 			}
@@ -363,7 +373,12 @@ func (v *validator) ssh(s *SSH) {
 		if u.PubkeyText != "" {
 			v.pubkey(p+".pubkey_text", []byte(u.PubkeyText))
 		}
-		if u.PrivkeyFile != "" {
+		if u.PrivkeyFile != "" && isHostPath(u.PrivkeyFile) {
+			if data, file, ok := v.hostKey(p+".privkey_file", u.PrivkeyFile, false); ok {
+				v.privkey(p+".privkey_file", data)
+				u.HostPrivkey, u.HostPrivkeyPath = string(data), file
+			}
+		} else if u.PrivkeyFile != "" {
 			if data, ok := v.installFile(p+".privkey_file", u.PrivkeyFile); ok {
 				v.privkey(p+".privkey_file", data)
 			}
@@ -372,6 +387,81 @@ func (v *validator) ssh(s *SSH) {
 			v.privkey(p+".privkey_text", []byte(u.PrivkeyText))
 		}
 	}
+}
+
+// isHostPath says whether a key path names a file on this machine rather
+// than one under installation/: absolute, ~/... or ~ (PeiDocker's forms).
+func isHostPath(p string) bool {
+	return p == "~" || strings.HasPrefix(p, "~/") || strings.HasPrefix(p, "/") || filepath.IsAbs(p)
+}
+
+// systemKeys are the key names ~ looks for in ~/.ssh, in PeiDocker's order.
+var systemKeys = []string{"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+
+// maxKeyFile bounds a key file read from this machine.
+const maxKeyFile = 64 << 10
+
+// hostKey reads a key file on this machine (a local project only) and
+// returns its content and path. ~ is the first of the user's own keys in
+// ~/.ssh: a public one (NAME.pub) for a public key, a private one for a
+// private key, so that no private key is ever taken as a public one.
+func (v *validator) hostKey(path, spec string, public bool) ([]byte, string, bool) {
+	if v.fsys != nil {
+		v.errorf(path, "%q is a file on this machine, which a recipe cannot name: copy the key into %s/ and give its path relative to it", spec, InstallDir)
+		return nil, "", false
+	}
+	if v.projectDir == "" {
+		return nil, "", false // no file checks
+	}
+	file := spec
+	if spec == "~" || strings.HasPrefix(spec, "~/") {
+		home, _ := v.lookup("HOME")
+		if home == "" {
+			v.errorf(path, "%q is in your home directory, but HOME is not set; give the key's absolute path", spec)
+			return nil, "", false
+		}
+		if spec != "~" {
+			file = filepath.Join(home, filepath.FromSlash(spec[2:]))
+		} else {
+			dir := filepath.Join(home, ".ssh")
+			var tried []string
+			file = ""
+			for _, k := range systemKeys {
+				if public {
+					k += ".pub"
+				}
+				tried = append(tried, filepath.Join(dir, k))
+				if st, err := os.Stat(tried[len(tried)-1]); err == nil && st.Mode().IsRegular() {
+					file = tried[len(tried)-1]
+					break
+				}
+			}
+			if file == "" {
+				v.errorf(path, "~ means your own key, but none of %s exists; give the key's path instead", strings.Join(tried, ", "))
+				return nil, "", false
+			}
+		}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		if os.IsNotExist(err) {
+			v.errorf(path, "%s does not exist", file)
+		} else {
+			v.errorf(path, "cannot read %s: %v", file, err)
+		}
+		return nil, "", false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	switch {
+	case err != nil:
+		v.errorf(path, "cannot read %s: %v", file, err)
+		return nil, "", false
+	case len(data) > maxKeyFile:
+		v.errorf(path, "%s is larger than %d bytes, too large for a key", file, maxKeyFile)
+		return nil, "", false
+	}
+	return data, file, true
 }
 
 func (v *validator) pubkey(path string, data []byte) {

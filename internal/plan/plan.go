@@ -536,15 +536,24 @@ func (b *builder) stage1() Stage {
 			if u.PubkeyText != "" {
 				pu.PubKeys = append(pu.PubKeys, authorizedLines(u.PubkeyText)...)
 			}
-			if u.PubkeyFile != "" {
+			if u.HostPubkey != "" {
+				// A public key from this machine goes into the users script
+				// as pubkey_text does: the project holds no copy to bind.
+				pu.PubKeys = append(pu.PubKeys, authorizedLines(u.HostPubkey)...)
+			} else if u.PubkeyFile != "" {
 				pu.PubKeyFile = "/run/pei/pubkeys/" + u.Name + ".pub"
 				secrets = append(secrets, Mount{Kind: MountBind, Source: config.InstallDir + "/" + u.PubkeyFile, Target: pu.PubKeyFile})
 			}
 			if u.PrivkeyFile != "" || u.PrivkeyText != "" {
 				pu.PrivKeySecret = "pei_privkey_" + u.Name
 				pu.PrivKeyName = privKeyName(u.PrivkeyFile)
+				if u.HostPrivkeyPath != "" {
+					pu.PrivKeyName = privKeyName(u.HostPrivkeyPath)
+				}
+				// privkey_text and a private key from this machine are
+				// written under SecretDir by pei configure (mode 600).
 				file := SecretDir + "/privkey_" + u.Name
-				if u.PrivkeyFile != "" {
+				if u.PrivkeyFile != "" && u.HostPrivkey == "" {
 					file = config.InstallDir + "/" + u.PrivkeyFile
 				}
 				s.Build.Secrets = append(s.Build.Secrets, Secret{ID: pu.PrivKeySecret, File: file})
