@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/config/configfile"
 	bkclient "github.com/moby/buildkit/client"
 	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
@@ -134,6 +135,15 @@ func Build(ctx context.Context, opts Options) ([]buildkit.Result, error) {
 			return nil, err
 		}
 	}
+	// docker-compose.yml keeps {{VAR}}s in image names for Compose to
+	// resolve; pei build resolves them the same way, from its own lookup.
+	lookup := opts.Lookup
+	if opts.Recipe {
+		lookup = nil
+	}
+	if res.Plan, err = resolveImages(res.Plan, lookup); err != nil {
+		return nil, err
+	}
 	target := opts.Target
 	if len(target.Stages) == 0 && target.Compose == "" {
 		target = ParseTarget("all")
@@ -183,6 +193,40 @@ func Build(ctx context.Context, opts Options) ([]buildkit.Result, error) {
 		CacheNamespace:  opts.CacheNamespace,
 		NoHostNetwork:   conn.noHost,
 	})
+}
+
+// resolveImages resolves the {{VAR}}s of a plan's image names and checks
+// that what they resolve to are image names.
+func resolveImages(p plan.Plan, lookup config.LookupFunc) (plan.Plan, error) {
+	r := p.ResolveImages(lookup)
+	check := func(what, raw, name string) error {
+		if raw == name || strings.HasPrefix(name, config.LayoutPrefix) {
+			return nil
+		}
+		if _, err := reference.ParseNormalizedNamed(name); err != nil {
+			return fmt.Errorf("%s %q is %q with its variables resolved, which is not an image name: %w", what, raw, name, err)
+		}
+		return nil
+	}
+	stages := append([]plan.Stage(nil), p.Stages...)
+	rstages := append([]plan.Stage(nil), r.Stages...)
+	if p.Final != nil {
+		stages, rstages = append(stages, *p.Final), append(rstages, *r.Final)
+	}
+	for i, s := range stages {
+		if err := check(s.Name+" base", s.Base, rstages[i].Base); err != nil {
+			return p, err
+		}
+		if err := check(s.Name+" output", s.Output, rstages[i].Output); err != nil {
+			return p, err
+		}
+	}
+	for i, ci := range p.Compose {
+		if err := check("compose."+ci.Name+" output", ci.Output, r.Compose[i].Output); err != nil {
+			return p, err
+		}
+	}
+	return r, nil
 }
 
 func hasComposed(p plan.Plan, name string) bool {

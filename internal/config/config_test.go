@@ -59,7 +59,7 @@ stage_1:
 stage_1:
   image: {base: debian:bookworm}
   zzzzzz: 1
-`, `user_config.yml:4:3: stage_1.zzzzzz: unknown key "zzzzzz"; known keys: image, ssh, proxy, apt, environment, ports, device, custom`},
+`, `user_config.yml:4:3: stage_1.zzzzzz: unknown key "zzzzzz"; known keys: image, ssh, proxy, apt, environment, ports, device, storage, mount, custom`},
 		{"wrong type", `
 stage_1:
   image: {base: debian:bookworm}
@@ -422,6 +422,9 @@ func TestInterpolate(t *testing.T) {
 		{"${SET}/${UNSET}", "v/", ""},
 		{"${UNSET:-d}|${EMPTY:-d}|${EMPTY-d}|${UNSET-d}", "d|d||d", ""},
 		{"$$HOME $x {{RUN}} {{ RUN2 }} {{not a var}}", "$HOME $x ${RUN} ${RUN2} {{not a var}}", ""},
+		{"{{TAG:-dev}} {{ T :- a b }} {{E:-}}", "${TAG:-dev} ${T:-a b} ${E:-}", ""},
+		{"{{TAG:-`id`}}", "", "a default cannot hold"},
+		{"{{TAG:-a\"b}}", "", "a default cannot hold"},
 		{"${UNSET:?needed}", "", "variable UNSET: needed"},
 		{"${OPEN", "", "unclosed ${"},
 		{"${1X}", "", "is not a variable name"},

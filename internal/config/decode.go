@@ -86,7 +86,27 @@ var envListType = reflect.TypeOf(EnvList(nil))
 // reference show a string.
 type textValue interface{ setRaw(string) }
 
-var textValueType = reflect.TypeOf((*textValue)(nil)).Elem()
+var (
+	textValueType = reflect.TypeOf((*textValue)(nil)).Elem()
+	imageRefType  = reflect.TypeOf(ImageRef{})
+)
+
+// dollarOutsideRefs reports whether s has a $ outside its run-time references.
+func dollarOutsideRefs(s string, refs []Span) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' {
+			continue
+		}
+		in := false
+		for _, r := range refs {
+			in = in || i >= r.Start && i < r.End
+		}
+		if !in {
+			return true
+		}
+	}
+	return false
+}
 
 func isTextValue(t reflect.Type) bool {
 	return t.Kind() == reflect.Struct && reflect.PointerTo(t).Implements(textValueType)
@@ -104,9 +124,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 		return
 	}
 	if isTextValue(t) {
-		if s, ok := d.scalar(n, path, "a string"); ok {
-			v.Addr().Interface().(textValue).setRaw(s)
+		s, refs, ok := d.scalarRefs(n, path, "a string")
+		if !ok {
+			return
 		}
+		// An image name's ${VAR} is a run-time reference ({{VAR}}); a $
+		// written as $$ would be taken for one, and no image name holds a $.
+		if t == imageRefType && dollarOutsideRefs(s, refs) {
+			d.errorf(n, path, "%q: an image name cannot hold a literal $ (write {{VAR}} for a variable resolved when the image is built or run, ${VAR} for one pei configure fills in)", s)
+			return
+		}
+		v.Addr().Interface().(textValue).setRaw(s)
 		return
 	}
 	switch t.Kind() {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -17,6 +18,7 @@ type LookupFunc func(name string) (string, bool)
 //	${VAR:?message}  an error naming message when VAR is unset or empty
 //	$$               a literal $
 //	{{VAR}}          written through as ${VAR}, for Compose to resolve at run time
+//	{{VAR:-default}} written through as ${VAR:-default}
 func interpolate(s string, lookup LookupFunc) (string, error) {
 	out, _, err := interpolateRefs(s, lookup)
 	return out, err
@@ -49,17 +51,27 @@ func interpolateRefs(s string, lookup LookupFunc) (string, []Span, error) {
 			i += end + 1
 		case strings.HasPrefix(s[i:], "{{"):
 			end := strings.Index(s[i:], "}}")
-			name := ""
+			name, def, hasDef := "", "", false
 			if end >= 0 {
-				name = strings.TrimSpace(s[i+2 : i+end])
+				name, def, hasDef = strings.Cut(s[i+2:i+end], ":-")
+				name, def = strings.TrimSpace(name), strings.TrimSpace(def)
 			}
 			if end < 0 || !validVarName(name) {
 				b.WriteString("{{")
 				i += 2
 				continue
 			}
-			refs = append(refs, Span{Start: b.Len(), End: b.Len() + len(name) + 3})
-			b.WriteString("${" + name + "}")
+			// The default is written into compose files and shell scripts
+			// as it is, inside ${...}: it must not end that, nor expand.
+			if strings.ContainsAny(def, runtimeDefaultForbidden) {
+				return "", nil, fmt.Errorf("{{%s:-%s}}: a default cannot hold any of %s", name, def, runtimeDefaultNames)
+			}
+			ref := "${" + name + "}"
+			if hasDef {
+				ref = "${" + name + ":-" + def + "}"
+			}
+			refs = append(refs, Span{Start: b.Len(), End: b.Len() + len(ref)})
+			b.WriteString(ref)
 			i += end + 2
 		default:
 			b.WriteByte(s[i])
@@ -112,4 +124,49 @@ func validVarName(s string) bool {
 		return false
 	}
 	return true
+}
+
+// RuntimeVarRe matches what a {{VAR}} or {{VAR:-default}} became: a ${VAR}
+// or ${VAR:-default} that Compose, or pei build, resolves. Group 1 is the
+// name, group 2 the ":-default" part.
+var RuntimeVarRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^{}$"'\x60\\~\n]*)?\}`)
+
+// runtimeDefaultForbidden are the characters a {{VAR:-default}}'s default
+// cannot hold (RuntimeVarRe's class must agree).
+const (
+	runtimeDefaultForbidden = "{}$\"'`\\~\n"
+	runtimeDefaultNames     = "{ } $ \" ' ` \\ ~ or a line break"
+)
+
+// ResolveRuntime resolves the run-time variables of s as Compose does:
+// ${VAR} is VAR's value ("" when unset) and ${VAR:-default} is default
+// when VAR is unset or empty. A nil lookup sets nothing.
+func ResolveRuntime(s string, lookup LookupFunc) string {
+	return RuntimeVarRe.ReplaceAllStringFunc(s, func(m string) string {
+		g := RuntimeVarRe.FindStringSubmatch(m)
+		var v string
+		if lookup != nil {
+			v, _ = lookup(g[1])
+		}
+		if v == "" && g[2] != "" {
+			return g[2][2:]
+		}
+		return v
+	})
+}
+
+// exampleValue is s with each run-time variable at its default, or at
+// placeholder when it has none (all reports whether each had a default):
+// what validation checks in place of a value known only when Compose or
+// pei build resolves it.
+func exampleValue(s, placeholder string) (v string, all bool) {
+	all = true
+	v = RuntimeVarRe.ReplaceAllStringFunc(s, func(m string) string {
+		if g := RuntimeVarRe.FindStringSubmatch(m); g[2] != "" {
+			return g[2][2:]
+		}
+		all = false
+		return placeholder
+	})
+	return v, all
 }

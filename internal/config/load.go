@@ -126,7 +126,7 @@ func parseSource(data []byte, file string, src source, lookup LookupFunc) (Confi
 	c.File = file
 	c.Positions = d.pos
 	if !d.halted {
-		v := &validator{c: &c, projectDir: src.dir, fsys: src.fsys, failed: d.failed}
+		v := &validator{c: &c, projectDir: src.dir, fsys: src.fsys, failed: d.failed, lookup: lookup}
 		v.run()
 		d.errs = append(d.errs, v.errs...)
 	}

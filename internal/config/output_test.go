@@ -35,9 +35,9 @@ func TestOutputNames(t *testing.T) {
 		{name: "run-time registry", image: "output: '{{REG}}/img:1'",
 			want: `stage_1.image.output: "${REG}/img:1" has a run-time variable in the image name`},
 		{name: "run-time name with a default", image: "output: '{{NAME:-x}}:1'",
-			want: `stage_1.image.output: "{{NAME:-x}}:1" has a run-time variable in the image name`},
+			want: `stage_1.image.output: "${NAME:-x}:1" has a run-time variable in the image name`},
 		{name: "bad tag around a variable", image: "output: 'img:{{TAG}}!'",
-			want: `stage_1.image.output: "img:${TAG}!" is not a valid image reference`},
+			want: `stage_1.image.output: "img:x!" with its variables at their defaults is not a valid image reference`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			y := "stage_1:\n  image: {base: debian:bookworm, " + tc.image + "}\n"

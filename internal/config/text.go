@@ -1,9 +1,6 @@
 package config
 
-import (
-	"fmt"
-	"strings"
-)
+import "fmt"
 
 // oneLine refuses control characters (a newline above all) in the values
 // that are written into a line of a generated file: image names go into
@@ -21,18 +18,9 @@ func (v *validator) oneLine() {
 			v.failed[path] = true
 		}
 	}
-	// A base is read when the image is built, where nothing resolves a
-	// {{VAR}}, and is written into a FROM line.
-	noRef := func(path, s string) {
-		if strings.Contains(s, "$") && !v.failed[path] {
-			v.errorf(path, "%q: an image that a Dockerfile starts FROM cannot hold $ or {{VAR}} (nothing resolves it at build time); give the name, or ${VAR} for pei configure to fill in", s)
-			v.failed[path] = true
-		}
-	}
 	ref := func(path string, r *ImageRef) {
 		if r != nil {
 			check(path, r.Raw)
-			noRef(path, r.Raw)
 		}
 	}
 	s1 := &v.c.Stage1
@@ -48,16 +36,12 @@ func (v *validator) oneLine() {
 		check("stage_1.proxy.address", *s1.Proxy.Address)
 	}
 	if s2 := v.c.Stage2; s2 != nil {
-		if s2.Image.Base == nil {
-			noRef("stage_1.image.output", s1.Image.Output) // stage-2 starts FROM it
-		}
 		ref("stage_2.image.base", s2.Image.Base)
 		check("stage_2.image.output", s2.Image.Output)
 		if s2.Proxy != nil && s2.Proxy.Address != nil {
 			check("stage_2.proxy.address", *s2.Proxy.Address)
 		}
 		if f := s2.Final; f != nil {
-			noRef("stage_2.image.output", s2.Image.Output) // the final image's carry stage starts FROM it
 			ref("stage_2.final.base", f.Base)
 			check("stage_2.final.output", f.Output)
 		}

@@ -42,7 +42,11 @@ type Stage1 struct {
 	Environment EnvList  `yaml:"environment" doc:"Environment variables (a list of K=V or a mapping), set at build and run time and in SSH sessions."`
 	Ports       []string `yaml:"ports" doc:"Extra port mappings, host:container (Compose syntax)."`
 	Device      *Device  `yaml:"device" doc:"cpu or gpu."`
-	Custom      *Custom  `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
+	// Storage is accepted as PeiDocker accepts it, and means what it means
+	// there: nothing (plan notes it).
+	Storage *Storage `yaml:"storage" doc:"Without effect, as in PeiDocker: the /soft directories are stage-2's (stage_2.storage)."`
+	Mount   []Mount  `yaml:"mount" key:"name" doc:"Extra mounts of the stage-1 container, keyed by a name (stage-2 does not inherit them)."`
+	Custom  *Custom  `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
 }
 
 // Stage2 is the stage_2 section.
@@ -53,7 +57,7 @@ type Stage2 struct {
 	Device      *Device  `yaml:"device" doc:"Overrides stage-1's device."`
 	Proxy       *Proxy   `yaml:"proxy" doc:"Proxy settings; null fields inherit stage-1's."`
 	Storage     *Storage `yaml:"storage" doc:"Where /soft/app, /soft/data and /soft/workspace live."`
-	Mount       []Mount  `yaml:"mount" key:"name" doc:"Extra mounts, keyed by a name."`
+	Mount       []Mount  `yaml:"mount" key:"name" doc:"Extra mounts of the stage-2 container, keyed by a name (stage-1's are not inherited)."`
 	Custom      *Custom  `yaml:"custom" doc:"Hook scripts run after stage-1's."`
 	Final       *Final   `yaml:"final" doc:"A final image (pei extension): the paths kept from the stage-2 image on a final base, with the stages' users, SSH, environment, storage and hooks but none of their on_build steps."`
 }
@@ -87,12 +91,18 @@ type SSH struct {
 type User struct {
 	Name        string `yaml:"-"`
 	Password    string `yaml:"password" doc:"Login password; stored in the image only as a SHA-512 crypt hash."`
-	PubkeyFile  string `yaml:"pubkey_file" doc:"Public key file (relative to installation/) added to authorized_keys."`
+	PubkeyFile  string `yaml:"pubkey_file" doc:"Public key file added to authorized_keys: relative to installation/, or in a local project a file on this machine (absolute, ~/..., or '~', quoted, for your own ~/.ssh/id_{rsa,dsa,ecdsa,ed25519}.pub, the first found)."`
 	PubkeyText  string `yaml:"pubkey_text" doc:"Public key text added to authorized_keys."`
-	PrivkeyFile string `yaml:"privkey_file" doc:"Private key file (relative to installation/) installed as ~/.ssh/id_* (mode 600)."`
+	PrivkeyFile string `yaml:"privkey_file" doc:"Private key file installed as ~/.ssh/id_* (mode 600): relative to installation/, or in a local project a file on this machine (absolute, ~/..., or '~', quoted, for your own ~/.ssh/id_{rsa,dsa,ecdsa,ed25519}, the first found)."`
 	PrivkeyText string `yaml:"privkey_text" doc:"Private key text installed as ~/.ssh/id_* (mode 600)."`
-	UID         *int   `yaml:"uid" doc:"User id (default: the next free one)."`
-	GID         *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
+	// HostPubkey and HostPrivkey are the contents of a pubkey_file or
+	// privkey_file on this machine (outside the project), read by Load;
+	// HostPrivkeyPath is the private key's path, after ~ was resolved.
+	HostPubkey      string `yaml:"-"`
+	HostPrivkey     string `yaml:"-"`
+	HostPrivkeyPath string `yaml:"-"`
+	UID             *int   `yaml:"uid" doc:"User id (default: the next free one)."`
+	GID             *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
 }
 
 // Proxy configures an HTTP proxy.
@@ -141,7 +151,7 @@ type StorageItem struct {
 	VolumeName string `yaml:"volume_name" doc:"Volume name, for type manual-volume."`
 }
 
-// Mount is one extra mount of stage_2.
+// Mount is one extra mount of a stage's container.
 type Mount struct {
 	Name       string `yaml:"-"`
 	Type       string `yaml:"type" enum:"auto-volume|manual-volume|host" doc:"Kind of mount."`

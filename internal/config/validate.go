@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -31,6 +32,9 @@ type validator struct {
 	fsys       fs.FS // the project, when read through an fs.FS (LoadOptions.FS)
 	errs       Errors
 	failed     map[string]bool // paths that failed to decode
+	// lookup is the environment of a local project: HOME, for ~ in key
+	// paths.
+	lookup LookupFunc
 }
 
 // at returns the position of path, or of its nearest parent that has one.
@@ -82,6 +86,10 @@ func (v *validator) run() {
 	if s1.Device != nil {
 		v.enum("stage_1.device.type", s1.Device.Type, "cpu", "gpu")
 	}
+	if s1.Storage != nil {
+		v.storageItems("stage_1.storage", s1.Storage)
+	}
+	v.mounts("stage_1", s1.Mount, nil)
 	v.custom("stage_1.custom", s1.Custom)
 
 	if e := v.c.SourceDateEpoch; e != nil && *e < 0 {
@@ -127,35 +135,9 @@ func (v *validator) run() {
 		}
 		v.proxy("stage_2.proxy", s2.Proxy, false, inherited)
 		if s2.Storage != nil {
-			for _, it := range []struct {
-				name string
-				item *StorageItem
-			}{{"app", s2.Storage.App}, {"data", s2.Storage.Data}, {"workspace", s2.Storage.Workspace}} {
-				if it.item != nil {
-					v.storage("stage_2.storage."+it.name, it.item.Type, it.item.HostPath, it.item.VolumeName, "auto-volume", "manual-volume", "host", "image")
-				}
-			}
+			v.storageItems("stage_2.storage", s2.Storage)
 		}
-		dsts := map[string]string{}
-		for _, m := range s2.Mount {
-			p := "stage_2.mount." + m.Name
-			v.storage(p, m.Type, m.HostPath, m.VolumeName, "auto-volume", "manual-volume", "host")
-			switch {
-			case m.DstPath == "":
-				v.errorf(p+".dst_path", "dst_path is required: the absolute path inside the container")
-			case !strings.HasPrefix(m.DstPath, "/"):
-				v.errorf(p+".dst_path", "%q must be an absolute path inside the container", m.DstPath)
-			default:
-				clean := filepath.Clean(m.DstPath)
-				if prev, ok := dsts[clean]; ok {
-					v.errorf(p+".dst_path", "%s is already the target of mount %q", clean, prev)
-				}
-				dsts[clean] = m.Name
-			}
-			if !validName(m.Name) {
-				v.errorf(p, "mount name %q must use letters, digits, '_', '.' or '-'", m.Name)
-			}
-		}
+		v.mounts("stage_2", s2.Mount, s2.Storage)
 		v.custom("stage_2.custom", s2.Custom)
 		if s2.Final != nil {
 			v.final("stage_2.final", s2.Final)
@@ -277,7 +259,7 @@ func (v *validator) base(path string, r *ImageRef) {
 		r.Layout = &l
 	}
 	switch {
-	case r.Raw == "" || strings.Contains(r.Raw, "${"):
+	case r.Raw == "" || isLayout && strings.Contains(r.Raw, "${"):
 	case !isLayout:
 		v.imageName(path, r.Raw)
 	case err != nil:
@@ -290,7 +272,7 @@ func (v *validator) base(path string, r *ImageRef) {
 // output checks the name of an image pei makes: NAME[:TAG], not an OCI
 // layout and without a digest (the registry gives that). Only the tag may
 // be a run-time variable ({{VAR}}): pei needs the name itself when it
-// configures, for the stage built FROM it and the names derived from it.
+// configures, for the names derived from it (the final image's default).
 func (v *validator) output(path, name string) {
 	if strings.HasPrefix(name, LayoutPrefix) && !strings.Contains(name, "${") {
 		v.errorf(path, "%q: an OCI layout can be a base, not an output; name the output like my-image:stage-1", name)
@@ -310,22 +292,28 @@ func (v *validator) output(path, name string) {
 		repo = masked[:colon]
 	}
 	if strings.Contains(repo, mark) {
-		v.errorf(path, "%q has a run-time variable in the image name; only the tag may be one (e.g. my-image:{{TAG}}), because pei needs the name when it configures: the next stage is built FROM it", name)
+		v.errorf(path, "%q has a run-time variable in the image name; only the tag may be one (e.g. my-image:{{TAG}}), because pei derives other names from it when it configures (the final image's, a composed image's)", name)
 		return
 	}
-	ref := strings.ReplaceAll(masked, mark, "x") // a variable's value is checked when it is set
-	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", name, err)
-	}
+	// A run-time tag is checked at its default (a placeholder for one
+	// without): what Compose and pei build make of it is a name too.
+	v.imageName(path, name)
 }
 
-// imageName checks an image name; one holding ${VAR} is left to Compose.
+// imageName checks an image name. One holding {{VAR}}s is checked with
+// their defaults (a placeholder name for one without), so that what
+// Compose makes of it is a name too; any other ${ is left to Compose.
 func (v *validator) imageName(path, ref string) {
+	what := ""
+	if RuntimeVarRe.MatchString(ref) {
+		ref, _ = exampleValue(ref, "x")
+		what = " with its variables at their defaults"
+	}
 	if ref == "" || strings.Contains(ref, "${") {
 		return
 	}
 	if _, err := reference.ParseNormalizedNamed(ref); err != nil {
-		v.errorf(path, "%q is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, err)
+		v.errorf(path, "%q%s is not a valid image reference (lowercase name[:tag], e.g. my-image:stage-1): %v", ref, what, err)
 	}
 }
 
@@ -377,7 +365,8 @@ func (v *validator) ssh(s *SSH) {
 		v.errorf("stage_1.ssh.host_port", "%d is not a port number (1-65535)", *s.HostPort)
 	}
 	uids := map[int]string{}
-	for _, u := range s.Users {
+	for i := range s.Users {
+		u := &s.Users[i] // the users share the config's array: host keys are kept in them
 		p := "stage_1.ssh.users." + u.Name
 		if msg := userNameProblem(u.Name); msg != "" {
 			v.errorf(p+".<key>", "%s", msg)
@@ -418,7 +407,12 @@ func (v *validator) ssh(s *SSH) {
 		if u.PrivkeyFile != "" && u.PrivkeyText != "" {
 			v.errorf(p+".privkey_text", "give privkey_file or privkey_text, not both")
 		}
-		if u.PubkeyFile != "" {
+		if u.PubkeyFile != "" && isHostPath(u.PubkeyFile) {
+			if data, _, ok := v.hostKey(p+".pubkey_file", u.PubkeyFile, true); ok {
+				v.pubkey(p+".pubkey_file", data)
+				u.HostPubkey = string(data)
+			}
+		} else if u.PubkeyFile != "" {
 			if data, ok := v.installFile(p+".pubkey_file", u.PubkeyFile); ok {
 				v.pubkey(p+".pubkey_file", data)
 			}
@@ -426,7 +420,12 @@ func (v *validator) ssh(s *SSH) {
 		if u.PubkeyText != "" {
 			v.pubkey(p+".pubkey_text", []byte(u.PubkeyText))
 		}
-		if u.PrivkeyFile != "" {
+		if u.PrivkeyFile != "" && isHostPath(u.PrivkeyFile) {
+			if data, file, ok := v.hostKey(p+".privkey_file", u.PrivkeyFile, false); ok {
+				v.privkey(p+".privkey_file", data)
+				u.HostPrivkey, u.HostPrivkeyPath = string(data), file
+			}
+		} else if u.PrivkeyFile != "" {
 			if data, ok := v.installFile(p+".privkey_file", u.PrivkeyFile); ok {
 				v.privkey(p+".privkey_file", data)
 			}
@@ -435,6 +434,81 @@ func (v *validator) ssh(s *SSH) {
 			v.privkey(p+".privkey_text", []byte(u.PrivkeyText))
 		}
 	}
+}
+
+// isHostPath says whether a key path names a file on this machine rather
+// than one under installation/: absolute, ~/... or ~ (PeiDocker's forms).
+func isHostPath(p string) bool {
+	return p == "~" || strings.HasPrefix(p, "~/") || strings.HasPrefix(p, "/") || filepath.IsAbs(p)
+}
+
+// systemKeys are the key names ~ looks for in ~/.ssh, in PeiDocker's order.
+var systemKeys = []string{"id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+
+// maxKeyFile bounds a key file read from this machine.
+const maxKeyFile = 64 << 10
+
+// hostKey reads a key file on this machine (a local project only) and
+// returns its content and path. ~ is the first of the user's own keys in
+// ~/.ssh: a public one (NAME.pub) for a public key, a private one for a
+// private key, so that no private key is ever taken as a public one.
+func (v *validator) hostKey(path, spec string, public bool) ([]byte, string, bool) {
+	if v.fsys != nil {
+		v.errorf(path, "%q is a file on this machine, which a recipe cannot name: copy the key into %s/ and give its path relative to it", spec, InstallDir)
+		return nil, "", false
+	}
+	if v.projectDir == "" {
+		return nil, "", false // no file checks
+	}
+	file := spec
+	if spec == "~" || strings.HasPrefix(spec, "~/") {
+		home, _ := v.lookup("HOME")
+		if home == "" {
+			v.errorf(path, "%q is in your home directory, but HOME is not set; give the key's absolute path", spec)
+			return nil, "", false
+		}
+		if spec != "~" {
+			file = filepath.Join(home, filepath.FromSlash(spec[2:]))
+		} else {
+			dir := filepath.Join(home, ".ssh")
+			var tried []string
+			file = ""
+			for _, k := range systemKeys {
+				if public {
+					k += ".pub"
+				}
+				tried = append(tried, filepath.Join(dir, k))
+				if st, err := os.Stat(tried[len(tried)-1]); err == nil && st.Mode().IsRegular() {
+					file = tried[len(tried)-1]
+					break
+				}
+			}
+			if file == "" {
+				v.errorf(path, "~ means your own key, but none of %s exists; give the key's path instead", strings.Join(tried, ", "))
+				return nil, "", false
+			}
+		}
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		if os.IsNotExist(err) {
+			v.errorf(path, "%s does not exist", file)
+		} else {
+			v.errorf(path, "cannot read %s: %v", file, err)
+		}
+		return nil, "", false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	switch {
+	case err != nil:
+		v.errorf(path, "cannot read %s: %v", file, err)
+		return nil, "", false
+	case len(data) > maxKeyFile:
+		v.errorf(path, "%s is larger than %d bytes, too large for a key", file, maxKeyFile)
+		return nil, "", false
+	}
+	return data, file, true
 }
 
 func (v *validator) pubkey(path string, data []byte) {
@@ -639,6 +713,56 @@ func ResolveInstallPath(projectDir, rel string) (string, error) {
 	return full, nil
 }
 
+func (v *validator) storageItems(path string, st *Storage) {
+	for _, it := range storageList(st) {
+		if it.item != nil {
+			v.storage(path+"."+it.name, it.item.Type, it.item.HostPath, it.item.VolumeName, "auto-volume", "manual-volume", "host", "image")
+		}
+	}
+}
+
+type namedStorage struct {
+	name string
+	item *StorageItem
+}
+
+func storageList(st *Storage) []namedStorage {
+	return []namedStorage{{"app", st.App}, {"data", st.Data}, {"workspace", st.Workspace}}
+}
+
+// mounts checks a stage's mounts. Two mounts on one container path would
+// make Docker refuse to start the container (PeiDocker only warns), and so
+// would a mount on the path of a mounted storage directory (st, stage-2's).
+func (v *validator) mounts(section string, ms []Mount, st *Storage) {
+	dsts := map[string]string{}
+	if st != nil {
+		for _, it := range storageList(st) {
+			if it.item != nil && it.item.Type != "" && it.item.Type != "image" {
+				dsts["/hard/volume/"+it.name] = "storage " + it.name
+			}
+		}
+	}
+	for _, m := range ms {
+		p := section + ".mount." + m.Name
+		v.storage(p, m.Type, m.HostPath, m.VolumeName, "auto-volume", "manual-volume", "host")
+		switch {
+		case m.DstPath == "":
+			v.errorf(p+".dst_path", "dst_path is required: the absolute path inside the container")
+		case !strings.HasPrefix(m.DstPath, "/"):
+			v.errorf(p+".dst_path", "%q must be an absolute path inside the container", m.DstPath)
+		default:
+			clean := filepath.Clean(m.DstPath)
+			if prev, ok := dsts[clean]; ok {
+				v.errorf(p+".dst_path", "%s is already the target of %s; give each mount its own dst_path", clean, prev)
+			}
+			dsts[clean] = fmt.Sprintf("mount %q", m.Name)
+		}
+		if !validName(m.Name) {
+			v.errorf(p, "mount name %q must use letters, digits, '_', '.' or '-'", m.Name)
+		}
+	}
+}
+
 // nameRe is the rule for the names a config gives: secret ids, mounts,
 // volumes and composed images.
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -742,9 +866,25 @@ type portSet struct{ seen []portUse }
 
 var portRe = regexp.MustCompile(`^(?:(?:(\[[0-9a-fA-F:.]+\]|[0-9.]+):)?(\d+(?:-\d+)?):)?(\d+(?:-\d+)?)(?:/(tcp|udp|sctp))?$`)
 
+// portVarRe is a port mapping whose host port is a run-time variable: the
+// one place in a mapping a variable can be written so that the mapping
+// still has one shape whatever its value.
+var portVarRe = regexp.MustCompile(`^(?:(?:\[[0-9a-fA-F:.]+\]|[0-9.]+):)?\$\{[A-Za-z_][A-Za-z0-9_]*(?::-\d+)?\}:\d+(?:/(?:tcp|udp|sctp))?$`)
+
 func (v *validator) ports(path string, ports []string, set *portSet) {
 	for i, p := range ports {
 		pp := fmt.Sprintf("%s[%d]", path, i)
+		if RuntimeVarRe.MatchString(p) {
+			if !portVarRe.MatchString(p) {
+				v.errorf(pp, "%q: a {{VAR}} in a port mapping can only be the whole host port, with a port number as its default, e.g. '{{WEB_PORT:-8080}}:80'", p)
+				continue
+			}
+			// Compose resolves it at run time; checked on its defaults.
+			var all bool
+			if p, all = exampleValue(p, ""); !all {
+				continue
+			}
+		}
 		if strings.Contains(p, "${") {
 			continue // resolved by Compose at run time
 		}

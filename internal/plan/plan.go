@@ -165,7 +165,10 @@ const (
 
 // Volume is one run-time mount.
 type Volume struct {
-	Key    string // config name: app, data, workspace or a mount's name
+	// Key is the Compose volume's key: app, data or workspace for storage,
+	// mount_NAME for a mount. These are PeiDocker's, so a PeiDocker
+	// project's volumes (PROJECT_KEY) keep their data under pei.
+	Key    string
 	Kind   VolumeKind
 	Source string // host path, external volume name, or the auto volume's key
 	Target string
@@ -276,6 +279,9 @@ func New(c config.Config, name string) (Plan, error) {
 		p.Final = &f
 	}
 	p.Compose = c.Compose
+	if c.Stage1.Storage != nil {
+		p.Notes = append(p.Notes, "stage_1.storage has no effect (as in PeiDocker): /soft/app, /soft/data and /soft/workspace are stage-2's; set them in stage_2.storage")
+	}
 	for _, ci := range c.Compose {
 		p.Notes = append(p.Notes, fmt.Sprintf("compose.%s (%s) is built by pei build --stage %s: Compose has no merge or diff of images", ci.Name, ci.Output, ci.Name))
 	}
@@ -410,6 +416,9 @@ func newStage(i int, base config.ImageRef, output string) Stage {
 	s.Root = "/pei-init/" + s.Name
 	s.Script.Stage = i
 	s.Script.Root = s.Root
+	// As in PeiDocker, every container reaches the Docker host by name,
+	// proxy or not: hooks and users rely on it.
+	s.Run.HostGW = true
 	return s
 }
 
@@ -469,7 +478,6 @@ func (b *builder) proxy(s *Stage, p *config.Proxy, aptProxy bool) (imageEnv []co
 	}
 	if p.Address != nil && *p.Address == config.DefaultProxyAddress {
 		s.Build.HostNetwork = true
-		s.Run.HostGW = true
 	}
 	if !global {
 		return nil
@@ -528,15 +536,24 @@ func (b *builder) stage1() Stage {
 			if u.PubkeyText != "" {
 				pu.PubKeys = append(pu.PubKeys, authorizedLines(u.PubkeyText)...)
 			}
-			if u.PubkeyFile != "" {
+			if u.HostPubkey != "" {
+				// A public key from this machine goes into the users script
+				// as pubkey_text does: the project holds no copy to bind.
+				pu.PubKeys = append(pu.PubKeys, authorizedLines(u.HostPubkey)...)
+			} else if u.PubkeyFile != "" {
 				pu.PubKeyFile = "/run/pei/pubkeys/" + u.Name + ".pub"
 				secrets = append(secrets, Mount{Kind: MountBind, Source: config.InstallDir + "/" + u.PubkeyFile, Target: pu.PubKeyFile})
 			}
 			if u.PrivkeyFile != "" || u.PrivkeyText != "" {
 				pu.PrivKeySecret = "pei_privkey_" + u.Name
 				pu.PrivKeyName = privKeyName(u.PrivkeyFile)
+				if u.HostPrivkeyPath != "" {
+					pu.PrivKeyName = privKeyName(u.HostPrivkeyPath)
+				}
+				// privkey_text and a private key from this machine are
+				// written under SecretDir by pei configure (mode 600).
 				file := SecretDir + "/privkey_" + u.Name
-				if u.PrivkeyFile != "" {
+				if u.PrivkeyFile != "" && u.HostPrivkey == "" {
 					file = config.InstallDir + "/" + u.PrivkeyFile
 				}
 				s.Build.Secrets = append(s.Build.Secrets, Secret{ID: pu.PrivKeySecret, File: file})
@@ -554,6 +571,7 @@ func (b *builder) stage1() Stage {
 	b.hookSteps(&s, "stage_1", c.Custom, env)
 
 	s.Run.Ports = stage1Ports(c)
+	s.Run.Volumes = mounts(c.Mount)
 	return s
 }
 
@@ -579,11 +597,7 @@ func (b *builder) stage2() Stage {
 			s.Run.Volumes = append(s.Run.Volumes, v)
 		}
 	}
-	for _, m := range c.Mount {
-		if v, ok := volume(m.Name, m.Type, m.HostPath, m.VolumeName, m.DstPath); ok {
-			s.Run.Volumes = append(s.Run.Volumes, v)
-		}
-	}
+	s.Run.Volumes = append(s.Run.Volumes, mounts(c.Mount)...)
 	s.runInternal("storage directories", "stage_2.storage", b.pos("stage_2.storage"), "storage.sh", false)
 
 	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
@@ -603,6 +617,18 @@ func stage1Ports(s1 config.Stage1) []string {
 		ports = append([]string{fmt.Sprintf("%d:%d", *s1.SSH.HostPort, *s1.SSH.Port)}, ports...)
 	}
 	return ports
+}
+
+// mounts are a stage's own mounts: as in PeiDocker, a stage does not
+// inherit another's.
+func mounts(ms []config.Mount) []Volume {
+	var out []Volume
+	for _, m := range ms {
+		if v, ok := volume("mount_"+m.Name, m.Type, m.HostPath, m.VolumeName, m.DstPath); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func volume(key, typ, hostPath, name, target string) (Volume, bool) {
@@ -728,4 +754,41 @@ func privKeyName(file string) string {
 		return base
 	}
 	return "id_pei"
+}
+
+// ResolveImages returns p with the {{VAR}}s of its image names (bases,
+// outputs, composed images and their layers) resolved as Compose resolves
+// them, for a backend that names the images itself (pei build): lookup is
+// its environment; nil sets nothing, so each variable takes its default.
+func (p Plan) ResolveImages(lookup config.LookupFunc) Plan {
+	r := func(s string) string { return config.ResolveRuntime(s, lookup) }
+	ref := func(x config.ImageRef) config.ImageRef {
+		x.Raw = r(x.Raw)
+		return x
+	}
+	out := p
+	out.Stages = append([]Stage(nil), p.Stages...)
+	for i := range out.Stages {
+		out.Stages[i].Base, out.Stages[i].Output = r(out.Stages[i].Base), r(out.Stages[i].Output)
+	}
+	if p.Final != nil {
+		f := *p.Final
+		f.Base, f.Output = r(f.Base), r(f.Output)
+		out.Final = &f
+	}
+	out.Compose = append([]config.Composed(nil), p.Compose...)
+	for i, ci := range out.Compose {
+		ci.Output = r(ci.Output)
+		ci.Layers = append([]config.Layer(nil), ci.Layers...)
+		for j, l := range ci.Layers {
+			l.Image = ref(l.Image)
+			if l.Diff != nil {
+				d := config.Diff{Lower: ref(l.Diff.Lower), Upper: ref(l.Diff.Upper)}
+				l.Diff = &d
+			}
+			ci.Layers[j] = l
+		}
+		out.Compose[i] = ci
+	}
+	return out
 }

@@ -237,3 +237,75 @@ func TestBaseLayout(t *testing.T) {
 		}
 	}
 }
+
+// Each stage's container gets its own stage's mounts (PeiDocker's meaning),
+// named as PeiDocker names them; stage_1.storage has no effect but a note.
+func TestStageMounts(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+  storage: {app: {type: auto-volume}}
+  mount:
+    apt_cache: {type: auto-volume, dst_path: /var/cache/apt}
+    shared: {type: manual-volume, volume_name: team-data, dst_path: /shared}
+stage_2:
+  storage: {data: {type: auto-volume}}
+  mount:
+    home: {type: host, host_path: /srv/home, dst_path: /home/me}
+`)
+	vols := func(s Stage) string {
+		var out []string
+		for _, v := range s.Run.Volumes {
+			out = append(out, string(v.Kind)+" "+v.Key+" "+v.Source+" "+v.Target)
+		}
+		return strings.Join(out, "\n")
+	}
+	for _, tc := range []struct {
+		stage Stage
+		want  string
+	}{
+		{p.Stages[0], "auto-volume mount_apt_cache mount_apt_cache /var/cache/apt\nmanual-volume mount_shared team-data /shared"},
+		{p.Stages[1], "auto-volume data data /hard/volume/data\nhost mount_home /srv/home /home/me"},
+	} {
+		if got := vols(tc.stage); got != tc.want {
+			t.Errorf("%s volumes:\n%s\nwant:\n%s", tc.stage.Name, got, tc.want)
+		}
+	}
+	if !strings.Contains(strings.Join(p.Notes, "\n"), "stage_1.storage has no effect") {
+		t.Errorf("no note for stage_1.storage: %q", p.Notes)
+	}
+}
+
+// pei build names the images as Compose would: each {{VAR}} from its
+// environment, else its default; the plan it was given is unchanged.
+func TestResolveImages(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: '{{BASE:-debian:bookworm}}', output: 'app:{{TAG:-dev}}'}
+stage_2:
+  image: {output: 'app:{{TAG:-dev}}-2'}
+  final: {output: 'app:{{TAG}}-final', keep: [/opt/app]}
+compose:
+  rt: {output: 'rt:{{TAG:-dev}}', layers: [{image: 'app:{{TAG:-dev}}'}]}
+`)
+	env := map[string]string{"TAG": "v2"}
+	for _, tc := range []struct {
+		lookup config.LookupFunc
+		want   string
+	}{
+		{nil, "debian:bookworm app:dev | app:dev app:dev-2 | debian:bookworm app:-final | rt:dev app:dev"},
+		{func(k string) (string, bool) { v, ok := env[k]; return v, ok }, "debian:bookworm app:v2 | app:v2 app:v2-2 | debian:bookworm app:v2-final | rt:v2 app:v2"},
+	} {
+		r := p.ResolveImages(tc.lookup)
+		got := strings.Join([]string{
+			r.Stages[0].Base + " " + r.Stages[0].Output, r.Stages[1].Base + " " + r.Stages[1].Output,
+			r.Final.Base + " " + r.Final.Output, r.Compose[0].Output + " " + r.Compose[0].Layers[0].Image.Raw,
+		}, " | ")
+		if got != tc.want {
+			t.Errorf("resolved: %s\nwant:     %s", got, tc.want)
+		}
+	}
+	if p.Stages[0].Output != "app:${TAG:-dev}" || p.Final.Output != "app:${TAG}-final" || p.Compose[0].Layers[0].Image.Raw != "app:${TAG:-dev}" {
+		t.Errorf("ResolveImages changed the plan it was given: %s %s %s", p.Stages[0].Output, p.Final.Output, p.Compose[0].Layers[0].Image.Raw)
+	}
+}

@@ -84,7 +84,7 @@ func dockerignore(exclude []string) fileOut {
 func excludes(c config.Config) []string {
 	var keys []string
 	for _, u := range c.Stage1.SSH.Users {
-		if u.PrivkeyFile != "" {
+		if u.PrivkeyFile != "" && u.HostPrivkey == "" {
 			keys = append(keys, config.InstallDir+"/"+filepath.ToSlash(filepath.Clean(u.PrivkeyFile)))
 		}
 	}
@@ -106,13 +106,13 @@ func stage2Base(c config.Config) *config.ImageRef {
 	return c.Stage2.Image.Base
 }
 
-// inlineKeys writes privkey_text keys where the build can take them as
-// secrets: under .pei/secrets, mode 600, outside the build context.
+// inlineKeys writes privkey_text keys, and private keys read from this
+// machine, where the build can take them as secrets: under .pei/secrets,
+// mode 600, outside the build context.
 func inlineKeys(c config.Config) []fileOut {
 	var out []fileOut
 	for _, u := range c.Stage1.SSH.Users {
-		if u.PrivkeyText != "" {
-			text := u.PrivkeyText
+		if text := u.PrivkeyText + u.HostPrivkey; text != "" {
 			if !strings.HasSuffix(text, "\n") {
 				text += "\n"
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
 )
 
@@ -55,9 +56,10 @@ func service(p plan.Plan, s plan.Stage, proj *types.Project, full bool) (types.S
 		svc.Restart = "no"
 		svc.StdinOpen = true
 	}
-	if len(s.Build.Args) > 0 {
+	_, _, fromArgs := fromImages(p, s, false)
+	if args := append(append([]config.EnvVar(nil), s.Build.Args...), fromArgs...); len(args) > 0 {
 		svc.Build.Args = types.MappingWithEquals{}
-		for _, a := range s.Build.Args {
+		for _, a := range args {
 			v := composeValue(a.Value)
 			svc.Build.Args[a.Name] = &v
 		}
@@ -87,9 +89,22 @@ func service(p plan.Plan, s plan.Stage, proj *types.Project, full bool) (types.S
 		}
 	}
 	for _, port := range s.Run.Ports {
-		ps, err := types.ParsePortConfig(port)
+		// config allows a {{VAR}} only as the whole host port of one
+		// port: the mapping is parsed with a stand-in for it and keeps the
+		// variable as its published port, for Compose to resolve.
+		hostVar := config.RuntimeVarRe.FindString(port)
+		parsed := port
+		if hostVar != "" {
+			parsed = strings.Replace(port, hostVar, "1", 1)
+		}
+		ps, err := types.ParsePortConfig(parsed)
 		if err != nil {
 			return svc, fmt.Errorf("port %q: %w", port, err)
+		}
+		for i := range ps {
+			if hostVar != "" {
+				ps[i].Published = hostVar
+			}
 		}
 		svc.Ports = append(svc.Ports, ps...)
 	}

@@ -22,7 +22,9 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 	"sq":       ShellQuote,
 	"dfq":      dockerfileQuote,
 	"dfword":   dockerfileWord,
+	"dffrom":   dockerfileFrom,
 	"comment":  commentText,
+	"argdef":   argDefault,
 	"json":     func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
 	"mount":    mountFlag,
 	"carryDir": func() string { return plan.CarryDir },
@@ -103,22 +105,55 @@ type dockerStep struct {
 // and stage-2 builds on the stage-1 target.
 func Dockerfile(p plan.Plan, s plan.Stage, configFile string, merged bool) ([]byte, error) {
 	steps := dockerSteps(s.Steps, configFile)
-	base, as := s.Base, ""
-	if merged && s.BaseStage > 0 {
-		base = fmt.Sprintf("stage-%d", s.BaseStage)
-	}
+	base, carry, args := fromImages(p, s, merged)
+	as := ""
 	if merged {
 		as = s.Name
+		// A merged Dockerfile's ARGs for FROM must come before its first
+		// FROM: Merged writes them all there.
+		args = nil
 	}
 	data := map[string]any{
 		"Name": s.Name, "Project": p.Name, "ConfigFile": path.Base(configFile),
-		"Base": base, "As": as, "Steps": steps, "Root": s.Root,
+		"Base": base, "As": as, "Steps": steps, "Root": s.Root, "Args": args,
 	}
 	if c := s.Carry; c != nil {
 		// Compose builds the final image after the stage it keeps paths of.
-		data["Carry"] = map[string]any{"From": c.From, "Image": p.Stages[c.From-1].Output, "Steps": dockerSteps(c.Steps, configFile)}
+		data["Carry"] = map[string]any{"From": c.From, "Image": carry, "Steps": dockerSteps(c.Steps, configFile)}
 	}
 	return execute("Dockerfile.tmpl", data)
+}
+
+// fromImages are the images a stage's Dockerfile starts FROM (its base, and
+// its carry image or ""), as written there. An image name holding {{VAR}}s
+// cannot be written in FROM as it is: it becomes a build argument (args:
+// its name and the config's value), which Compose resolves from its
+// environment as it does the image names of docker-compose.yml, and whose
+// default in the Dockerfile is the name at its variables' defaults.
+func fromImages(p plan.Plan, s plan.Stage, merged bool) (base, carry string, args []config.EnvVar) {
+	from := func(arg, image string) string {
+		if !config.RuntimeVarRe.MatchString(image) {
+			return image
+		}
+		args = append(args, config.EnvVar{Name: arg, Value: image})
+		return "${" + arg + "}"
+	}
+	switch {
+	case merged && s.BaseStage > 0:
+		base = fmt.Sprintf("stage-%d", s.BaseStage)
+	default:
+		base = from(fmt.Sprintf("PEI_STAGE_%d_BASE", s.Index), s.Base)
+	}
+	if c := s.Carry; c != nil {
+		carry = from("PEI_CARRY_IMAGE", p.Stages[c.From-1].Output)
+	}
+	return base, carry, args
+}
+
+// argDefault is a FROM argument's default in a Dockerfile: the image name
+// with its variables at their defaults.
+func argDefault(image string) (string, error) {
+	return dockerfileQuote(config.ResolveRuntime(image, nil))
 }
 
 func dockerSteps(in []plan.Step, configFile string) []dockerStep {
@@ -230,6 +265,19 @@ func dockerfileWord(s string) (string, error) {
 	return s, nil
 }
 
+// argRefRe is a FROM image that is one of pei's own ARGs (fromImages),
+// which Compose or pei build fill with the image name.
+var argRefRe = regexp.MustCompile(`^\$\{PEI_[A-Z0-9_]+\}$`)
+
+// dockerfileFrom writes the image of a FROM line: a word (dockerfileWord),
+// or a reference to one of pei's FROM arguments.
+func dockerfileFrom(s string) (string, error) {
+	if argRefRe.MatchString(s) {
+		return s, nil
+	}
+	return dockerfileWord(s)
+}
+
 // commentText puts s in a Dockerfile comment: a control character, which
 // could end the comment line and start an instruction, becomes a space.
 func commentText(s string) string {
@@ -282,9 +330,8 @@ func mountValue(fields []string) (string, error) {
 	return "--mount=" + v, nil
 }
 
-var runtimeVarRe = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
-
-// composeValue escapes a value for docker-compose.yml: ${VAR} stays for
+// composeValue escapes a value for docker-compose.yml: ${VAR} (and
+// ${VAR:-default}, see config.RuntimeVarRe) stays for
 // Compose to resolve at run time (pei writes {{VAR}} so), any other $ is
 // literal.
 func composeValue(s string) string {
@@ -325,7 +372,7 @@ func escapeRefs(e config.EnvVar, esc *strings.Replacer, ref func(name string) st
 func keepRuntimeVars(s string, esc *strings.Replacer) string {
 	var b strings.Builder
 	last := 0
-	for _, loc := range runtimeVarRe.FindAllStringIndex(s, -1) {
+	for _, loc := range config.RuntimeVarRe.FindAllStringIndex(s, -1) {
 		b.WriteString(esc.Replace(s[last:loc[0]]))
 		b.WriteString(s[loc[0]:loc[1]])
 		last = loc[1]

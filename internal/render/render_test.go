@@ -209,3 +209,77 @@ func TestShellcheck(t *testing.T) {
 		t.Errorf("shellcheck:\n%s", out)
 	}
 }
+
+// An image name with {{VAR}}s reaches FROM through a build argument that
+// Compose resolves like the image names it builds, so stage-2 builds on
+// the stage-1 image Compose named; a {{VAR}} host port is Compose's too.
+func TestRuntimeVarsInImagesAndPorts(t *testing.T) {
+	cfg, err := config.Parse([]byte(`
+stage_1:
+  image: {base: '{{BASE:-debian:bookworm}}', output: 'app:{{TAG:-dev}}'}
+stage_2:
+  image: {output: 'app:{{TAG:-dev}}-2'}
+  ports: ['{{WEB:-18080}}:80']
+`), "user_config.yml", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := plan.New(config.WithDefaults(cfg), "vars")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := render.Files(p, render.Options{ConfigFile: "user_config.yml", WithMerged: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range files {
+		got[f.Path] = string(f.Data)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{"stage-1.Dockerfile", "ARG PEI_STAGE_1_BASE=\"debian:bookworm\"\nFROM ${PEI_STAGE_1_BASE}\n"},
+		{"stage-2.Dockerfile", "ARG PEI_STAGE_2_BASE=\"app:dev\"\nFROM ${PEI_STAGE_2_BASE}\n"},
+		{"merged.Dockerfile", "ARG PEI_STAGE_1_BASE=\"debian:bookworm\"\n# stage-1"},
+		{"merged.Dockerfile", "FROM ${PEI_STAGE_1_BASE} AS stage-1\n"},
+		{"merged.Dockerfile", "FROM stage-1 AS stage-2\n"},
+		{"build-merged.sh", `-t "app:${TAG:-dev}" --build-arg "PEI_STAGE_1_BASE=${BASE:-debian:bookworm}"`},
+	} {
+		if !strings.Contains(got[tc.file], tc.want) {
+			t.Errorf("%s does not hold %q:\n%s", tc.file, tc.want, got[tc.file])
+		}
+	}
+	if strings.Count(got["merged.Dockerfile"], "ARG PEI_") != 1 {
+		t.Errorf("merged.Dockerfile: want one ARG, before the first FROM:\n%s", got["merged.Dockerfile"])
+	}
+
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(got["docker-compose.yml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		env                       types.Mapping
+		image1, image2, from, pub string
+	}{
+		{types.Mapping{}, "app:dev", "app:dev-2", "app:dev", "18080"},
+		{types.Mapping{"TAG": "v2", "WEB": "9000", "BASE": "debian:trixie"}, "app:v2", "app:v2-2", "app:v2", "9000"},
+	} {
+		proj, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
+			WorkingDir:  dir,
+			ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "docker-compose.yml")}},
+			Environment: tc.env,
+		}, func(o *loader.Options) { o.SetProjectName("vars", true); o.Profiles = []string{"*"} })
+		if err != nil {
+			t.Fatalf("compose-go: %v\n%s", err, got["docker-compose.yml"])
+		}
+		s1, s2 := proj.Services["stage-1"], proj.Services["stage-2"]
+		if s1.Image != tc.image1 || s2.Image != tc.image2 {
+			t.Errorf("env %v: images %q, %q; want %q, %q", tc.env, s1.Image, s2.Image, tc.image1, tc.image2)
+		}
+		if a := s2.Build.Args["PEI_STAGE_2_BASE"]; a == nil || *a != tc.from {
+			t.Errorf("env %v: stage-2 builds FROM %v, want %q (stage-1's image)", tc.env, a, tc.from)
+		}
+		if len(s2.Ports) != 1 || s2.Ports[0].Published != tc.pub || s2.Ports[0].Target != 80 {
+			t.Errorf("env %v: stage-2 ports %+v, want %s:80", tc.env, s2.Ports, tc.pub)
+		}
+	}
+}
