@@ -277,8 +277,47 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(k, join(path, k.Value), "%s", msg)
 			continue
 		}
+		if rv := v.Type().Field(index[found]).Tag.Get("runvar"); rv != "" && d.runVar(val, v.Field(index[found]), v.FieldByName(rv), join(path, k.Value)) {
+			continue
+		}
 		d.decode(val, v.Field(index[found]), join(path, k.Value), keyed[found])
 	}
+}
+
+// runVar decodes an integer field (a *int) that may also be written as a
+// whole {{VAR}} or {{VAR:-default}}, as PeiDocker takes ssh.host_port: ref
+// gets the ${VAR:-default} for Compose, the field its default. It reports
+// whether the value held a run-time variable (and so was handled).
+func (d *decoder) runVar(n *yaml.Node, field, ref reflect.Value, path string) bool {
+	r := n
+	for r != nil && r.Kind == yaml.AliasNode {
+		r = r.Alias
+	}
+	if r == nil || r.Kind != yaml.ScalarNode || isNull(r) || !strings.Contains(r.Value, "{{") {
+		return false
+	}
+	s, refs, err := interpolateRefs(r.Value, d.lookup)
+	if err != nil || len(refs) == 0 {
+		return false // decode reports the error, or the value is not a variable
+	}
+	r = d.resolve(n, path)
+	d.pos[path] = Pos{r.Line, r.Column}
+	if len(refs) != 1 || refs[0] != (Span{Start: 0, End: len(s)}) {
+		d.errorf(r, path, "%q: a {{VAR}} here must be the whole value, as in {{SSH_HOST_PORT:-2222}}", r.Value)
+		return true
+	}
+	ref.SetString(s)
+	if g := RuntimeVarRe.FindStringSubmatch(s); g != nil && g[2] != "" {
+		i, err := strconv.Atoi(strings.TrimSpace(g[2][2:]))
+		if err != nil {
+			d.errorf(r, path, "%q: the default of a {{VAR:-default}} here must be an integer", r.Value)
+			return true
+		}
+		p := reflect.New(field.Type().Elem())
+		p.Elem().SetInt(int64(i))
+		field.Set(p)
+	}
+	return true
 }
 
 // decodeKeyed reads a mapping of name -> struct into a slice of structs whose

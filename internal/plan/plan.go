@@ -659,7 +659,12 @@ func uniqueNames(lists ...[]string) []string {
 
 func stage1Ports(s1 config.Stage1) []string {
 	ports := append([]string(nil), s1.Ports...)
-	if *s1.SSH.Enable && s1.SSH.HostPort != nil {
+	switch {
+	case !*s1.SSH.Enable:
+	case s1.SSH.HostPortVar != "":
+		// Compose resolves the variable as the published port.
+		ports = append([]string{fmt.Sprintf("%s:%d", s1.SSH.HostPortVar, *s1.SSH.Port)}, ports...)
+	case s1.SSH.HostPort != nil:
 		ports = append([]string{fmt.Sprintf("%d:%d", *s1.SSH.HostPort, *s1.SSH.Port)}, ports...)
 	}
 	return ports
