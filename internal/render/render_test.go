@@ -266,7 +266,7 @@ stage_2:
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		env                                types.Mapping
+		env                               types.Mapping
 		image1, image2, from, pub, sshPub string
 	}{
 		{types.Mapping{}, "app:dev", "app:dev-2", "app:dev", "18080", "2230"},
