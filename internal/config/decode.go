@@ -89,6 +89,7 @@ type textValue interface{ setRaw(string) }
 var (
 	textValueType = reflect.TypeOf((*textValue)(nil)).Elem()
 	imageRefType  = reflect.TypeOf(ImageRef{})
+	hookType      = reflect.TypeOf(Hook{})
 )
 
 // dollarOutsideRefs reports whether s has a $ outside its run-time references.
@@ -132,6 +133,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 		// written as $$ would be taken for one, and no image name holds a $.
 		if t == imageRefType && dollarOutsideRefs(s, refs) {
 			d.errorf(n, path, "%q: an image name cannot hold a literal $ (write {{VAR}} for a variable resolved when the image is built or run, ${VAR} for one pei configure fills in)", s)
+			return
+		}
+		// A hook entry goes into generated scripts, where no Compose
+		// resolves a {{VAR}}, and once written as ${VAR} it could not be
+		// told from a literal $${VAR}: PeiDocker refuses it too.
+		if t == hookType && len(refs) > 0 {
+			d.errorf(n, path, "%q: {{VAR}} cannot be used in a hook entry (it runs from a generated script, which Compose does not fill in); write $VAR for a variable the shell expands inside the container when the hook runs, or ${VAR} for one pei configure fills in", n.Value)
 			return
 		}
 		v.Addr().Interface().(textValue).setRaw(s)
