@@ -70,7 +70,7 @@ PeiDocker's quick templates (its "minimal" is pei's ssh), on Ubuntu 24.04:
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Dir, "project-dir", "p", "", "project directory (created if missing)")
-	cmd.Flags().StringVar(&opts.Quick, "quick", "ssh", "quick start: "+strings.Join(project.QuickModes, "|"))
+	cmd.Flags().StringVarP(&opts.Quick, "quick", "q", "ssh", "quick start: "+strings.Join(project.QuickModes, "|"))
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "overwrite the scaffold files of an existing project")
 	cmd.Flags().StringVar(&opts.Base, "base", "", "base image of stage-1 (default: the quick start's, debian:bookworm for pei's)")
 	_ = cmd.MarkFlagRequired("project-dir")
