@@ -153,6 +153,39 @@ func TestStageLLB(t *testing.T) {
 	}
 }
 
+// pei build's images carry PeiDocker's path variables as the Dockerfile
+// does: in the image config, and in the environment of the run steps after
+// them (so an on_build argument $PEI_SOFT_DATA expands as PeiDocker's).
+func TestPeiDockerEnvLLB(t *testing.T) {
+	p := testPlan(t)
+	ctx := Context("t", nil)
+	st1, cfg1 := StageLLB(p.Stages[0], llb.Image("docker.io/library/debian:bookworm"), ocispecs.Image{}, ctx, llb.Scratch(), nil, nil, "")
+	st2, cfg2 := StageLLB(p.Stages[1], st1, cfg1, ctx, llb.Scratch(), nil, nil, "")
+	def, err := st2.Marshal(context.Background(), llb.LinuxAmd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lastEnv []string // the environment of stage-2's last exec
+	for _, dt := range def.Def {
+		var op pb.Op
+		if err := op.UnmarshalVT(dt); err != nil {
+			t.Fatal(err)
+		}
+		if e := op.GetExec(); e != nil && strings.Contains(strings.Join(e.Meta.Args, " "), "stage-2") {
+			lastEnv = e.Meta.Env
+		}
+	}
+	for _, want := range []string{"PEI_STAGE_DIR_1=/pei-init/stage-1", "PEI_STAGE_DIR_2=/pei-init/stage-2", "PEI_PATH_HARD=/hard", "PEI_PATH_SOFT=/soft",
+		"PEI_SOFT_APPS=/soft/app", "PEI_SOFT_DATA=/soft/data", "PEI_SOFT_WORKSPACE=/soft/workspace", "PEI_PREFIX_VOLUME=volume", "PEI_PREFIX_IMAGE=image"} {
+		if !strings.Contains(" "+strings.Join(cfg2.Config.Env, " ")+" ", " "+want+" ") {
+			t.Errorf("stage-2 image config lacks %s: %v", want, cfg2.Config.Env)
+		}
+		if !strings.Contains(" "+strings.Join(lastEnv, " ")+" ", " "+want+" ") {
+			t.Errorf("stage-2 run steps lack %s: %v", want, lastEnv)
+		}
+	}
+}
+
 // The same plan gives the same LLB digest (no map order, no time).
 func TestStageLLBDeterministic(t *testing.T) {
 	digest := func() string {

@@ -48,9 +48,16 @@ Quick starts:
   minimal  no SSH server
   ssh      an SSH server with one user (the default)
   gpu      like ssh, with all NVIDIA GPUs reserved
-  full     like ssh, with a root login and an extra host mount`,
+  full     like ssh, with a root login and an extra host mount
+PeiDocker's quick templates (its "minimal" is pei's ssh), on Ubuntu 24.04:
+  cn-demo  aliyun apt mirror, sshd on 333, root login, a host data folder,
+           me's home on a volume, pixi and uv from Chinese mirrors
+  cn-dev   like cn-demo with the tuna mirror, sshd on 22 and a host proxy
+           on port 7890 (not enabled)
+  cn-ml    cn-dev on CUDA with GPUs and vision libraries`,
 		Example: `  pei create -p ./my-env
-  pei create -p ./my-env --quick minimal --base debian:bookworm-slim`,
+  pei create -p ./my-env --quick minimal --base debian:bookworm-slim
+  pei create -p ./my-env --quick cn-dev`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			files, err := project.Create(opts)
@@ -63,9 +70,9 @@ Quick starts:
 		},
 	}
 	cmd.Flags().StringVarP(&opts.Dir, "project-dir", "p", "", "project directory (created if missing)")
-	cmd.Flags().StringVar(&opts.Quick, "quick", "ssh", "quick start: "+strings.Join(project.QuickModes, "|"))
+	cmd.Flags().StringVarP(&opts.Quick, "quick", "q", "ssh", "quick start: "+strings.Join(project.QuickModes, "|"))
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "overwrite the scaffold files of an existing project")
-	cmd.Flags().StringVar(&opts.Base, "base", "debian:bookworm", "base image of stage-1")
+	cmd.Flags().StringVar(&opts.Base, "base", "", "base image of stage-1 (default: the quick start's, debian:bookworm for pei's)")
 	_ = cmd.MarkFlagRequired("project-dir")
 	return cmd
 }

@@ -89,6 +89,7 @@ type textValue interface{ setRaw(string) }
 var (
 	textValueType = reflect.TypeOf((*textValue)(nil)).Elem()
 	imageRefType  = reflect.TypeOf(ImageRef{})
+	hookType      = reflect.TypeOf(Hook{})
 )
 
 // dollarOutsideRefs reports whether s has a $ outside its run-time references.
@@ -132,6 +133,13 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 		// written as $$ would be taken for one, and no image name holds a $.
 		if t == imageRefType && dollarOutsideRefs(s, refs) {
 			d.errorf(n, path, "%q: an image name cannot hold a literal $ (write {{VAR}} for a variable resolved when the image is built or run, ${VAR} for one pei configure fills in)", s)
+			return
+		}
+		// A hook entry goes into generated scripts, where no Compose
+		// resolves a {{VAR}}, and once written as ${VAR} it could not be
+		// told from a literal $${VAR}: PeiDocker refuses it too.
+		if t == hookType && len(refs) > 0 {
+			d.errorf(n, path, "%q: {{VAR}} cannot be used in a hook entry (it runs from a generated script, which Compose does not fill in); write $VAR for a variable the shell expands inside the container when the hook runs, or ${VAR} for one pei configure fills in", n.Value)
 			return
 		}
 		v.Addr().Interface().(textValue).setRaw(s)
@@ -277,8 +285,47 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.errorf(k, join(path, k.Value), "%s", msg)
 			continue
 		}
+		if rv := v.Type().Field(index[found]).Tag.Get("runvar"); rv != "" && d.runVar(val, v.Field(index[found]), v.FieldByName(rv), join(path, k.Value)) {
+			continue
+		}
 		d.decode(val, v.Field(index[found]), join(path, k.Value), keyed[found])
 	}
+}
+
+// runVar decodes an integer field (a *int) that may also be written as a
+// whole {{VAR}} or {{VAR:-default}}, as PeiDocker takes ssh.host_port: ref
+// gets the ${VAR:-default} for Compose, the field its default. It reports
+// whether the value held a run-time variable (and so was handled).
+func (d *decoder) runVar(n *yaml.Node, field, ref reflect.Value, path string) bool {
+	r := n
+	for r != nil && r.Kind == yaml.AliasNode {
+		r = r.Alias
+	}
+	if r == nil || r.Kind != yaml.ScalarNode || isNull(r) || !strings.Contains(r.Value, "{{") {
+		return false
+	}
+	s, refs, err := interpolateRefs(r.Value, d.lookup)
+	if err != nil || len(refs) == 0 {
+		return false // decode reports the error, or the value is not a variable
+	}
+	r = d.resolve(n, path)
+	d.pos[path] = Pos{r.Line, r.Column}
+	if len(refs) != 1 || refs[0] != (Span{Start: 0, End: len(s)}) {
+		d.errorf(r, path, "%q: a {{VAR}} here must be the whole value, as in {{SSH_HOST_PORT:-2222}}", r.Value)
+		return true
+	}
+	ref.SetString(s)
+	if g := RuntimeVarRe.FindStringSubmatch(s); g != nil && g[2] != "" {
+		i, err := strconv.Atoi(strings.TrimSpace(g[2][2:]))
+		if err != nil {
+			d.errorf(r, path, "%q: the default of a {{VAR:-default}} here must be an integer", r.Value)
+			return true
+		}
+		p := reflect.New(field.Type().Elem())
+		p.Elem().SetInt(int64(i))
+		field.Set(p)
+	}
+	return true
 }
 
 // decodeKeyed reads a mapping of name -> struct into a slice of structs whose

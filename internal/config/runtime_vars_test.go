@@ -65,3 +65,45 @@ func TestResolveRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestSSHHostPortVar: stage_1.ssh.host_port takes a whole {{VAR}} or
+// {{VAR:-default}} as PeiDocker takes ${SSH_HOST_PORT:-2230}: kept for
+// Compose, checked (range, clashes) at its default.
+func TestSSHHostPortVar(t *testing.T) {
+	for _, tc := range []struct {
+		name, hostPort, ports string
+		env                   map[string]string
+		wantPort              int // 0: nil
+		wantVar, wantErr      string
+	}{
+		{name: "default", hostPort: "'{{SSH_HOST_PORT:-2230}}'", wantPort: 2230, wantVar: "${SSH_HOST_PORT:-2230}"},
+		{name: "spaces", hostPort: "'{{ SSH_HOST_PORT:-2230 }}'", wantPort: 2230, wantVar: "${SSH_HOST_PORT:-2230}"},
+		{name: "no default", hostPort: "'{{SSH_HOST_PORT}}'", wantVar: "${SSH_HOST_PORT}"},
+		{name: "configure time", hostPort: "'${SSH_HOST_PORT:-2230}'", env: map[string]string{"SSH_HOST_PORT": "2300"}, wantPort: 2300},
+		{name: "integer", hostPort: "2222", wantPort: 2222},
+		{name: "default out of range", hostPort: "'{{P:-99999}}'", wantErr: "user_config.yml:4:16: stage_1.ssh.host_port: 99999 is not a port number (1-65535)"},
+		{name: "default not a number", hostPort: "'{{P:-ssh}}'", wantErr: `user_config.yml:4:16: stage_1.ssh.host_port: "{{P:-ssh}}": the default of a {{VAR:-default}} here must be an integer`},
+		{name: "part of the value", hostPort: "'2{{P}}'", wantErr: `user_config.yml:4:16: stage_1.ssh.host_port: "2{{P}}": a {{VAR}} here must be the whole value, as in {{SSH_HOST_PORT:-2222}}`},
+		{name: "default clashes", hostPort: "'{{P:-8080}}'", ports: "  ports: ['8080:80']\n", wantErr: "8080"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parse(t, "", "stage_1:\n  image: {base: debian:bookworm}\n  ssh:\n    host_port: "+tc.hostPort+"\n"+tc.ports, tc.env)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			got := 0
+			if c.Stage1.SSH.HostPort != nil {
+				got = *c.Stage1.SSH.HostPort
+			}
+			if got != tc.wantPort || c.Stage1.SSH.HostPortVar != tc.wantVar {
+				t.Errorf("host_port %d, variable %q; want %d, %q", got, c.Stage1.SSH.HostPortVar, tc.wantPort, tc.wantVar)
+			}
+		})
+	}
+}

@@ -46,6 +46,10 @@ func schemaOf(t reflect.Type, doc string, keyed bool) obj {
 				continue
 			}
 			fs := schemaOf(f.Type, f.Tag.Get("doc"), f.Tag.Get("key") != "")
+			if f.Tag.Get("runvar") != "" {
+				// An integer that may also be a {{VAR}} (see decoder.runVar).
+				fs = obj{"anyOf": []any{obj{"type": "integer"}, obj{"type": "string", "pattern": `^(\$\{|\{\{)`}, obj{"type": "null"}}, "description": f.Tag.Get("doc")}
+			}
 			if enum := f.Tag.Get("enum"); enum != "" {
 				if f.Type.Kind() == reflect.Slice {
 					fs["items"] = obj{"enum": strings.Split(enum, "|")} // a list of them

@@ -98,10 +98,10 @@ func TestHookParsedOnce(t *testing.T) {
 		{`a.sh "two words" ''single quoted'' ""`, `a.sh "two words" 'single quoted' ""`, "a.sh", []Arg{LitArg("two words"), LitArg("single quoted"), {}}},
 		{`a.sh --name="x y" $HOME`, `a.sh --name="x y" $HOME`, "a.sh", []Arg{LitArg("--name=x y"), {{Var: "HOME"}}}},
 		{`"dir with space/a.sh" ${V}`, `"dir with space/a.sh" v1`, "dir with space/a.sh", lits("v1")},
-		// Variables expand in the container: $NAME, ${NAME} (written $${NAME}
-		// or {{NAME}}), unquoted or in double quotes, never in single quotes.
+		// Variables expand in the container: $NAME, ${NAME} (written $${NAME};
+		// {{NAME}} is refused), unquoted or in double quotes, never in single quotes.
 		{`a.sh --cache-dir=$PEI_SOFT_DATA/cache`, `a.sh --cache-dir=$PEI_SOFT_DATA/cache`, "a.sh", []Arg{{{Lit: "--cache-dir="}, {Var: "PEI_SOFT_DATA"}, {Lit: "/cache"}}}},
-		{`a.sh "$${HOME}x" {{U}}`, `a.sh "${HOME}x" ${U}`, "a.sh", []Arg{{{Var: "HOME"}, {Lit: "x"}}, {{Var: "U"}}}},
+		{`a.sh "$${HOME}x" $${U}`, `a.sh "${HOME}x" ${U}`, "a.sh", []Arg{{{Var: "HOME"}, {Lit: "x"}}, {{Var: "U"}}}},
 		{`a.sh ''$HOME'' \$HOME "\$HOME"`, `a.sh '$HOME' \$HOME "\$HOME"`, "a.sh", lits("$HOME", "$HOME", "$HOME")},
 		// A backslash in double quotes is kept unless it escapes $ ` " \.
 		{`a.sh "i\j" "a\\b" "q\"q" i\j`, `a.sh "i\j" "a\\b" "q\"q" i\j`, "a.sh", lits(`i\j`, `a\b`, `q"q`, "ij")},

@@ -81,10 +81,14 @@ type Image struct {
 
 // SSH configures the OpenSSH server.
 type SSH struct {
-	Enable   *bool  `yaml:"enable" default:"true" doc:"Install and start an OpenSSH server (default true when the ssh section exists)."`
-	Port     *int   `yaml:"port" default:"22" doc:"Port sshd listens on inside the container (default 22)."`
-	HostPort *int   `yaml:"host_port" doc:"Port published on the host for SSH (default: not published)."`
-	Users    []User `yaml:"users" key:"name" doc:"Login users keyed by name; 'root' configures the root account."`
+	Enable   *bool `yaml:"enable" default:"true" doc:"Install and start an OpenSSH server (default true when the ssh section exists)."`
+	Port     *int  `yaml:"port" default:"22" doc:"Port sshd listens on inside the container (default 22)."`
+	HostPort *int  `yaml:"host_port" runvar:"HostPortVar" doc:"Port published on the host for SSH (default: not published); may be a {{VAR:-default}} that Compose resolves, checked at its default."`
+	// HostPortVar is host_port written as a {{VAR}}: the ${VAR} or
+	// ${VAR:-default} Compose resolves. HostPort is then its default, or
+	// nil when it has none.
+	HostPortVar string `yaml:"-"`
+	Users       []User `yaml:"users" key:"name" doc:"Login users keyed by name; 'root' configures the root account."`
 }
 
 // User is one SSH login user.

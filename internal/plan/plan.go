@@ -503,6 +503,7 @@ func (b *builder) stage1() Stage {
 	aptProxy := *c.Apt.UseProxy && c.Proxy.Port != nil
 	proxyImageEnv := b.proxy(&s, c.Proxy, aptProxy)
 
+	s.Steps = append(s.Steps, peiDockerEnvStep(stageDirEnv(1)))
 	sys := &System{SSH: *c.SSH.Enable, SSHPort: *c.SSH.Port, KeepRepo: *c.Apt.KeepRepoAfterBuild, KeepAptPxy: *c.Apt.KeepProxyAfterBuild}
 	var extra []Mount
 	switch src := c.Apt.RepoSource; {
@@ -566,7 +567,7 @@ func (b *builder) stage1() Stage {
 
 	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
 	s.Script.Env = c.Environment
-	s.Script.EnvNames = envNames(c.Environment)
+	s.Script.EnvNames = uniqueNames(envNames(stageDirEnv(1)), envNames(c.Environment))
 	s.Run.Env = append(s.Run.Env, c.Environment...)
 	b.hookSteps(&s, "stage_1", c.Custom, env)
 
@@ -590,6 +591,7 @@ func (b *builder) stage2() Stage {
 			s.Script.Owner = u.Name
 		}
 	}
+	s.Steps = append(s.Steps, peiDockerEnvStep(append(stageDirEnv(2), StorageEnv...)))
 	s.Script.Storage = []string{"app", "data", "workspace"}
 	items := []*config.StorageItem{c.Storage.App, c.Storage.Data, c.Storage.Workspace}
 	for i, key := range s.Script.Storage {
@@ -602,7 +604,7 @@ func (b *builder) stage2() Stage {
 
 	env := append(append([]config.EnvVar(nil), proxyImageEnv...), c.Environment...)
 	s.Script.Env = c.Environment
-	s.Script.EnvNames = append(envNames(s1.Environment), envNames(c.Environment)...)
+	s.Script.EnvNames = uniqueNames(envNames(stageDirEnv(1)), envNames(s1.Environment), envNames(stageDirEnv(2)), envNames(StorageEnv), envNames(c.Environment))
 	// The stage-2 container gets stage-1's variables too (they are in the
 	// image already; Compose resolves run-time ${VAR}s in both).
 	s.Run.Env = append(append(s.Run.Env, s1.Environment...), c.Environment...)
@@ -611,9 +613,58 @@ func (b *builder) stage2() Stage {
 	return s
 }
 
+// StorageEnv are the variables PeiDocker's stage-2 image sets for its
+// storage paths (stage-2.Dockerfile's ENV lines, with its defaults), so a
+// hook argument such as $PEI_SOFT_DATA, or a script ported from PeiDocker,
+// finds the same paths under pei.
+var StorageEnv = []config.EnvVar{
+	{Name: "PEI_PREFIX_DATA", Value: "data"},
+	{Name: "PEI_PREFIX_APPS", Value: "app"},
+	{Name: "PEI_PREFIX_WORKSPACE", Value: "workspace"},
+	{Name: "PEI_PREFIX_VOLUME", Value: "volume"},
+	{Name: "PEI_PREFIX_IMAGE", Value: "image"},
+	{Name: "PEI_PATH_HARD", Value: "/hard"},
+	{Name: "PEI_PATH_SOFT", Value: "/soft"},
+	{Name: "PEI_SOFT_APPS", Value: "/soft/app"},
+	{Name: "PEI_SOFT_WORKSPACE", Value: "/soft/workspace"},
+	{Name: "PEI_SOFT_DATA", Value: "/soft/data"},
+}
+
+// stageDirEnv is PeiDocker's PEI_STAGE_DIR_N, where installation/stage-N
+// is in the image (PeiDocker's installers read $PEI_STAGE_DIR_1/tmp); pei
+// keeps it under /pei-init rather than PeiDocker's /pei-from-host.
+func stageDirEnv(i int) []config.EnvVar {
+	return []config.EnvVar{{Name: fmt.Sprintf("PEI_STAGE_DIR_%d", i), Value: fmt.Sprintf("/pei-init/stage-%d", i)}}
+}
+
+// peiDockerEnvStep sets PeiDocker's variables first: they never change, so
+// the step never invalidates another's cache.
+func peiDockerEnvStep(env []config.EnvVar) Step {
+	return Step{Kind: StepEnv, Title: "PeiDocker's path variables", Env: env}
+}
+
+// uniqueNames joins lists of names, each name once (a configured variable
+// may override one of PeiDocker's).
+func uniqueNames(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, n := range l {
+			if !slices.Contains(out, n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 func stage1Ports(s1 config.Stage1) []string {
 	ports := append([]string(nil), s1.Ports...)
-	if *s1.SSH.Enable && s1.SSH.HostPort != nil {
+	switch {
+	case !*s1.SSH.Enable:
+	case s1.SSH.HostPortVar != "":
+		// Compose resolves the variable as the published port.
+		ports = append([]string{fmt.Sprintf("%s:%d", s1.SSH.HostPortVar, *s1.SSH.Port)}, ports...)
+	case s1.SSH.HostPort != nil:
 		ports = append([]string{fmt.Sprintf("%d:%d", *s1.SSH.HostPort, *s1.SSH.Port)}, ports...)
 	}
 	return ports

@@ -39,7 +39,7 @@ stage_2:
 	for _, s := range p.Stages[0].Steps {
 		got = append(got, s.Title)
 	}
-	want := []string{"apt sources, proxy and system packages", "SSH users", "environment",
+	want := []string{"PeiDocker's path variables", "apt sources, proxy and system packages", "SSH users", "environment",
 		"on_build: stage-1/custom/one.sh", "on_build: stage-1/custom/two.sh --flag",
 		"project files and run-time hooks", "finish the stage"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -58,7 +58,7 @@ stage_2:
 			}
 		}
 	}
-	two := p.Stages[0].Steps[4]
+	two := p.Stages[0].Steps[5]
 	if got := strings.Join(two.Command, " "); got != "bash /pei-init/stage-1/internals/lib.sh run-hook user_config.yml:7 /pei-init/stage-1/custom/two.sh --flag" {
 		t.Errorf("on_build command: %s", got)
 	}
@@ -124,14 +124,14 @@ stage_2:
 	for _, s := range f.Steps {
 		got = append(got, s.Title)
 	}
-	want := []string{"leave out docs", "apt sources, proxy and system packages", "SSH users", "environment", "run-time packages",
-		"storage directories", "kept paths of stage-2",
+	want := []string{"leave out docs", "PeiDocker's path variables", "apt sources, proxy and system packages", "SSH users", "environment", "run-time packages",
+		"PeiDocker's path variables", "storage directories", "kept paths of stage-2",
 		"project files and run-time hooks", "finish the stage", "project files and run-time hooks", "finish the stage"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("final steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if f.Steps[4].Command[len(f.Steps[4].Command)-1] != "libgomp1" {
-		t.Errorf("run-time packages: %v", f.Steps[4].Command)
+	if f.Steps[5].Command[len(f.Steps[5].Command)-1] != "libgomp1" {
+		t.Errorf("run-time packages: %v", f.Steps[5].Command)
 	}
 	if f.Carry == nil || f.Carry.From != 2 || len(f.Carry.Steps) != 1 || f.Carry.Steps[0].Mounts[0].Source != "installation/stage-2/internals/carry.sh" {
 		t.Errorf("carry: %+v", f.Carry)
@@ -144,6 +144,51 @@ stage_2:
 	}
 	if newPlan(t, "stage_1:\n  image: {base: debian:bookworm}\n").Final != nil {
 		t.Errorf("a final stage without stage_2.final")
+	}
+}
+
+// Each stage's image sets PeiDocker's variables for its paths (stage-2:
+// its storage), with PeiDocker's values, in an env step before any script
+// runs, and SSH sessions get them; a configured variable of the same name
+// is passed once and, set later, wins.
+func TestPeiDockerEnv(t *testing.T) {
+	p := newPlan(t, `
+stage_1:
+  image: {base: debian:bookworm}
+stage_2:
+  environment: ['PEI_SOFT_DATA=/elsewhere']
+`)
+	for _, tc := range []struct {
+		stage      int
+		name, want string
+	}{
+		{0, "PEI_STAGE_DIR_1", "/pei-init/stage-1"},
+		{1, "PEI_STAGE_DIR_2", "/pei-init/stage-2"},
+		{1, "PEI_PREFIX_DATA", "data"},
+		{1, "PEI_PREFIX_APPS", "app"},
+		{1, "PEI_PREFIX_WORKSPACE", "workspace"},
+		{1, "PEI_PREFIX_VOLUME", "volume"},
+		{1, "PEI_PREFIX_IMAGE", "image"},
+		{1, "PEI_PATH_HARD", "/hard"},
+		{1, "PEI_PATH_SOFT", "/soft"},
+		{1, "PEI_SOFT_APPS", "/soft/app"},
+		{1, "PEI_SOFT_WORKSPACE", "/soft/workspace"},
+		{1, "PEI_SOFT_DATA", "/soft/data"},
+	} {
+		s := p.Stages[tc.stage]
+		first := s.Steps[0]
+		got, found := "", false
+		for _, e := range first.Env {
+			if e.Name == tc.name {
+				got, found = e.Value, true
+			}
+		}
+		if first.Kind != StepEnv || !found || got != tc.want {
+			t.Errorf("%s: first step %s %q sets %s=%q (set: %v), want %q", s.Name, first.Kind, first.Title, tc.name, got, found, tc.want)
+		}
+		if n := strings.Count(" "+strings.Join(s.Script.EnvNames, " ")+" ", " "+tc.name+" "); n != 1 {
+			t.Errorf("%s: %s is passed to SSH sessions %d times: %v", s.Name, tc.name, n, s.Script.EnvNames)
+		}
 	}
 }
 
@@ -210,7 +255,7 @@ stage_2:
 	if p.Final.Carry.Steps[0].OnBuild {
 		t.Error("the carry step is marked OnBuild")
 	}
-	if got := p.Stages[0].Steps[4].Command; strings.Join(got[len(got)-2:], "|") != "/pei-init/stage-1/custom/two.sh|an arg" {
+	if got := p.Stages[0].Steps[5].Command; strings.Join(got[len(got)-2:], "|") != "/pei-init/stage-1/custom/two.sh|an arg" {
 		t.Errorf("two.sh runs as %q", got)
 	}
 }

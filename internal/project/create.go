@@ -18,15 +18,24 @@ import (
 //go:embed all:scaffold
 var scaffoldFS embed.FS
 
-// Quick modes of Create.
-var QuickModes = []string{"minimal", "ssh", "gpu", "full"}
+// Quick modes of Create: pei's, then PeiDocker's quick templates that pei's
+// do not already cover (its "minimal" is pei's "ssh").
+var QuickModes = []string{"minimal", "ssh", "gpu", "full", "cn-demo", "cn-dev", "cn-ml"}
+
+// quickBases are the default bases of the quick modes that have their own,
+// as PeiDocker's templates name them.
+var quickBases = map[string]string{
+	"cn-demo": "ubuntu:24.04",
+	"cn-dev":  "ubuntu:24.04",
+	"cn-ml":   "nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04",
+}
 
 // CreateOptions configure Create.
 type CreateOptions struct {
 	Dir   string
 	Quick string // one of QuickModes; "" means ssh
 	Force bool   // overwrite an existing project's scaffold files
-	Base  string // base image; "" means debian:bookworm
+	Base  string // base image; "" means the mode's (debian:bookworm for most)
 }
 
 // ErrExists is returned when Create would overwrite a project.
@@ -49,6 +58,9 @@ func Create(opts CreateOptions) ([]string, error) {
 	}
 	base := opts.Base
 	if base == "" {
+		base = quickBases[quick]
+	}
+	if base == "" {
 		base = "debian:bookworm"
 	}
 	cfgPath := filepath.Join(opts.Dir, config.DefaultFile)
@@ -65,7 +77,18 @@ func Create(opts CreateOptions) ([]string, error) {
 	if name == "" {
 		name = "pei-image"
 	}
-	data := map[string]any{"Base": base, "Name": name, "SSH": quick != "minimal", "GPU": quick == "gpu", "Full": quick == "full"}
+	cn := strings.HasPrefix(quick, "cn-")
+	data := map[string]any{"Base": base, "Name": name, "SSH": quick != "minimal", "GPU": quick == "gpu" || quick == "cn-ml", "Full": quick == "full",
+		"Root": quick == "full" || cn, "SSHPort": 22, "Mirror": "", "ProxyPort": 0,
+		"CN": cn, "Vision": quick == "cn-ml", "DataHost": quick == "cn-demo"}
+	// PeiDocker's cn-* templates: Chinese mirrors, a proxy on the host's
+	// port 7890 (not enabled), root's password, me's home on a volume.
+	switch quick {
+	case "cn-demo":
+		data["SSHPort"], data["Mirror"] = 333, "aliyun"
+	case "cn-dev", "cn-ml":
+		data["Mirror"], data["ProxyPort"] = "tuna", 7890
+	}
 
 	var files []fileOut
 	err := fs.WalkDir(scaffoldFS, "scaffold", func(p string, d fs.DirEntry, err error) error {
@@ -91,7 +114,7 @@ func Create(opts CreateOptions) ([]string, error) {
 				return err
 			}
 			content, rel = b.Bytes(), strings.TrimSuffix(rel, ".tmpl")
-		case strings.HasSuffix(rel, ".sh"):
+		case strings.HasSuffix(rel, ".sh"), strings.HasSuffix(rel, ".bash"):
 			mode = 0o755
 		}
 		files = append(files, fileOut{path: path.Clean(rel), data: content, mode: mode})

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -33,11 +34,92 @@ func TestCreateEveryQuickModeConfigures(t *testing.T) {
 			if hasSSH := s1.Script.System.SSH; hasSSH != (q != "minimal") {
 				t.Errorf("ssh = %v", hasSSH)
 			}
-			if s1.Run.GPU != (q == "gpu") {
+			if s1.Run.GPU != (q == "gpu" || q == "cn-ml") {
 				t.Errorf("gpu = %v", s1.Run.GPU)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "installation/stage-1/custom/my-build-1.sh")); err != nil {
 				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestCreatePeiDockerQuickTemplates: PeiDocker's quick templates (its
+// templates/quick/config-*.yml) are pei create's quick modes, with their
+// base, mirror, SSH port, proxy, users, GPU, storage, mounts and hooks.
+func TestCreatePeiDockerQuickTemplates(t *testing.T) {
+	for _, tc := range []struct {
+		quick, base, mirror string
+		sshPort             int
+		proxy               string // stage-1's run-time proxy port, "" for none
+		gpu                 bool
+		data                plan.VolumeKind
+		s1Hooks, s2Hooks    []string
+	}{
+		{"cn-demo", "ubuntu:24.04", "aliyun", 333, "", false, plan.HostDir,
+			[]string{"stage-1/custom/my-build-1.sh", "stage-1/custom/install-dev-tools.sh"},
+			[]string{"stage-2/custom/my-build-1.sh", "stage-1/system/pixi/install-pixi.bash --pypi-repo tuna --conda-repo tuna --user me", "stage-1/system/uv/install-uv.sh --pypi-repo tuna --user me"}},
+		{"cn-dev", "ubuntu:24.04", "tuna", 22, "7890", false, plan.AutoVolume,
+			[]string{"stage-1/custom/my-build-1.sh", "stage-1/custom/install-dev-tools.sh"},
+			[]string{"stage-2/custom/my-build-1.sh", "stage-1/system/pixi/install-pixi.bash --pypi-repo tuna --conda-repo tuna --user me", "stage-1/system/uv/install-uv.sh --pypi-repo tuna --user me"}},
+		{"cn-ml", "nvidia/cuda:12.6.3-cudnn-devel-ubuntu24.04", "tuna", 22, "7890", true, plan.AutoVolume,
+			[]string{"stage-1/custom/my-build-1.sh", "stage-1/custom/install-dev-tools.sh", "stage-1/system/vision-dev/install-vision-dev.bash"},
+			[]string{"stage-2/custom/my-build-1.sh", "stage-1/system/pixi/install-pixi.bash --pypi-repo tuna --conda-repo tuna --user me", "stage-1/system/uv/install-uv.sh --pypi-repo tuna --user me"}},
+	} {
+		t.Run(tc.quick, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "proj")
+			if _, err := Create(CreateOptions{Dir: dir, Quick: tc.quick}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Load(LoadOptions{Policy: Local, Dir: dir, Lookup: noEnv})
+			if err != nil {
+				t.Fatalf("does not load: %v", err)
+			}
+			c := res.Config
+			s1, s2 := c.Stage1, c.Stage2
+			var users []string
+			for _, u := range s1.SSH.Users {
+				users = append(users, u.Name)
+			}
+			proxy := ""
+			if s1.Proxy.Port != nil {
+				proxy = strconv.Itoa(*s1.Proxy.Port)
+			}
+			hooks := func(hs []config.Hook) (out []string) {
+				for _, h := range hs {
+					out = append(out, h.Raw)
+				}
+				return out
+			}
+			var home, data plan.VolumeKind
+			for _, v := range res.Plan.Stages[1].Run.Volumes {
+				switch v.Target {
+				case "/home/me":
+					home = v.Kind
+				case "/hard/volume/data":
+					data = v.Kind
+				}
+			}
+			for _, check := range []struct {
+				what      string
+				got, want any
+			}{
+				{"base", s1.Image.Base.Raw, tc.base},
+				{"mirror", s1.Apt.RepoSource, tc.mirror},
+				{"ssh port", *s1.SSH.Port, tc.sshPort},
+				{"ssh host port", *s1.SSH.HostPort, 2222},
+				{"users", strings.Join(users, " "), "me root"},
+				{"proxy port", proxy, tc.proxy},
+				{"proxy enabled", *s1.Proxy.EnableGlobally, false},
+				{"gpu", res.Plan.Stages[1].Run.GPU, tc.gpu},
+				{"data", data, tc.data},
+				{"home", home, plan.AutoVolume},
+				{"stage-1 on_build", strings.Join(hooks(s1.Custom.OnBuild), "|"), strings.Join(tc.s1Hooks, "|")},
+				{"stage-2 on_build", strings.Join(hooks(s2.Custom.OnBuild), "|"), strings.Join(tc.s2Hooks, "|")},
+			} {
+				if check.got != check.want {
+					t.Errorf("%s = %v, want %v", check.what, check.got, check.want)
+				}
 			}
 		})
 	}

@@ -96,7 +96,8 @@ func Merged(p plan.Plan, configFile string) ([]File, error) {
 		}
 		args = append(args, "-v", shellValue(src+":"+v.Target))
 	}
-	run.WriteString(strings.Join(append(args, ShellQuote(final.Output), `"$@"`), " ") + "\n")
+	// The shell resolves the image name's {{VAR}}s as Compose would.
+	run.WriteString(strings.Join(append(args, shellValue(final.Output), `"$@"`), " ") + "\n")
 	return []File{
 		{Path: "merged.Dockerfile", Data: df.Bytes(), Mode: 0o644},
 		{Path: "build-merged.sh", Data: []byte(build.String()), Mode: 0o755},

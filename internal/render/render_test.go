@@ -217,6 +217,7 @@ func TestRuntimeVarsInImagesAndPorts(t *testing.T) {
 	cfg, err := config.Parse([]byte(`
 stage_1:
   image: {base: '{{BASE:-debian:bookworm}}', output: 'app:{{TAG:-dev}}'}
+  ssh: {host_port: '{{SSH_HOST_PORT:-2230}}'}
 stage_2:
   image: {output: 'app:{{TAG:-dev}}-2'}
   ports: ['{{WEB:-18080}}:80']
@@ -256,13 +257,36 @@ stage_2:
 	if err := os.WriteFile(filepath.Join(dir, "docker-compose.yml"), []byte(got["docker-compose.yml"]), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "run-merged.sh"), []byte(got["run-merged.sh"]), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// run-merged.sh with a docker that prints its arguments.
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "docker"), []byte("#!/bin/sh\nprintf '%s\\n' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
-		env                       types.Mapping
-		image1, image2, from, pub string
+		env                               types.Mapping
+		image1, image2, from, pub, sshPub string
 	}{
-		{types.Mapping{}, "app:dev", "app:dev-2", "app:dev", "18080"},
-		{types.Mapping{"TAG": "v2", "WEB": "9000", "BASE": "debian:trixie"}, "app:v2", "app:v2-2", "app:v2", "9000"},
+		{types.Mapping{}, "app:dev", "app:dev-2", "app:dev", "18080", "2230"},
+		{types.Mapping{"TAG": "v2", "WEB": "9000", "BASE": "debian:trixie", "SSH_HOST_PORT": "2300"}, "app:v2", "app:v2-2", "app:v2", "9000", "2300"},
 	} {
+		cmd := exec.Command("sh", filepath.Join(dir, "run-merged.sh"))
+		cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin"}
+		for k, v := range tc.env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("run-merged.sh: %v", err)
+		}
+		// Compose's image name and ports, resolved as Compose would.
+		for _, want := range []string{"\n" + tc.sshPub + ":22\n", "\n" + tc.pub + ":80\n", "\n" + tc.image2 + "\n"} {
+			if !strings.Contains("\n"+string(out), want) {
+				t.Errorf("env %v: run-merged.sh runs no %q:\n%s", tc.env, strings.TrimSpace(want), out)
+			}
+		}
 		proj, err := loader.LoadWithContext(t.Context(), types.ConfigDetails{
 			WorkingDir:  dir,
 			ConfigFiles: []types.ConfigFile{{Filename: filepath.Join(dir, "docker-compose.yml")}},
@@ -278,8 +302,8 @@ stage_2:
 		if a := s2.Build.Args["PEI_STAGE_2_BASE"]; a == nil || *a != tc.from {
 			t.Errorf("env %v: stage-2 builds FROM %v, want %q (stage-1's image)", tc.env, a, tc.from)
 		}
-		if len(s2.Ports) != 1 || s2.Ports[0].Published != tc.pub || s2.Ports[0].Target != 80 {
-			t.Errorf("env %v: stage-2 ports %+v, want %s:80", tc.env, s2.Ports, tc.pub)
+		if len(s2.Ports) != 2 || s2.Ports[0].Published != tc.sshPub || s2.Ports[0].Target != 22 || s2.Ports[1].Published != tc.pub || s2.Ports[1].Target != 80 {
+			t.Errorf("env %v: stage-2 ports %+v, want %s:22 and %s:80", tc.env, s2.Ports, tc.sshPub, tc.pub)
 		}
 	}
 }
