@@ -3,6 +3,7 @@ package service
 import (
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -130,5 +131,78 @@ func TestLogStreamCannotForgeEnd(t *testing.T) {
 	var end api.BuildView
 	if events[2].typ != "end" || json.Unmarshal([]byte(events[2].data), &end) != nil || end.State != api.Failed || end.ID != b.ID {
 		t.Fatalf("last event %q, want the end with state failed", events[2])
+	}
+}
+
+// TestLogStreamResumes: a follower that reconnects with Last-Event-ID (as
+// EventSource does) or ?after=N (a client without the header) gets only
+// the log events after that id, then the end.
+func TestLogStreamResumes(t *testing.T) {
+	h := newHarness(t, nil)
+	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
+	w := fakeWorker{h, wsec, "w"}
+	w.lease("linux/amd64")
+	for _, chunk := range []string{"one\n", "two\n", "three\n"} {
+		resp := w.post(b.ID, "logs", chunk)
+		resp.Body.Close()
+		if resp.StatusCode != 204 {
+			t.Fatalf("log: %d", resp.StatusCode)
+		}
+	}
+	w.post(b.ID, "finish", `{"state":"succeeded","digest":"sha256:`+strings.Repeat("a", 64)+`"}`).Body.Close()
+	for _, tc := range []struct {
+		name    string
+		query   string
+		headers []string
+		want    []string // the log events' data
+	}{
+		{"from the start", "", nil, []string{"one", "two", "three"}},
+		{"Last-Event-ID", "", []string{"Last-Event-ID", "1"}, []string{"two", "three"}},
+		{"?after=", "?after=2", nil, []string{"three"}},
+		{"the header wins over ?after=", "?after=2", []string{"Last-Event-ID", "1"}, []string{"two", "three"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID+"/logs"+tc.query, alice, nil, append([]string{"Accept", "text/event-stream"}, tc.headers...)...)
+			raw, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, ev := range parseEventStream(string(raw)) {
+				if ev.typ == "log" {
+					got = append(got, ev.data)
+				}
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Errorf("log events %q, want %q\nstream:\n%s", got, tc.want, raw)
+			}
+		})
+	}
+}
+
+// isBearer tells registry tokens from API tokens sent as Basic auth (which
+// the registry must not take for its own).
+func TestIsBearer(t *testing.T) {
+	for _, tc := range []struct {
+		header string
+		want   bool
+	}{
+		{"Bearer abc", true},
+		{"bearer abc", true},
+		{"Basic YTpi", false},
+		{"Bearer", false},
+		{"", false},
+	} {
+		r, _ := http.NewRequest("GET", "/v2/", nil)
+		if tc.header != "" {
+			r.Header.Set("Authorization", tc.header)
+		}
+		if got := isBearer(r); got != tc.want {
+			t.Errorf("isBearer(%q) = %v, want %v", tc.header, got, tc.want)
+		}
 	}
 }
