@@ -80,8 +80,13 @@ fi
 "$PEI_CACHE/bin/staticcheck-$staticcheck_version" ./...
 
 echo "== fuzz (config loader + renderer; recipe unpacking)"
-go test ./internal/project -run '^$' -fuzz FuzzConfigure -fuzztime "${PEI_FUZZTIME:-30s}"
-go test ./internal/recipe -run '^$' -fuzz '^FuzzExtract$' -fuzztime "${PEI_FUZZTIME:-30s}"
+# Budgets are counts of runs, not durations: Go 1.26's fuzz coordinator
+# can fail a run whose -fuzztime duration ends while a starved worker is
+# mid-call ("context deadline exceeded", no failing input; go.dev/issue/75804,
+# fixed in Go 1.27). A count has no deadline to race; each takes about 30 s
+# on an idle 2-core machine (longer on a busy one). PEI_FUZZTIME overrides both (e.g. 5m or 1000000x).
+go test ./internal/project -run '^$' -fuzz FuzzConfigure -fuzztime "${PEI_FUZZTIME:-100000x}"
+go test ./internal/recipe -run '^$' -fuzz '^FuzzExtract$' -fuzztime "${PEI_FUZZTIME:-8000x}"
 
 echo "== tests"
 work=$(mktemp -d)
