@@ -105,8 +105,11 @@ type User struct {
 	HostPubkey      string `yaml:"-"`
 	HostPrivkey     string `yaml:"-"`
 	HostPrivkeyPath string `yaml:"-"`
-	UID             *int   `yaml:"uid" doc:"User id (default: the next free one)."`
-	GID             *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
+	// PrivkeyType is the private key's type (rsa, ecdsa, ed25519, dsa),
+	// read from the key by validation: it names the file ssh finds it in.
+	PrivkeyType string `yaml:"-"`
+	UID         *int   `yaml:"uid" doc:"User id (default: the next free one)."`
+	GID         *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
 }
 
 // Proxy configures an HTTP proxy.
