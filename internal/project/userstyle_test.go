@@ -33,7 +33,7 @@ type userStyleCase struct {
 	mounts  map[string]map[string][]string // service → destination → what is mounted there (exact)
 	ports   map[string][]string            // service → published ports (exact)
 	env     map[string]map[string]string   // service → variables it must have, with these values
-	unset   []string                       // variables no service may have
+	unset   []string                       // variables no service may have (NAME@service: that service)
 	gpu     []string                       // the services that reserve GPUs
 	compose []string                       // text docker-compose.yml must hold (Compose's own variables)
 	check   func(t *testing.T, p plan.Plan)
