@@ -207,14 +207,14 @@ stage_2:
 	})
 
 	t.Run("key login and installed key", func(t *testing.T) {
-		out, err := runErr(dir, "ssh", sshArgs(sshPort, "-i", filepath.Join(keys, "login"), "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "bob@127.0.0.1", "id -un; stat -c '%a %U' ~/.ssh/id_pei")...)
+		out, err := runErr(dir, "ssh", sshArgs(sshPort, "-i", filepath.Join(keys, "login"), "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no", "bob@127.0.0.1", "id -un; stat -c '%a %U' ~/.ssh/id_ed25519")...)
 		if err != nil {
 			t.Fatalf("ssh bob with key: %v\n%s", err, out)
 		}
 		if strings.TrimSpace(out) != "bob\n600 bob" {
 			t.Errorf("bob's session: %q", out)
 		}
-		if got := exec("cat", "/home/bob/.ssh/id_pei"); got != strings.TrimSpace(string(installedPriv)) {
+		if got := exec("cat", "/home/bob/.ssh/id_ed25519"); got != strings.TrimSpace(string(installedPriv)) {
 			t.Errorf("installed private key differs")
 		}
 	})
@@ -335,8 +335,8 @@ stage_2:
 		for _, h := range scanImage(t, img+":stage-2", installed) {
 			places = append(places, h.where)
 		}
-		if len(places) != 1 || !strings.HasSuffix(places[0], "home/bob/.ssh/id_pei") {
-			t.Errorf("the installed private key is in %v, want only home/bob/.ssh/id_pei", places)
+		if len(places) != 1 || !strings.HasSuffix(places[0], "home/bob/.ssh/id_ed25519") {
+			t.Errorf("the installed private key is in %v, want only home/bob/.ssh/id_ed25519", places)
 		}
 		for _, h := range scanDir(t, dir, installed, "user_config.yml", ".pei") {
 			t.Errorf("installed key found in generated file %s", h.where)

@@ -79,7 +79,10 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-var envListType = reflect.TypeOf(EnvList(nil))
+var (
+	envListType    = reflect.TypeOf(EnvList(nil))
+	entryHooksType = reflect.TypeOf(EntryHooks(nil))
+)
 
 // textValue is a config type written as one YAML string (ImageRef, Hook):
 // the decoder stores the string, validation parses it, and the schema and
@@ -122,6 +125,14 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, keyed bool)
 	t := v.Type()
 	if t == envListType {
 		d.decodeEnv(n, v, path)
+		return
+	}
+	if t == entryHooksType && n.Kind == yaml.ScalarNode && !isNull(n) {
+		// One entry as a string: the list of it, at the path its entry
+		// would have ([0]), so later messages name it as in a list.
+		one := reflect.MakeSlice(t, 1, 1)
+		d.decode(n, one.Index(0), path+"[0]", false)
+		v.Set(one)
 		return
 	}
 	if isTextValue(t) {
@@ -355,7 +366,11 @@ func (d *decoder) decodeList(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.errorf(n, path, "expected a list, got %s", kindName(n))
+		want := "a list"
+		if v.Type() == entryHooksType {
+			want = "a list, or one entry as a string"
+		}
+		d.errorf(n, path, "expected %s, got %s", want, kindName(n))
 		return
 	}
 	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))

@@ -54,6 +54,8 @@ func typeName(t reflect.Type, keyed bool) string {
 	switch {
 	case t == envListType:
 		return "list of `K=V` or mapping"
+	case t == entryHooksType:
+		return "list of strings, or a string"
 	case isTextValue(t):
 		return "string"
 	case keyed:

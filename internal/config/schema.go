@@ -32,6 +32,8 @@ func schemaOf(t reflect.Type, doc string, keyed bool) obj {
 			obj{"type": "object", "additionalProperties": obj{"type": []string{"string", "number", "boolean", "null"}}},
 			obj{"type": "null"},
 		}}
+	case t == entryHooksType:
+		s = obj{"type": []string{"array", "string", "null"}, "items": schemaOf(t.Elem(), "", false)}
 	case t.Kind() == reflect.String || isTextValue(t):
 		s = obj{"type": []string{"string", "number", "null"}}
 	case t.Kind() == reflect.Pointer:

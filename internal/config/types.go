@@ -105,8 +105,11 @@ type User struct {
 	HostPubkey      string `yaml:"-"`
 	HostPrivkey     string `yaml:"-"`
 	HostPrivkeyPath string `yaml:"-"`
-	UID             *int   `yaml:"uid" doc:"User id (default: the next free one)."`
-	GID             *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
+	// PrivkeyType is the private key's type (rsa, ecdsa, ed25519, dsa),
+	// read from the key by validation: it names the file ssh finds it in.
+	PrivkeyType string `yaml:"-"`
+	UID         *int   `yaml:"uid" doc:"User id (default: the next free one)."`
+	GID         *int   `yaml:"gid" doc:"Group id of the user's own group (default: same as uid, or the next free one)."`
 }
 
 // Proxy configures an HTTP proxy.
@@ -134,12 +137,16 @@ type Device struct {
 // Custom lists hook scripts. Each entry is "path [args...]", the path
 // relative to installation/.
 type Custom struct {
-	OnBuild     []Hook `yaml:"on_build" doc:"Run during the image build, one cached step each."`
-	OnFirstRun  []Hook `yaml:"on_first_run" doc:"Run once, when a container first starts."`
-	OnEveryRun  []Hook `yaml:"on_every_run" doc:"Run on every container start."`
-	OnUserLogin []Hook `yaml:"on_user_login" doc:"Run at every SSH login (interactive login shells)."`
-	OnEntry     []Hook `yaml:"on_entry" doc:"At most one: the container's main program (the command given to docker run overrides it)."`
+	OnBuild     []Hook     `yaml:"on_build" doc:"Run during the image build, one cached step each."`
+	OnFirstRun  []Hook     `yaml:"on_first_run" doc:"Run once, when a container first starts."`
+	OnEveryRun  []Hook     `yaml:"on_every_run" doc:"Run on every container start."`
+	OnUserLogin []Hook     `yaml:"on_user_login" doc:"Run at every SSH login (interactive login shells)."`
+	OnEntry     EntryHooks `yaml:"on_entry" doc:"At most one: the container's main program (the command given to docker run overrides it)."`
 }
+
+// EntryHooks is on_entry: a list, or its one entry written as a string,
+// which PeiDocker's template shows and PeiDocker takes as that list.
+type EntryHooks []Hook
 
 // Storage configures the three /soft directories.
 type Storage struct {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -422,16 +423,16 @@ func (v *validator) ssh(s *SSH) {
 		}
 		if u.PrivkeyFile != "" && isHostPath(u.PrivkeyFile) {
 			if data, file, ok := v.hostKey(p+".privkey_file", u.PrivkeyFile, false); ok {
-				v.privkey(p+".privkey_file", data)
+				u.PrivkeyType = v.privkey(p+".privkey_file", data)
 				u.HostPrivkey, u.HostPrivkeyPath = string(data), file
 			}
 		} else if u.PrivkeyFile != "" {
 			if data, ok := v.installFile(p+".privkey_file", u.PrivkeyFile); ok {
-				v.privkey(p+".privkey_file", data)
+				u.PrivkeyType = v.privkey(p+".privkey_file", data)
 			}
 		}
 		if u.PrivkeyText != "" {
-			v.privkey(p+".privkey_text", []byte(u.PrivkeyText))
+			u.PrivkeyType = v.privkey(p+".privkey_text", []byte(u.PrivkeyText))
 		}
 	}
 }
@@ -528,13 +529,47 @@ func (v *validator) pubkey(path string, data []byte) {
 	}
 }
 
-func (v *validator) privkey(path string, data []byte) {
-	_, err := ssh.ParseRawPrivateKey(data)
+// privkey checks a private key and returns its type (rsa, ecdsa, ed25519,
+// dsa; "" if unknown), also for an encrypted key, which is not decrypted.
+func (v *validator) privkey(path string, data []byte) string {
+	signer, err := ssh.ParsePrivateKey(data)
 	var pm *ssh.PassphraseMissingError
-	if err != nil && !errors.As(err, &pm) {
-		// The parser's message would not leak the key, but keep it generic anyway.
-		v.errorf(path, "not a private key in OpenSSH or PEM format")
+	switch {
+	case err == nil:
+		return keyType(signer.PublicKey().Type())
+	case errors.As(err, &pm) && pm.PublicKey != nil:
+		// An encrypted OpenSSH key shows its public key.
+		return keyType(pm.PublicKey.Type())
+	case errors.As(err, &pm):
+		// An encrypted PEM key says its type only in the block's.
+		if b, _ := pem.Decode(data); b != nil {
+			return map[string]string{"RSA PRIVATE KEY": "rsa", "EC PRIVATE KEY": "ecdsa", "DSA PRIVATE KEY": "dsa"}[b.Type]
+		}
+		return ""
 	}
+	// The parser's message would not leak the key, but keep it generic anyway.
+	v.errorf(path, "not a private key in OpenSSH or PEM format")
+	return ""
+}
+
+// keyType is the type of an SSH key algorithm, as ssh's default key file
+// names have it (id_<type>).
+func keyType(algo string) string {
+	switch {
+	case algo == "ssh-rsa":
+		return "rsa"
+	case algo == "ssh-ed25519":
+		return "ed25519"
+	case algo == "ssh-dss":
+		return "dsa"
+	case strings.HasPrefix(algo, "ecdsa-sha2-"):
+		return "ecdsa"
+	case strings.HasPrefix(algo, "sk-ssh-ed25519"):
+		return "ed25519_sk"
+	case strings.HasPrefix(algo, "sk-ecdsa-sha2-"):
+		return "ecdsa_sk"
+	}
+	return ""
 }
 
 // proxy checks a proxy section; inheritedPort is the port its null port

@@ -547,9 +547,9 @@ func (b *builder) stage1() Stage {
 			}
 			if u.PrivkeyFile != "" || u.PrivkeyText != "" {
 				pu.PrivKeySecret = "pei_privkey_" + u.Name
-				pu.PrivKeyName = privKeyName(u.PrivkeyFile)
+				pu.PrivKeyName = privKeyName(u.PrivkeyFile, u.PrivkeyType)
 				if u.HostPrivkeyPath != "" {
-					pu.PrivKeyName = privKeyName(u.HostPrivkeyPath)
+					pu.PrivKeyName = privKeyName(u.HostPrivkeyPath, u.PrivkeyType)
 				}
 				// privkey_text and a private key from this machine are
 				// written under SecretDir by pei configure (mode 600).
@@ -798,13 +798,22 @@ func authorizedLines(text string) []string {
 	return out
 }
 
-// privKeyName picks ~/.ssh's file name for an installed private key.
-func privKeyName(file string) string {
-	base := path.Base(file)
-	if strings.HasPrefix(base, "id_") && !strings.Contains(base, ".") {
+// sshKeyNames are the private key files ssh tries by default.
+var sshKeyNames = []string{"id_rsa", "id_ecdsa", "id_ecdsa_sk", "id_ed25519", "id_ed25519_sk", "id_dsa"}
+
+// privKeyName is the name under ~/.ssh a private key is installed as: one
+// ssh tries by default, so ssh and git in the container use it, as with
+// PeiDocker (which installs keys as id_rsa, id_ecdsa or id_dsa). A file
+// already named so keeps its name; any other key is named by its type
+// (PeiDocker's id_rsa when the type is unknown).
+func privKeyName(file, keyType string) string {
+	if base := path.Base(file); slices.Contains(sshKeyNames, base) {
 		return base
 	}
-	return "id_pei"
+	if keyType == "" {
+		return "id_rsa"
+	}
+	return "id_" + keyType
 }
 
 // ResolveImages returns p with the {{VAR}}s of its image names (bases,

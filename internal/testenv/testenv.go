@@ -57,6 +57,30 @@ func Docker(t testing.TB) {
 	}
 }
 
+// FindCompose finds Docker Compose v2 and returns the command that runs
+// it: the docker CLI's plugin ("docker compose"), else a docker-compose
+// binary of version 2; or, when there is none, why. It needs no engine:
+// 'config' runs without one.
+func FindCompose() (cmd []string, missing string) {
+	for _, cmd := range [][]string{{"docker", "compose"}, {"docker-compose"}} {
+		out, err := exec.Command(cmd[0], append(cmd[1:], "version", "--short")...).Output()
+		if err == nil && strings.HasPrefix(strings.TrimPrefix(strings.TrimSpace(string(out)), "v"), "2.") {
+			return cmd, ""
+		}
+	}
+	return nil, "Docker Compose v2 is not installed (neither 'docker compose' nor a docker-compose v2 answers 'version')"
+}
+
+// Compose requires Docker Compose v2 and returns FindCompose's command.
+func Compose(t testing.TB) []string {
+	t.Helper()
+	cmd, missing := FindCompose()
+	if cmd == nil {
+		Missing(t, missing)
+	}
+	return cmd
+}
+
 // Image requires an image in the local engine.
 func Image(t testing.TB, ref string) {
 	t.Helper()

@@ -104,3 +104,31 @@ func TestWantErr(t *testing.T) {
 		})
 	}
 }
+
+// Without Docker Compose v2 on PATH, Compose fails the test in CI and
+// skips it outside, saying what is missing.
+func TestComposeMissing(t *testing.T) {
+	for _, tc := range []struct {
+		ci                 string
+		wantSkip, wantFail string
+	}{
+		{"", "Docker Compose v2 is not installed", ""},
+		{"true", "", "Docker Compose v2 is not installed"},
+	} {
+		t.Run("CI="+tc.ci, func(t *testing.T) {
+			t.Setenv("CI", tc.ci)
+			t.Setenv("PATH", t.TempDir())
+			var cmd []string
+			f := call(func(tb testing.TB) { cmd = Compose(tb) })
+			if cmd != nil {
+				t.Errorf("Compose returned %q with nothing on PATH", cmd)
+			}
+			if tc.wantSkip == "" && f.skipped != "" || !strings.Contains(f.skipped, tc.wantSkip) {
+				t.Errorf("skipped %q, want %q", f.skipped, tc.wantSkip)
+			}
+			if tc.wantFail == "" && f.failed != "" || !strings.Contains(f.failed, tc.wantFail) {
+				t.Errorf("failed %q, want %q", f.failed, tc.wantFail)
+			}
+		})
+	}
+}

@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "stage-1/custom/setup.sh $*"

@@ -1,0 +1,2 @@
+#!/bin/bash
+echo "stage-2/custom/my-entry.sh $*"
