@@ -5,6 +5,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -96,6 +97,9 @@ func parseAlternatives(p, from string, data []byte) (*altGroup, error) {
 		c := altChoice{path: cp, slaves: map[string]string{}}
 		if c.priority, err = next("the priority of " + cp); err != nil {
 			return nil, err
+		}
+		if _, err := strconv.Atoi(c.priority); err != nil {
+			return nil, parseError(p, from, n, "the priority of %s must be an integer, not %q", cp, c.priority)
 		}
 		for _, s := range order {
 			f, err := next("the file of slave " + s + " for " + cp)

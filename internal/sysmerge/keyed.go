@@ -25,6 +25,8 @@ type keyedFormat struct {
 	// added returns the members upper only added to lower's group; ok is
 	// false when upper changed anything else. nil for other formats.
 	added func(lower, upper string) (members []string, ok bool)
+	// summary describes an entry's version in messages; nil: its text.
+	summary func(text string) string
 	// idField is the index of the numeric id field, -1 for none; idName
 	// names it in messages.
 	idField int
@@ -54,22 +56,16 @@ type edit struct {
 	conflicted bool
 }
 
-func (e *edit) describe() string {
+func (e *edit) describe(f keyedFormat) string {
 	switch {
 	case e.removed:
 		return "removed"
 	case e.members != nil:
 		return "added members " + strings.Join(e.members, ",")
+	case f.summary != nil:
+		return f.summary(e.text)
 	}
-	return fmt.Sprintf("%q", strings.TrimSpace(firstLines(e.text, 3)))
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.SplitAfterN(s, "\n", n+1)
-	if len(lines) > n {
-		return strings.Join(lines[:n], "") + "..."
-	}
-	return s
+	return fmt.Sprintf("%q", e.text)
 }
 
 // keyedMerge is the outcome before serialization.
@@ -178,7 +174,7 @@ func (m *keyedMerge) combine(path string, f keyedFormat, n *edit) {
 		m.conflicts = append(m.conflicts, Finding{Kind: Conflict, Path: path, Entry: n.key,
 			Layers: []string{e.layers[0], n.layers[0]},
 			Msg: fmt.Sprintf("%s %s changed differently by layers %s (%s) and %s (%s); build it in one of them only",
-				f.what, n.key, e.layers[0], e.describe(), n.layers[0], n.describe())})
+				f.what, n.key, e.layers[0], e.describe(f), n.layers[0], n.describe(f))})
 		e.conflicted = true
 		return
 	}

@@ -83,7 +83,11 @@ func parseStatus(path, from string, data []byte) ([]entry, error) {
 	return es, nil
 }
 
-var statusFormat = keyedFormat{what: "package", idField: -1, parse: parseStatus}
+var statusFormat = keyedFormat{what: "package", idField: -1, parse: parseStatus,
+	summary: func(text string) string {
+		s := parseStanza(text)
+		return fmt.Sprintf("version %s, %s", s["version"], s["status"])
+	}}
 
 // mergeStatus merges dpkg's status by package stanza, writes it in dpkg's
 // order and reports the dependencies the merge left unsatisfied.
