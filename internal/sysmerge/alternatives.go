@@ -155,11 +155,15 @@ func altEntries(g *altGroup) []entry {
 // slaves) they change differently, is a conflict.
 func mergeAlternatives(p string, base []byte, touched []Change) (Result, error) {
 	groups := map[string]*altGroup{}
+	var first *altGroup // the base's group if it has one
 	f := keyedFormat{what: "alternative", idField: -1,
 		parse: func(p, from string, data []byte) ([]entry, error) {
 			g, err := parseAlternatives(p, from, data)
 			if err != nil {
 				return nil, err
+			}
+			if first == nil {
+				first = g
 			}
 			es := altEntries(g)
 			for _, e := range es[1:] {
@@ -190,7 +194,12 @@ func mergeAlternatives(p string, base []byte, touched []Change) (Result, error) 
 			}
 		}
 	}
-	if !hasHeader || len(out.choices) == 0 {
+	if !hasHeader && first != nil {
+		// A layer that removed its last choice removed the header with the
+		// file; the choices still listed need one.
+		out.mode, out.link, out.slaves = first.mode, first.link, first.slaves
+	}
+	if len(out.choices) == 0 {
 		// update-alternatives removes a group's file with its last choice.
 		return Result{Missing: true}, nil
 	}
