@@ -64,6 +64,9 @@ func TestMergeStatus(t *testing.T) {
 		errs     []string
 	}{
 		{name: "no diffs", base: status(libc), want: status(libc)},
+		{name: "no-op diffs keep base byte for byte", base: []byte(py + "\n\n" + strings.TrimSuffix(libc, "\n")),
+			diffs: []Change{ch("same", dev, dev), {Layer: "absent", LowerMissing: true, UpperMissing: true}},
+			want:  []byte(py + "\n\n" + strings.TrimSuffix(libc, "\n"))},
 		{name: "add one", base: status(libc), diffs: []Change{ch("py", dev, status(gcc, libc, py))}, want: status(libc, py)},
 		{name: "add two sorted", base: status(libc), diffs: []Change{
 			ch("py", dev, status(gcc, libc, py)), ch("node", dev, status(gcc, libc, node))},
@@ -382,6 +385,9 @@ func TestMergeWhole(t *testing.T) {
 		{name: "unknown by two", path: "/etc/os-release", base: []byte("base"),
 			diffs: []Change{ch("a", []byte("dev"), []byte("a")), ch("b", []byte("dev"), []byte("b"))},
 			want:  "b", findings: []string{"/etc/os-release has no known format", "layers a, b", "the last one (b) wins"}},
+		{name: "unknown: the last layer wins even when an earlier one agrees", path: "/etc/os-release", base: []byte("base"),
+			diffs: []Change{ch("a", []byte("dev"), []byte("x")), ch("b", []byte("dev"), []byte("y")), ch("c", []byte("dev"), []byte("x"))},
+			want:  "x", findings: []string{"layers a, b, c", "the last one (c) wins"}},
 		{name: "unknown untouched layer ignored", path: "/etc/os-release", base: []byte("base"),
 			diffs: []Change{ch("a", []byte("dev"), []byte("a")), ch("b", []byte("dev"), []byte("dev"))}, want: "a"},
 		{name: "empty file is not missing", path: "/etc/hostname", base: nil,

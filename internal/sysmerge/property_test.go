@@ -267,3 +267,42 @@ func TestPropertyNoopDiffAndDeterminism(t *testing.T) {
 		return ""
 	})
 }
+
+// Malformed input of every format is an error or a result, never a panic.
+func TestPropertyGarbageDoesNotPanic(t *testing.T) {
+	paths := []string{"/var/lib/dpkg/status", "/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow",
+		"/var/lib/dpkg/alternatives/x", "/etc/shells", "/var/lib/dpkg/triggers/Unincorp", "/var/lib/dpkg/info/a.list",
+		"/etc/ld.so.cache", "/etc/os-release"}
+	const alphabet = "ab:1 \t\n\n~-.,|()<>=[]P"
+	garbage := func(r *rand.Rand) []byte {
+		b := make([]byte, r.Intn(60))
+		for i := range b {
+			b[i] = alphabet[r.Intn(len(alphabet))]
+		}
+		// Some start like a real file so parsing gets past the first line.
+		switch r.Intn(4) {
+		case 0:
+			return append([]byte("Package: p\nDepends: "), b...)
+		case 1:
+			return append([]byte("auto\n/usr/bin/x\n"), b...)
+		}
+		return b
+	}
+	for i := 0; i < 2000; i++ {
+		seed := int64(propSeed + i)
+		r := rand.New(rand.NewSource(seed))
+		p := paths[r.Intn(len(paths))]
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					t.Fatalf("seed %d: Merge(%s) panicked: %v", seed, p, v)
+				}
+			}()
+			_, _ = Merge(p, garbage(r), []Change{
+				{Layer: "a", Lower: garbage(r), Upper: garbage(r)},
+				{Layer: "b", Lower: garbage(r), Upper: garbage(r), LowerMissing: r.Intn(3) == 0}})
+			CheckDepends(garbage(r))
+			CompareVersions(string(garbage(r)), string(garbage(r)))
+		}()
+	}
+}
