@@ -3,6 +3,7 @@ package sysmerge
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +32,7 @@ func mergeTriggers(p string, base []byte, touched []Change) (Result, error) {
 		}
 		names = append(names, strings.Fields(k)[0])
 		for _, l := range e.layers {
-			if !containsString(layers, l) {
+			if !slices.Contains(layers, l) {
 				layers = append(layers, l)
 			}
 		}
@@ -46,13 +47,4 @@ func mergeTriggers(p string, base []byte, touched []Change) (Result, error) {
 	res.Findings = append(res.Findings, Finding{Kind: Rebuild, Path: p, Layers: layers, Entry: strings.Join(names, " "),
 		Step: triggersStep, Msg: fmt.Sprintf("%s: %s; run %s after the merge", what, strings.Join(names, ", "), triggersStep)})
 	return res, nil
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
