@@ -1,13 +1,10 @@
 package config
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/pei-dev/pei/internal/testenv"
 )
 
 // TestSSHUsers: a password is at most 511 bytes (longer ones no login
@@ -15,15 +12,7 @@ import (
 // second root), root's are 0 or unset, no two users share a uid, and each
 // key is given once, as a file or as text.
 func TestSSHUsers(t *testing.T) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv := strings.ReplaceAll(strings.TrimSpace(string(pem.EncodeToMemory(block))), "\n", `\n`)
+	priv := testenv.PrivateKeyYAML(t)
 	dir := project(t, "stage-1/keys/me")
 	for _, tc := range []struct {
 		name, users string

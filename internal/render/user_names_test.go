@@ -1,9 +1,6 @@
 package render_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +9,6 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/plan"
@@ -25,15 +21,7 @@ import (
 // single shell words (bash -n parses the script), the Dockerfile's secret mount of a private key as
 // one id, and docker-compose.yml as a secret Compose loads.
 func TestUserNamesInGeneratedFiles(t *testing.T) {
-	_, key, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(key, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv := strings.ReplaceAll(strings.TrimSpace(string(pem.EncodeToMemory(block))), "\n", `\n`)
+	priv := testenv.PrivateKeyYAML(t)
 	names := []string{"u.dot", "1st", "Dev.Ops"}
 	var y strings.Builder
 	y.WriteString("stage_1:\n  image: {base: debian:bookworm}\n  ssh:\n    users:\n")

@@ -93,21 +93,7 @@ func TestWriteSSEData(t *testing.T) {
 // fields reaches a spec-following client as the log's data, in one log
 // event, followed by the one real end event with the build's real state.
 func TestLogStreamCannotForgeEnd(t *testing.T) {
-	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
-	wsec := h.token("w", nil, api.ScopeWorker)
-	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
-	w := fakeWorker{h, wsec, "w"}
-	w.lease("linux/amd64")
-	for _, chunk := range []string{forged, "last line\n"} {
-		resp := w.post(b.ID, "logs", chunk)
-		resp.Body.Close()
-		if resp.StatusCode != 204 {
-			t.Fatalf("log: %d", resp.StatusCode)
-		}
-	}
-	w.post(b.ID, "finish", `{"state":"failed","error":"the recipe failed"}`).Body.Close()
+	h, alice, b := loggedBuild(t, `{"state":"failed","error":"the recipe failed"}`, forged, "last line\n")
 
 	resp := h.req("GET", "/v2/team-a/app/_pei/builds/"+b.ID+"/logs", alice, nil, "Accept", "text/event-stream")
 	raw, err := io.ReadAll(resp.Body)
@@ -138,21 +124,7 @@ func TestLogStreamCannotForgeEnd(t *testing.T) {
 // EventSource does) or ?after=N (a client without the header) gets only
 // the log events after that id, then the end.
 func TestLogStreamResumes(t *testing.T) {
-	h := newHarness(t, nil)
-	alice := h.token("alice", []string{"team-a"}, api.ScopeBuild)
-	wsec := h.token("w", nil, api.ScopeWorker)
-	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
-	b := decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
-	w := fakeWorker{h, wsec, "w"}
-	w.lease("linux/amd64")
-	for _, chunk := range []string{"one\n", "two\n", "three\n"} {
-		resp := w.post(b.ID, "logs", chunk)
-		resp.Body.Close()
-		if resp.StatusCode != 204 {
-			t.Fatalf("log: %d", resp.StatusCode)
-		}
-	}
-	w.post(b.ID, "finish", `{"state":"succeeded","digest":"sha256:`+strings.Repeat("a", 64)+`"}`).Body.Close()
+	h, alice, b := loggedBuild(t, `{"state":"succeeded","digest":"sha256:`+strings.Repeat("a", 64)+`"}`, "one\n", "two\n", "three\n")
 	for _, tc := range []struct {
 		name    string
 		query   string
@@ -205,4 +177,27 @@ func TestIsBearer(t *testing.T) {
 			t.Errorf("isBearer(%q) = %v, want %v", tc.header, got, tc.want)
 		}
 	}
+}
+
+// loggedBuild submits a build as alice (team-a, build scope), has a fake
+// worker lease it, post each log chunk and finish it with finish (the
+// finish request's body): a build whose log a test then reads.
+func loggedBuild(t *testing.T, finish string, chunks ...string) (h *harness, alice string, b api.BuildView) {
+	t.Helper()
+	h = newHarness(t, nil)
+	alice = h.token("alice", []string{"team-a"}, api.ScopeBuild)
+	wsec := h.token("w", nil, api.ScopeWorker)
+	good := tarGz(t, map[string]string{"Dockerfile": dockerfile, "hello": "hi\n"})
+	b = decode[api.BuildView](t, h.req("POST", "/v2/team-a/app/_pei/builds?kind=dockerfile&platform=linux/amd64", alice, strings.NewReader(string(good))))
+	w := fakeWorker{h, wsec, "w"}
+	w.lease("linux/amd64")
+	for _, chunk := range chunks {
+		resp := w.post(b.ID, "logs", chunk)
+		resp.Body.Close()
+		if resp.StatusCode != 204 {
+			t.Fatalf("log: %d", resp.StatusCode)
+		}
+	}
+	w.post(b.ID, "finish", finish).Body.Close()
+	return h, alice, b
 }
