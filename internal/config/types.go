@@ -46,7 +46,7 @@ type Stage1 struct {
 	// there: nothing (plan notes it).
 	Storage *Storage `yaml:"storage" doc:"Without effect, as in PeiDocker: the /soft directories are stage-2's (stage_2.storage)."`
 	Mount   []Mount  `yaml:"mount" key:"name" doc:"Extra mounts of the stage-1 container, keyed by a name (stage-2 does not inherit them)."`
-	Custom  *Custom  `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/."`
+	Custom  *Custom  `yaml:"custom" doc:"Hook scripts; each entry is 'path [args...]' relative to installation/, split into words as a POSIX shell splits them ('...' literal, \\ kept in \"...\" unless before $ \\ \" or a backquote). In arguments $VAR and $${VAR} expand in the container when the hook runs (${VAR} is filled by pei configure); shell syntax (; &, pipes, redirections, parentheses, backquotes, $(...)) is refused: quote it to pass it."`
 }
 
 // Stage2 is the stage_2 section.
