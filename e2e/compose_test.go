@@ -139,12 +139,7 @@ stage_2:
 		t.Fatalf("configure: %v", err)
 	}
 
-	t.Cleanup(func() {
-		runErr(dir, "docker", "compose", "down", "-v", "--remove-orphans")
-		runErr(dir, "docker", "rmi", "-f", img+":stage-1", img+":stage-2")
-	})
-	buildLog := run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
-	buildLog += run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-2")
+	buildLog := composeBuild(t, dir, img+":stage-1", img+":stage-2")
 	if !strings.Contains(buildLog, "CRLF") {
 		t.Errorf("the build log does not mention fixing crlf.sh's line endings")
 	}

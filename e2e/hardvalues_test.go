@@ -91,12 +91,7 @@ stage_2:
 	if _, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir}); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
-	t.Cleanup(func() {
-		runErr(dir, "docker", "compose", "down", "-v", "--remove-orphans")
-		runErr(dir, "docker", "rmi", "-f", name+":stage-1", name+":stage-2")
-	})
-	run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
-	run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-2")
+	composeBuild(t, dir, name+":stage-1", name+":stage-2")
 	run(t, dir, "docker", "compose", "up", "-d")
 	waitSSH(t, sshPort)
 	container := strings.TrimSpace(run(t, dir, "docker", "compose", "ps", "-q", "stage-2"))

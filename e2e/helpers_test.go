@@ -257,3 +257,16 @@ func peiBinary(t *testing.T) string {
 	}
 	return peiPath
 }
+
+// composeBuild builds a configured project's stage-1 and stage-2 with
+// Docker Compose and returns the build log; when the test ends, the
+// project's containers and volumes (in every profile) and images go.
+func composeBuild(t *testing.T, dir string, images ...string) string {
+	t.Helper()
+	t.Cleanup(func() {
+		runErr(dir, "docker", "compose", "--profile", "*", "down", "-v", "--remove-orphans")
+		runErr(dir, "docker", append([]string{"rmi", "-f"}, images...)...)
+	})
+	log := run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
+	return log + run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-2")
+}

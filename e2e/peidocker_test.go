@@ -74,12 +74,7 @@ stage_2:
 	if _, err := project.Configure(project.ConfigureOptions{Policy: project.Local, Dir: dir, Lookup: lookup}); err != nil {
 		t.Fatalf("configure: %v", err)
 	}
-	t.Cleanup(func() {
-		runErr(dir, "docker", "compose", "--profile", "*", "down", "-v", "--remove-orphans")
-		runErr(dir, "docker", "rmi", "-f", name+":stage-1", name+":dev")
-	})
-	run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-1")
-	run(t, dir, "docker", "compose", "--progress", "plain", "build", "stage-2")
+	composeBuild(t, dir, name+":stage-1", name+":dev")
 	if out, err := runErr(dir, "docker", "image", "inspect", "-f", "{{.Id}}", name+":dev"); err != nil {
 		t.Fatalf("stage-2's {{PEI_E2E_TAG:-dev}} did not give the tag dev: %v %s", err, out)
 	}
