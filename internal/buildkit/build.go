@@ -110,6 +110,11 @@ type Result struct {
 	Stage    string
 	Ref      string
 	Manifest string // digest of the image manifest
+	// Warnings are what the build found that the user should know: a
+	// composed image's files that no format merges and that layers
+	// changed differently, or dependencies it leaves unsatisfied. They are
+	// also written to Options.Stderr.
+	Warnings []string
 }
 
 // Build solves the plan's stages on a BuildKit daemon.
@@ -201,7 +206,7 @@ func Build(ctx context.Context, c *bkclient.Client, opt Options) ([]Result, erro
 		if s.Index != last && opt.Output.Type != "docker" {
 			continue // an intermediate stage: built as part of the last one
 		}
-		jobs = append(jobs, job{s, targets, s.Index == last})
+		jobs = append(jobs, job{stage: s, targets: targets, final: s.Index == last})
 	}
 	return solveAll(ctx, c, opt, jobs, stores)
 }
@@ -214,6 +219,9 @@ type job struct {
 	stage   plan.Stage
 	targets []target
 	final   bool
+	// warnings, when set, are what the solve found for the user to know
+	// (a composed image's unmerged files), read after it.
+	warnings func() []string
 }
 
 // solveAll solves the stages together (BuildKit runs the steps they share
@@ -260,6 +268,15 @@ func solveAll(ctx context.Context, c *bkclient.Client, opt Options, jobs []job, 
 	if err != nil {
 		return nil, err
 	}
+	for i, j := range jobs {
+		if j.warnings == nil {
+			continue
+		}
+		results[i].Warnings = j.warnings()
+		for _, w := range results[i].Warnings {
+			fmt.Fprintf(stderr(opt), "warning: %s: %s\n", j.stage.Name, w)
+		}
+	}
 	return results, nil
 }
 
@@ -299,69 +316,11 @@ func imageSource(ctx context.Context, opt Options, label, ref string, layout *co
 	return llb.OCILayout(baseRef(b), llb.OCIStore("", b.StoreID), llb.Platform(p), llb.WithCustomName(label+ref)), b.Config, nil
 }
 
-// composedJob is the solve of the composed image opt.Compose: its layers
-// merged bottom first (BuildKit's MergeOp), a diff being what its upper
-// image adds to its lower one (DiffOp).
-func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, stores map[string]content.Store) (job, error) {
-	var ci *config.Composed
-	var names []string
-	for i := range opt.Plan.Compose {
-		names = append(names, opt.Plan.Compose[i].Name)
-		if opt.Plan.Compose[i].Name == opt.Compose {
-			ci = &opt.Plan.Compose[i]
-		}
+func stderr(opt Options) io.Writer {
+	if opt.Stderr == nil {
+		return io.Discard
 	}
-	if ci == nil {
-		return job{}, fmt.Errorf("the config composes no image %q (it composes: %s)", opt.Compose, strings.Join(names, ", "))
-	}
-	source := func(ref config.ImageRef, p ocispecs.Platform) (llb.State, ocispecs.Image, error) {
-		return imageSource(ctx, opt, "[image] ", ref.Raw, ref.Layout, p, stores)
-	}
-	s := plan.Stage{Name: ci.Name, Output: ci.Output}
-	var targets []target
-	for _, p := range plats {
-		var parts []llb.State
-		var cfg *ocispecs.Image
-		for i, l := range ci.Layers {
-			var st llb.State
-			if l.Image.Raw != "" {
-				img, icfg, err := source(l.Image, p)
-				if err != nil {
-					return job{}, fmt.Errorf("compose.%s.layers[%d]: %w", ci.Name, i, err)
-				}
-				st = img
-				if cfg == nil {
-					cfg = &icfg // the first whole image gives the config
-				}
-			} else {
-				lower, _, err := source(l.Diff.Lower, p)
-				if err != nil {
-					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.lower: %w", ci.Name, i, err)
-				}
-				upper, _, err := source(l.Diff.Upper, p)
-				if err != nil {
-					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.upper: %w", ci.Name, i, err)
-				}
-				st = llb.Diff(lower, upper, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> %s", ci.Name, l.Diff.Lower.Raw, l.Diff.Upper.Raw)))
-			}
-			if len(l.Exclude) > 0 {
-				// A copy without the excluded paths (deletions the layer
-				// holds are not carried over).
-				var patterns []string
-				for _, e := range l.Exclude {
-					patterns = append(patterns, strings.TrimPrefix(e, "/"))
-				}
-				st = llb.Scratch().File(llb.Copy(st, "/", "/", &llb.CopyInfo{CopyDirContentsOnly: true, ExcludePatterns: patterns}),
-					llb.WithCustomName(fmt.Sprintf("[%s] layer %d without %s", ci.Name, i, strings.Join(l.Exclude, ", "))))
-			}
-			parts = append(parts, st)
-		}
-		merged := llb.Merge(parts, llb.WithCustomName(fmt.Sprintf("[%s] merge %d layers", ci.Name, len(parts))))
-		c := *cfg
-		c.Platform = p
-		targets = append(targets, target{platform: p, state: merged, cfg: c})
-	}
-	return job{stage: s, targets: targets, final: true}, nil
+	return opt.Stderr
 }
 
 func wait(ch <-chan error) error {
@@ -420,15 +379,36 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, t
 		if opt.NoCache {
 			mopts = append(mopts, llb.IgnoreCache)
 		}
-		def, err := t.state.Marshal(ctx, mopts...)
-		if err != nil {
-			return Result{}, nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
-		}
 		cfgJSON, err := json.Marshal(t.cfg)
 		if err != nil {
 			return Result{}, nil, err
 		}
-		defs = append(defs, platformDef{t.platform, def, cfgJSON})
+		if t.finish != nil {
+			defs = append(defs, platformDef{platform: t.platform, cfgJSON: cfgJSON,
+				finish: func(ctx context.Context, gw gateway.Client, imports []gateway.CacheOptionsEntry) (*llb.Definition, error) {
+					st, err := t.finish(ctx, func(ctx context.Context, st llb.State) (gateway.Reference, error) {
+						def, err := st.Marshal(ctx, mopts...)
+						if err != nil {
+							return nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
+						}
+						r, err := gw.Solve(ctx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
+						if err != nil {
+							return nil, err
+						}
+						return r.SingleRef()
+					})
+					if err != nil {
+						return nil, err
+					}
+					return st.Marshal(ctx, mopts...)
+				}})
+			continue
+		}
+		def, err := t.state.Marshal(ctx, mopts...)
+		if err != nil {
+			return Result{}, nil, fmt.Errorf("%s: marshal LLB: %w", s.Name, err)
+		}
+		defs = append(defs, platformDef{platform: t.platform, def: def, cfgJSON: cfgJSON})
 	}
 	contextFS, err := fsutil.NewFS(opt.ProjectDir)
 	if err != nil {
@@ -573,6 +553,9 @@ type target struct {
 	platform ocispecs.Platform
 	state    llb.State
 	cfg      ocispecs.Image
+	// finish, when set, makes the state to solve inside the build from
+	// what solving parts of it shows (a composed image's shared files).
+	finish func(ctx context.Context, solve solver) (llb.State, error)
 }
 
 // platformDef is a target marshalled for the solver.
@@ -580,6 +563,8 @@ type platformDef struct {
 	platform ocispecs.Platform
 	def      *llb.Definition
 	cfgJSON  []byte
+	// finish makes def inside the build, when the target has a finish.
+	finish func(ctx context.Context, gw gateway.Client, imports []gateway.CacheOptionsEntry) (*llb.Definition, error)
 }
 
 // solvePlatforms solves one definition per platform, together. One gives a
@@ -589,7 +574,14 @@ func solvePlatforms(ctx context.Context, gw gateway.Client, defs []platformDef, 
 	eg, ectx := errgroup.WithContext(ctx)
 	for i, d := range defs {
 		eg.Go(func() error {
-			r, err := gw.Solve(ectx, gateway.SolveRequest{Definition: d.def.ToPB(), Evaluate: true, CacheImports: imports})
+			def := d.def
+			if d.finish != nil {
+				var err error
+				if def, err = d.finish(ectx, gw, imports); err != nil {
+					return err
+				}
+			}
+			r, err := gw.Solve(ectx, gateway.SolveRequest{Definition: def.ToPB(), Evaluate: true, CacheImports: imports})
 			results[i] = r
 			return err
 		})

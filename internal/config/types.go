@@ -186,6 +186,7 @@ type Composed struct {
 	Name   string  `yaml:"-"`
 	Output string  `yaml:"output" doc:"Name:tag of the composed image."`
 	Layers []Layer `yaml:"layers" doc:"What to layer, bottom first: {image: REF} takes an image whole (the first one also gives the config: env, entrypoint); {diff: {lower: REF, upper: REF}} takes what upper adds to or changes from lower. exclude leaves absolute paths out of either."`
+	Strict bool    `yaml:"strict" doc:"Fail the build, rather than warn, when layers change a file pei cannot merge differently, or leave a package's dependency unsatisfied (see docs/compact.md)."`
 }
 
 // Layer is one part of a composed image.

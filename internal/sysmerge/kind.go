@@ -30,10 +30,22 @@ const (
 	Triggers
 	// Cache files are generated: rebuilt after the merge, never merged.
 	Cache
+	// Paragraphs are deb822 files other than dpkg's status, merged by
+	// paragraph: apt's extended_states (by package), debconf's databases
+	// (by Name).
+	Paragraphs
+	// Log files under /var/log: what each layer appended is appended.
+	Log
+	// Backup files are the copies dpkg, shadow and debconf keep of a
+	// database's previous state (status-old, passwd-, config.dat-old):
+	// taken from the last layer that changed them, not reported. Merging
+	// them would be wrong: a layer's status-old is a state in the middle
+	// of its install, with packages unpacked but not configured.
+	Backup
 )
 
 var formatNames = [...]string{"unknown", "dpkg status", "passwd", "group", "shadow", "gshadow",
-	"dpkg info file", "alternatives", "line set", "dpkg triggers", "cache"}
+	"dpkg info file", "alternatives", "line set", "dpkg triggers", "cache", "deb822 paragraphs", "log", "backup"}
 
 func (f Format) String() string {
 	if f < 0 || int(f) >= len(formatNames) {
@@ -57,8 +69,16 @@ func Kind(p string) Format {
 		return Shadow
 	case "/etc/gshadow":
 		return GShadow
-	case "/etc/shells", "/etc/ld.so.conf":
+	case "/var/lib/dpkg/status-old", "/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-",
+		"/etc/subuid-", "/etc/subgid-",
+		"/var/cache/debconf/config.dat-old", "/var/cache/debconf/templates.dat-old", "/var/cache/debconf/passwords.dat-old":
+		return Backup
+	case "/etc/shells", "/etc/ld.so.conf", "/var/lib/dpkg/statoverride",
+		"/var/lib/ucf/hashfile", "/var/lib/ucf/registry":
 		return LineSet
+	case "/var/lib/apt/extended_states",
+		"/var/cache/debconf/config.dat", "/var/cache/debconf/templates.dat", "/var/cache/debconf/passwords.dat":
+		return Paragraphs
 	}
 	if RebuildStep(p) != "" {
 		return Cache
@@ -78,6 +98,9 @@ func Kind(p string) Format {
 	case "/etc/ld.so.conf.d/":
 		return LineSet
 	}
+	if strings.HasPrefix(p, "/var/log/") {
+		return Log
+	}
 	if strings.HasSuffix(base, ".pth") &&
 		(strings.HasPrefix(p, "/usr/lib/python3") || strings.HasPrefix(p, "/usr/local/lib/python3")) {
 		return LineSet
@@ -85,14 +108,21 @@ func Kind(p string) Format {
 	return Unknown
 }
 
+// AptCachesStep removes apt's binary caches, which apt regenerates from its
+// lists when it next runs.
+const AptCachesStep = "rm -f /var/cache/apt/pkgcache.bin /var/cache/apt/srcpkgcache.bin"
+
 // RebuildStep names the command that regenerates the cache at p, or "" when
 // p is not a cache.
 func RebuildStep(p string) string {
 	p = path.Clean("/" + p)
 	dir, base := path.Split(p)
 	switch {
-	case p == "/etc/ld.so.cache":
+	case p == "/etc/ld.so.cache", p == "/var/cache/ldconfig/aux-cache":
 		return "ldconfig"
+	case p == "/var/cache/apt/pkgcache.bin", p == "/var/cache/apt/srcpkgcache.bin":
+		// apt makes them again when it next needs them.
+		return AptCachesStep
 	case p == "/etc/ssl/certs/ca-certificates.crt",
 		dir == "/etc/ssl/certs/" && (strings.HasSuffix(base, ".pem") || isHashLink(base)):
 		return "update-ca-certificates"

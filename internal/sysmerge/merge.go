@@ -125,6 +125,10 @@ func Merge(path string, base []byte, diffs []Change) (Result, error) {
 		return mergeTriggers(path, base, touched)
 	case Alternatives:
 		return mergeAlternatives(path, base, touched)
+	case Paragraphs:
+		return mergeParagraphs(path, base, touched)
+	case Log:
+		return mergeLog(base, touched), nil
 	default:
 		return mergeWhole(path, f, base, touched)
 	}
@@ -189,6 +193,9 @@ func mergeWhole(path string, f Format, base []byte, touched []Change) (Result, e
 	if len(vs) == 1 {
 		return res, nil
 	}
+	if f == Backup {
+		return lastWins(vs, touched), nil
+	}
 	first, other := vs[0].layers[0], vs[1].layers[0]
 	if f == DpkgInfo {
 		return Result{}, &ConflictError{Path: path, Conflicts: []Finding{{Kind: Conflict, Path: path,
@@ -196,20 +203,55 @@ func mergeWhole(path string, f Format, base []byte, touched []Change) (Result, e
 			Msg: fmt.Sprintf("dpkg info file of package %s changed differently by layers %s and %s: both diffs install or change that package; build it in one of them only",
 				infoPackage(path), first, other)}}}
 	}
+	res = lastWins(vs, touched)
+	res.Findings = append(res.Findings, Finding{Kind: Unmerged, Path: path, Layers: layers(),
+		Msg: fmt.Sprintf("%s has no known format and was changed differently by layers %s; the last one (%s) wins",
+			path, strings.Join(layers(), ", "), touched[len(touched)-1].Layer)})
+	return res, nil
+}
+
+// lastWins is the version of the last layer that touched the file.
+func lastWins(vs []*version, touched []Change) Result {
 	last := vs[len(vs)-1]
 	for _, v := range vs {
 		if slices.Contains(v.layers, touched[len(touched)-1].Layer) {
 			last = v
 		}
 	}
-	res = Result{Data: last.data, Missing: last.missing}
 	if last.missing {
-		res.Data = nil
+		return Result{Missing: true}
 	}
-	res.Findings = append(res.Findings, Finding{Kind: Unmerged, Path: path, Layers: layers(),
-		Msg: fmt.Sprintf("%s has no known format and was changed differently by layers %s; the last one (%s) wins",
-			path, strings.Join(layers(), ", "), touched[len(touched)-1].Layer)})
-	return res, nil
+	return Result{Data: last.data}
+}
+
+// mergeLog appends to base what each layer appended to its lower's log, in
+// layer order. A log a layer rewrote rather than appended to (rotated,
+// compressed) is taken whole from the last such layer: logs are history,
+// not state a package manager reads, so neither case is reported.
+func mergeLog(base []byte, touched []Change) Result {
+	out, exists := slices.Clone(base), base != nil
+	for _, d := range touched {
+		exists = exists || !d.UpperMissing
+		switch {
+		case d.UpperMissing:
+		case d.LowerMissing:
+			out = append(out, d.Upper...)
+		case bytes.HasPrefix(d.Upper, d.Lower):
+			out = append(out, d.Upper[len(d.Lower):]...)
+		default:
+			last := touched[len(touched)-1]
+			for _, d := range touched {
+				if !d.UpperMissing && !d.LowerMissing && !bytes.HasPrefix(d.Upper, d.Lower) {
+					last = d
+				}
+			}
+			return Result{Data: last.Upper}
+		}
+	}
+	if !exists {
+		return Result{Missing: true}
+	}
+	return Result{Data: append([]byte{}, out...)}
 }
 
 // infoPackage is the package an info file belongs to: its name up to the

@@ -390,6 +390,10 @@ func TestMergeWhole(t *testing.T) {
 			want:  "x", findings: []string{"layers a, b, c", "the last one (c) wins"}},
 		{name: "unknown untouched layer ignored", path: "/etc/os-release", base: []byte("base"),
 			diffs: []Change{ch("a", []byte("dev"), []byte("a")), ch("b", []byte("dev"), []byte("dev"))}, want: "a"},
+		{name: "a backup: the last layer's, not reported", path: "/var/lib/dpkg/status-old", base: []byte("base"),
+			diffs: []Change{ch("a", []byte("dev"), []byte("a")), ch("b", []byte("dev"), []byte("b"))}, want: "b"},
+		{name: "a backup the last layer removed", path: "/etc/passwd-", base: []byte("base"),
+			diffs: []Change{ch("a", []byte("dev"), []byte("a")), {Layer: "b", Lower: []byte("dev"), UpperMissing: true}}, missing: true},
 		{name: "empty file is not missing", path: "/etc/hostname", base: nil,
 			diffs: []Change{{Layer: "a", LowerMissing: true, Upper: []byte{}}}, want: ""},
 	} {
@@ -421,12 +425,26 @@ func TestKind(t *testing.T) {
 	}{
 		{"/var/lib/dpkg/status", DpkgStatus},
 		{"var/lib/dpkg/status", DpkgStatus},
-		{"/var/lib/dpkg/status-old", Unknown},
+		{"/var/lib/dpkg/status-old", Backup},
+		{"/var/lib/dpkg/status-new", Unknown},
 		{"/etc/passwd", Passwd},
 		{"/etc/group", Group},
 		{"/etc/shadow", Shadow},
 		{"/etc/gshadow", GShadow},
-		{"/etc/passwd-", Unknown},
+		{"/etc/passwd-", Backup},
+		{"/etc/gshadow-", Backup},
+		{"/var/cache/debconf/config.dat-old", Backup},
+		{"/etc/passwd.lock", Unknown},
+		{"/var/lib/apt/extended_states", Paragraphs},
+		{"/var/cache/debconf/config.dat", Paragraphs},
+		{"/var/cache/debconf/templates.dat", Paragraphs},
+		{"/var/cache/debconf/config.dat.lock", Unknown},
+		{"/var/log/dpkg.log", Log},
+		{"/var/log/apt/history.log", Log},
+		{"/var/lib/dpkg/statoverride", LineSet},
+		{"/var/cache/ldconfig/aux-cache", Cache},
+		{"/var/cache/apt/pkgcache.bin", Cache},
+		{"/var/cache/apt/archives/lock", Unknown},
 		{"/var/lib/dpkg/info/python3.11.list", DpkgInfo},
 		{"/var/lib/dpkg/info/libc6:amd64.md5sums", DpkgInfo},
 		{"/var/lib/dpkg/info/dash.postinst", DpkgInfo},
@@ -458,5 +476,75 @@ func TestKind(t *testing.T) {
 		if got := Kind(tc.path); got != tc.want {
 			t.Errorf("Kind(%q) = %v, want %v", tc.path, got, tc.want)
 		}
+	}
+}
+
+func TestMergeParagraphs(t *testing.T) {
+	const path = "/var/lib/apt/extended_states"
+	auto := func(pkg string) string {
+		return "Package: " + pkg + "\nArchitecture: amd64\nAuto-Installed: 1\n\n"
+	}
+	base := []byte(auto("libbase"))
+	py := Change{Layer: "py", Lower: []byte(auto("gcc")), Upper: []byte(auto("gcc") + auto("libpython3.11"))}
+	node := Change{Layer: "node", Lower: []byte(auto("gcc")), Upper: []byte(auto("gcc") + auto("libnode108"))}
+	res, err := Merge(path, base, []Change{py, node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// gcc is the dev base's: it stays out; both diffs' packages are in.
+	if want := auto("libbase") + auto("libpython3.11") + auto("libnode108"); string(res.Data) != want {
+		t.Errorf("merged:\n%s\nwant:\n%s", res.Data, want)
+	}
+
+	// debconf's databases key by Name; two layers answering one question
+	// differently is a conflict naming both.
+	const conf = "/var/cache/debconf/config.dat"
+	q := func(v string) string {
+		return "Name: tzdata/Areas\nTemplate: tzdata/Areas\nValue: " + v + "\nOwners: tzdata\n\n"
+	}
+	_, err = Merge(conf, nil, []Change{
+		{Layer: "a", LowerMissing: true, Upper: []byte(q("Europe"))},
+		{Layer: "b", LowerMissing: true, Upper: []byte(q("Asia"))},
+	})
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "tzdata/Areas") || !strings.Contains(err.Error(), "layers a") {
+		t.Errorf("two answers to one question: got %v, want a conflict naming tzdata/Areas and both layers", err)
+	}
+	if _, err := Merge(conf, nil, []Change{{Layer: "a", LowerMissing: true, Upper: []byte("Template: x\n\n")}}); err == nil ||
+		!strings.Contains(err.Error(), "no Package or Name field") || !strings.Contains(err.Error(), "line 1") {
+		t.Errorf("a paragraph without its key: got %v, want an error naming the missing field and line", err)
+	}
+}
+
+func TestMergeLog(t *testing.T) {
+	const path = "/var/log/dpkg.log"
+	for _, tc := range []struct {
+		name  string
+		base  []byte
+		diffs []Change
+		want  string
+		gone  bool
+	}{
+		{"appends in layer order", []byte("b\n"), []Change{
+			{Layer: "py", Lower: []byte("dev\n"), Upper: []byte("dev\npy\n")},
+			{Layer: "node", Lower: []byte("dev\n"), Upper: []byte("dev\nnode\n")},
+		}, "b\npy\nnode\n", false},
+		{"a new log", nil, []Change{{Layer: "py", LowerMissing: true, Upper: []byte("py\n")}}, "py\n", false},
+		{"an empty new log exists", nil, []Change{{Layer: "py", LowerMissing: true, Upper: []byte{}}}, "", false},
+		{"a rotated log: the last rewrite wins", []byte("b\n"), []Change{
+			{Layer: "py", Lower: []byte("dev\n"), Upper: []byte("rotated\n")},
+			{Layer: "node", Lower: []byte("dev\n"), Upper: []byte("dev\nnode\n")},
+		}, "rotated\n", false},
+		{"removed everywhere", nil, []Change{{Layer: "py", Lower: []byte("dev\n"), UpperMissing: true}}, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Merge(path, tc.base, tc.diffs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(res.Data) != tc.want || res.Missing != tc.gone || (!tc.gone && res.Data == nil) || len(res.Findings) != 0 {
+				t.Errorf("got %q missing=%v findings=%v, want %q missing=%v and no findings", res.Data, res.Missing, res.Findings, tc.want, tc.gone)
+			}
+		})
 	}
 }

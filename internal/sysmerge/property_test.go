@@ -52,6 +52,17 @@ var propFormats = []propFormat{
 		entry: func(k, v int) string {
 			return fmt.Sprintf("g%d:x:%d:%s", k, 2000+k, strings.Join([]string{"", "m1", "m1,m2"}[v:v+1], ""))
 		}, render: joinLines},
+	{path: "/var/cache/debconf/config.dat", ordered: true,
+		entry: func(k, v int) string {
+			return fmt.Sprintf("Name: pkg%d/question\nTemplate: pkg%d/question\nValue: answer %d\nOwners: pkg%d\n", k, k, v, k)
+		},
+		render: func(es []string) []byte {
+			var b strings.Builder
+			for _, e := range es {
+				b.WriteString(e + "\n")
+			}
+			return []byte(b.String())
+		}},
 	{path: "/etc/shells", ordered: true,
 		entry:  func(k, v int) string { return fmt.Sprintf("/opt/shell%d/v%d", k, v) },
 		render: joinLines},

@@ -42,6 +42,22 @@ func statusKey(s stanza) string {
 // parseStatus splits a dpkg status file into stanzas keyed by package and
 // architecture, each kept byte for byte.
 func parseStatus(path, from string, data []byte) ([]entry, error) {
+	return parseDeb822(path, from, data, "Package", statusKey)
+}
+
+// paragraphKey keys apt's extended_states by package and architecture, and
+// debconf's databases by Name.
+func paragraphKey(s stanza) string {
+	if s["package"] != "" {
+		return statusKey(s)
+	}
+	return s["name"]
+}
+
+// parseDeb822 splits a deb822 file into its paragraphs, each kept byte for
+// byte and keyed by key, which must not be "" (field names the field it
+// needs, for the error).
+func parseDeb822(path, from string, data []byte, field string, key func(stanza) string) ([]entry, error) {
 	var es []entry
 	var cur []string
 	start := 0
@@ -51,10 +67,11 @@ func parseStatus(path, from string, data []byte) ([]entry, error) {
 		}
 		text := strings.Join(cur, "\n")
 		s := parseStanza(text)
-		if s["package"] == "" {
-			return parseError(path, from, start, "the stanza starting here has no Package field")
+		k := key(s)
+		if k == "" {
+			return parseError(path, from, start, "the stanza starting here has no %s field", field)
 		}
-		es = append(es, entry{key: statusKey(s), text: text, line: start})
+		es = append(es, entry{key: k, text: text, line: start})
 		cur = nil
 		return nil
 	}
@@ -147,6 +164,33 @@ func mergeStatus(path string, base []byte, touched []Change) (Result, error) {
 		res.Findings = append(res.Findings, f.Finding)
 	}
 	return res, nil
+}
+
+var paragraphFormat = keyedFormat{what: "entry", idField: -1,
+	parse: func(path, from string, data []byte) ([]entry, error) {
+		return parseDeb822(path, from, data, "Package or Name", paragraphKey)
+	}}
+
+// mergeParagraphs merges a deb822 file by paragraph, keeping base's order
+// and appending new paragraphs in layer order, each ended by a blank line
+// as apt and debconf write them.
+func mergeParagraphs(path string, base []byte, touched []Change) (Result, error) {
+	m, err := mergeKeyed(path, base, touched, paragraphFormat)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := m.conflictError(path); err != nil {
+		return Result{}, err
+	}
+	if m.missing {
+		return Result{Missing: true}, nil
+	}
+	var b strings.Builder
+	for _, e := range m.entries {
+		b.WriteString(e.text)
+		b.WriteString("\n\n")
+	}
+	return Result{Data: []byte(b.String())}, nil
 }
 
 // sortStatus orders stanzas as dpkg writes its database: by package name,
