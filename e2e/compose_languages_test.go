@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"archive/zip"
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -92,30 +96,58 @@ func TestComposedLanguages(t *testing.T) {
 	project("svc-a", img("dev-base"), "useradd -u 1500 -r svc\n")
 	project("svc-b", img("dev-base"), "useradd -u 1600 -r svc\n")
 	project("magic", img("dev-base"), apt+"libmagic-dev\n")
+	// Runners: each language with its package manager (and whatever that
+	// pulls in), built on the language's dev image.
+	project("runner-python", img("python"), apt+"python3-pip\n")
+	project("runner-node", img("node"), apt+"npm\n")
 
 	rt := filepath.Join(t.TempDir(), "rt")
 	var compose strings.Builder
-	entry := func(key string, strict bool, uppers ...string) {
+	// The languages come from the project's catalog (each item leaves out
+	// its project's scripts, /pei-init); the other entries write diffs.
+	layer := func(u string) string {
+		if slices.ContainsFunc(langs, func(l *composeLang) bool { return l.name == u }) {
+			return "      - catalog: " + u + "\n"
+		}
+		return fmt.Sprintf("      - diff: {lower: '%s', upper: '%s'}\n", img("dev-base"), img(u))
+	}
+	entry := func(key string, strict bool, layers ...string) {
 		fmt.Fprintf(&compose, "  %s:\n    output: '%s'\n    strict: %v\n    layers:\n      - image: '%s'\n", key, img("rt-"+key), strict, baseImage)
-		for _, u := range uppers {
-			fmt.Fprintf(&compose, "      - diff: {lower: '%s', upper: '%s'}\n", img("dev-base"), img(u))
+		for _, l := range layers {
+			compose.WriteString(l)
 		}
 		made = append(made, img("rt-"+key))
 	}
 	sets := [][]*composeLang{{langs[0], langs[1]}, {langs[0], langs[2]}, {langs[1], langs[2]}, langs}
 	for _, set := range sets {
-		var names []string
+		var names, layers []string
 		for _, l := range set {
 			names = append(names, l.name)
+			layers = append(layers, layer(l.name))
 		}
-		entry(strings.Join(names, "-"), true, names...)
+		entry(strings.Join(names, "-"), true, layers...)
 	}
-	entry("svc", false, "svc-a")
-	entry("clash", false, "svc-a", "svc-b")
-	entry("magic", false, "magic")
-	entry("magic-strict", true, "magic")
-	writeFile(t, filepath.Join(rt, "user_config.yml"), fmt.Sprintf("stage_1:\n  image: {base: '%s', output: '%s'}\n  ssh: {enable: false}\ncompose:\n%s",
-		baseImage, img("rt-stage-1"), compose.String()), 0o644)
+	entry("svc", false, layer("svc-a"))
+	entry("clash", false, layer("svc-a"), layer("svc-b"))
+	entry("magic", false, layer("magic"))
+	entry("magic-strict", true, layer("magic"))
+	// The project's own dependencies: a wheel built here (PyPI is not
+	// reachable) and a package from the npm registry, with its lockfile.
+	writeFile(t, filepath.Join(rt, "py/requirements.txt"), "./wheels/peiwheel-1.0-py3-none-any.whl\n", 0o644)
+	writeWheel(t, filepath.Join(rt, "py/wheels/peiwheel-1.0-py3-none-any.whl"))
+	writeFile(t, filepath.Join(rt, "web/package.json"), `{"name": "web", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}}`+"\n", 0o644)
+	writeFile(t, filepath.Join(rt, "web/package-lock.json"), isNumberLock, 0o644)
+	entry("app", true, layer("python"), layer("node"),
+		fmt.Sprintf("      - runner: {image: '%s', dir: py, pip: requirements.txt}\n", img("runner-python")),
+		fmt.Sprintf("      - runner: {image: '%s', dir: web, npm: package.json, target: /srv/web}\n", img("runner-node")))
+	// python was built on dev-base, not on svc-a.
+	entry("stale", false, fmt.Sprintf("      - diff: {lower: '%s', upper: '%s'}\n", img("svc-a"), img("python")))
+	var catalog strings.Builder
+	for _, l := range langs {
+		fmt.Fprintf(&catalog, "  %s: {lower: '%s', upper: '%s', exclude: [/pei-init]}\n", l.name, img("dev-base"), img(l.name))
+	}
+	writeFile(t, filepath.Join(rt, "user_config.yml"), fmt.Sprintf("stage_1:\n  image: {base: '%s', output: '%s'}\n  ssh: {enable: false}\ncatalog:\n%scompose:\n%s",
+		baseImage, img("rt-stage-1"), catalog.String(), compose.String()), 0o644)
 	epoch := func(o *build.Flags) {
 		o.Getenv = func(k string) string {
 			if k == "SOURCE_DATE_EPOCH" {
@@ -133,8 +165,16 @@ func TestComposedLanguages(t *testing.T) {
 		}
 		key := strings.Join(names, "-")
 		t.Run(key, func(t *testing.T) {
-			refs := peiBuild(t, rt, state, os.Stderr, epoch, func(o *build.Flags) { o.Stage = key })
-			digests[key] = refs[0]
+			f := build.Flags{Dir: rt, StateDir: state, Stage: key, Progress: "plain"}
+			epoch(&f)
+			res, err := runBuild(t.Context(), f, os.Stderr)
+			if err != nil {
+				t.Fatalf("pei build --stage %s: %v", key, err)
+			}
+			if len(res) != 1 || len(res[0].Warnings) != 0 {
+				t.Errorf("composing %s: %+v, want one image and no warnings", key, res)
+			}
+			digests[key] = res[0].Ref + "@" + res[0].Manifest
 			image := img("rt-" + key)
 			sh := func(script string) (string, error) {
 				return runErr("", "docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script)
@@ -181,6 +221,33 @@ func TestComposedLanguages(t *testing.T) {
 		})
 	}
 
+	t.Run("runners", func(t *testing.T) {
+		res, err := runBuild(t.Context(), build.Flags{Dir: rt, StateDir: state, Stage: "app"}, os.Stderr)
+		if err != nil {
+			t.Fatalf("compose app: %v", err)
+		}
+		if len(res[0].Warnings) != 0 {
+			t.Errorf("warnings: %q", res[0].Warnings)
+		}
+		out, err := runErr("", "docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", img("rt-app"), "-c", `
+			python3 -c 'import peiwheel; print("peiwheel", peiwheel.ANSWER)'
+			cd /srv/web && node -e 'console.log("is-number", require("is-number")(5))'
+			ls -d /root/.cache/pip /root/.npm /srv/web/package-lock.json /srv/web/node_modules/is-number/package.json 2>&1
+			for c in pip pip3 npm gcc cc; do command -v $c || echo "no $c"; done
+			dpkg -s python3-pip npm 2>&1 | grep '^dpkg-query'; dpkg --audit; apt-get check -q >/dev/null && echo apt-check-ok`)
+		if err != nil {
+			t.Fatalf("run rt-app: %v\n%s", err, out)
+		}
+		for _, s := range []string{"peiwheel 42\n", "is-number true\n", "/srv/web/package-lock.json\n", "/srv/web/node_modules/is-number/package.json\n",
+			"ls: cannot access '/root/.cache/pip'", "ls: cannot access '/root/.npm'",
+			"no pip\n", "no pip3\n", "no npm\n", "no gcc\n", "no cc\n",
+			"package 'python3-pip' is not installed", "package 'npm' is not installed", "apt-check-ok\n"} {
+			if !strings.Contains(out, s) {
+				t.Errorf("the runtime with the runners' dependencies does not show %q:\n%s", s, out)
+			}
+		}
+	})
+
 	t.Run("apt installs only the new package", func(t *testing.T) {
 		// python3-idna depends on python3 alone, which the python diff
 		// installed: apt must not install python3 again.
@@ -225,6 +292,17 @@ func TestComposedLanguages(t *testing.T) {
 		}
 	})
 
+	t.Run("a language not built on the lower", func(t *testing.T) {
+		res, err := runBuild(t.Context(), build.Flags{Dir: rt, StateDir: state, Stage: "stale"}, os.Stderr)
+		if err != nil {
+			t.Fatalf("compose stale: %v", err)
+		}
+		w := strings.Join(res[0].Warnings, "\n")
+		if !strings.Contains(w, img("python")+" was not built on "+img("svc-a")) {
+			t.Errorf("diff(svc-a, python): warnings %q, want one saying python was not built on svc-a", w)
+		}
+	})
+
 	t.Run("a dependency only the dev base had", func(t *testing.T) {
 		var log bytes.Buffer
 		res, err := runBuild(t.Context(), build.Flags{Dir: rt, StateDir: state, Stage: "magic"}, &log)
@@ -254,4 +332,57 @@ func TestComposedLanguages(t *testing.T) {
 func packages(t *testing.T, image string) []string {
 	t.Helper()
 	return strings.Fields(run(t, "", "docker", "run", "--rm", "--entrypoint", "dpkg-query", image, "-W", "-f", "${Package}\n"))
+}
+
+// isNumberLock is an npm lockfile (v3) for is-number 7.0.0, which has no
+// dependencies.
+const isNumberLock = `{
+  "name": "web",
+  "version": "1.0.0",
+  "lockfileVersion": 3,
+  "requires": true,
+  "packages": {
+    "": {"name": "web", "version": "1.0.0", "dependencies": {"is-number": "7.0.0"}},
+    "node_modules/is-number": {
+      "version": "7.0.0",
+      "resolved": "https://registry.npmjs.org/is-number/-/is-number-7.0.0.tgz",
+      "integrity": "sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng==",
+      "engines": {"node": ">=0.12.0"}
+    }
+  }
+}
+`
+
+// writeWheel writes a pure-Python wheel of package peiwheel 1.0 (ANSWER =
+// 42), with the RECORD pip checks.
+func writeWheel(t *testing.T, file string) {
+	t.Helper()
+	files := []struct{ name, body string }{
+		{"peiwheel/__init__.py", "ANSWER = 42\n"},
+		{"peiwheel-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: peiwheel\nVersion: 1.0\n"},
+		{"peiwheel-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: pei-e2e\nRoot-Is-Purelib: true\nTag: py3-none-any\n"},
+	}
+	var record strings.Builder
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	add := func(name, body string) {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(w, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range files {
+		sum := sha256.Sum256([]byte(f.body))
+		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", f.name, base64.RawURLEncoding.EncodeToString(sum[:]), len(f.body))
+		add(f.name, f.body)
+	}
+	record.WriteString("peiwheel-1.0.dist-info/RECORD,,\n")
+	add("peiwheel-1.0.dist-info/RECORD", record.String())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, file, buf.String(), 0o644)
 }

@@ -2,8 +2,10 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,6 +69,32 @@ type Options struct {
 	CacheNamespace string
 	Progress       string
 	Stderr         io.Writer
+	// TrustedCAs are PEM certificates the composed images' runner installs
+	// trust besides their image's own (HostCAs: the machine's, so that a
+	// site's TLS proxy in front of npm or PyPI works). Certificates are
+	// public; none reaches an image.
+	TrustedCAs []byte
+}
+
+// DefaultCAFile is where Debian keeps the machine's trusted certificates.
+const DefaultCAFile = "/etc/ssl/certs/ca-certificates.crt"
+
+// HostCAs reads the certificates this machine trusts: SSL_CERT_FILE (from
+// getenv, when it is set) or DefaultCAFile. A machine without the file
+// trusts nothing more (nil); one that cannot be read is an error.
+func HostCAs(getenv func(string) string) ([]byte, error) {
+	file := DefaultCAFile
+	if getenv != nil && getenv("SSL_CERT_FILE") != "" {
+		file = getenv("SSL_CERT_FILE")
+	}
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) && file == DefaultCAFile {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trusted certificates: %w", err)
+	}
+	return b, nil
 }
 
 // Target is what Build builds: stages of the plan, or one composed image.
@@ -192,6 +220,7 @@ func Build(ctx context.Context, opts Options) ([]buildkit.Result, error) {
 		Auth:            opts.Auth,
 		CacheNamespace:  opts.CacheNamespace,
 		NoHostNetwork:   conn.noHost,
+		TrustedCAs:      opts.TrustedCAs,
 	})
 }
 

@@ -66,6 +66,9 @@ func (f Flags) Options() (Options, error) {
 		Daemon:   Daemon{Builder: f.Builder, StateDir: f.StateDir},
 		Progress: f.Progress,
 	}
+	if o.TrustedCAs, err = HostCAs(getenv); err != nil {
+		return Options{}, err
+	}
 	if f.Platform != "" {
 		if o.Platforms, err = ParsePlatforms(f.Platform); err != nil {
 			return Options{}, err

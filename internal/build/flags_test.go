@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/pei-dev/pei/internal/testenv"
@@ -177,5 +178,31 @@ func TestFlagsOptions(t *testing.T) {
 			}
 			tc.check(t, o)
 		})
+	}
+}
+
+func TestHostCAs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(file, []byte("-----BEGIN CERTIFICATE-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "SSL_CERT_FILE" {
+				return v
+			}
+			return ""
+		}
+	}
+	if b, err := HostCAs(env(file)); err != nil || string(b) != "-----BEGIN CERTIFICATE-----\n" {
+		t.Errorf("SSL_CERT_FILE: %q, %v", b, err)
+	}
+	if _, err := HostCAs(env(filepath.Join(dir, "missing.pem"))); err == nil || !strings.Contains(err.Error(), "trusted certificates") {
+		t.Errorf("a missing SSL_CERT_FILE: %v, want an error naming it", err)
+	}
+	o, err := Flags{Dir: dir, Getenv: env(file)}.Options()
+	if err != nil || string(o.TrustedCAs) != "-----BEGIN CERTIFICATE-----\n" {
+		t.Errorf("Flags.Options: TrustedCAs %q, %v", o.TrustedCAs, err)
 	}
 }

@@ -99,6 +99,9 @@ type Options struct {
 	// NoHostNetwork refuses a plan that needs the host's network (a proxy
 	// at host.docker.internal), as pei serve's builds must.
 	NoHostNetwork bool
+	// TrustedCAs are PEM certificates runner installs trust besides
+	// their image's own.
+	TrustedCAs []byte
 }
 
 // ErrHostNetwork is matched by the refusal of a build that needs the
@@ -376,7 +379,10 @@ func solve(ctx context.Context, c *bkclient.Client, opt Options, s plan.Stage, t
 	var defs []platformDef
 	for _, t := range targets {
 		mopts := []llb.ConstraintsOpt{llb.Platform(t.platform)}
-		if opt.NoCache {
+		if opt.NoCache && t.finish == nil {
+			// (A composed image's steps take --no-cache themselves: on
+			// its image sources, BuildKit v0.34 merges the layers of an
+			// image it re-reads without the cache as if empty.)
 			mopts = append(mopts, llb.IgnoreCache)
 		}
 		cfgJSON, err := json.Marshal(t.cfg)

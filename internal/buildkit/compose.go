@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,13 +50,22 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 	rep := &composeReport{name: ci.Name, strict: ci.Strict}
 	var targets []target
 	for _, p := range plats {
-		in := composeInput{name: ci.Name}
+		in := composeInput{name: ci.Name, noCache: opt.NoCache}
 		var parts []llb.State
 		var cfg *ocispecs.Image
 		for i, l := range ci.Layers {
 			cl := composeLayer{exclude: l.Exclude}
 			var st llb.State
-			if l.Image.Raw != "" {
+			if r := l.Runner; r != nil {
+				run, _, err := source(r.Image, p)
+				if err != nil {
+					return job{}, fmt.Errorf("compose.%s.layers[%d].runner.image: %w", ci.Name, i, err)
+				}
+				deps := runnerInstall(run, *r, Context(opt.ProjectDir, opt.Exclude), opt, fmt.Sprintf("[%s] layer %d", ci.Name, i))
+				st = llb.Diff(run, deps, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> its dependencies", ci.Name, r.Image.Raw)))
+				cl.name = fmt.Sprintf("[%d] runner %s", i, r.Image.Raw)
+				cl.diff, cl.lower, cl.upper = true, run, deps
+			} else if l.Image.Raw != "" {
 				img, icfg, err := source(l.Image, p)
 				if err != nil {
 					return job{}, fmt.Errorf("compose.%s.layers[%d]: %w", ci.Name, i, err)
@@ -66,13 +76,25 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 					cfg = &icfg // the first whole image gives the config
 				}
 			} else {
-				lower, _, err := source(l.Diff.Lower, p)
+				lower, lcfg, err := source(l.Diff.Lower, p)
 				if err != nil {
 					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.lower: %w", ci.Name, i, err)
 				}
-				upper, _, err := source(l.Diff.Upper, p)
+				upper, ucfg, err := source(l.Diff.Upper, p)
 				if err != nil {
 					return job{}, fmt.Errorf("compose.%s.layers[%d].diff.upper: %w", ci.Name, i, err)
+				}
+				if !builtOn(ucfg, lcfg) {
+					what := "image"
+					if l.Catalog != "" {
+						what = "catalog item " + l.Catalog + "'s image"
+					}
+					msg := fmt.Sprintf("layer [%d]: %s was not built on %s (its layers do not begin with that image's), so the diff holds all that differs between the two, not only what %s added: rebuild the %s on the current %s",
+						i, l.Diff.Upper.Raw, l.Diff.Lower.Raw, l.Diff.Upper.Raw, what, l.Diff.Lower.Raw)
+					if ci.Strict {
+						return job{}, fmt.Errorf("compose.%s: %s (strict is set: warnings are errors)", ci.Name, msg)
+					}
+					rep.add(msg)
 				}
 				st = llb.Diff(lower, upper, llb.WithCustomName(fmt.Sprintf("[%s] diff %s -> %s", ci.Name, l.Diff.Lower.Raw, l.Diff.Upper.Raw)))
 				cl.name = fmt.Sprintf("[%d] %s", i, l.Diff.Upper.Raw)
@@ -110,10 +132,79 @@ func composedJob(ctx context.Context, opt Options, plats []ocispecs.Platform, st
 	return job{stage: s, targets: targets, final: true, warnings: rep.warnings}, nil
 }
 
+// runnerInstall is the runner image with the project's dependencies
+// installed: pip installs the requirements file into the runner's Python,
+// npm installs package.json (with its lockfile) at the target. The package
+// managers' caches are cache mounts and /tmp a tmpfs, so the diff from the
+// runner holds the dependencies only. Config values reach the commands as
+// arguments and working directories, never as shell text.
+func runnerInstall(run llb.State, r config.Runner, context llb.State, opt Options, label string) llb.State {
+	env := []llb.RunOption{
+		llb.AddEnv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+		llb.AddEnv("HOME", "/root"),
+		llb.AddMount("/tmp", llb.Scratch(), llb.Tmpfs()),
+	}
+	if opt.NoCache {
+		env = append(env, llb.IgnoreCache)
+	}
+	if len(opt.TrustedCAs) > 0 {
+		// The machine's trust store, for a site's TLS proxy between the
+		// build and the registries: pip takes it instead of its own,
+		// node besides its own. Mounted, so no layer holds it.
+		cas := llb.Scratch().File(llb.Mkfile("/ca.pem", 0o444, opt.TrustedCAs), llb.WithCustomName(label+": trusted certificates"))
+		env = append(env, llb.AddMount("/pei-ca", cas, llb.Readonly),
+			llb.AddEnv("PIP_CERT", "/pei-ca/ca.pem"), llb.AddEnv("NODE_EXTRA_CA_CERTS", "/pei-ca/ca.pem"))
+	}
+	if opt.SourceDateEpoch >= 0 {
+		// pip then writes hash-checked .pyc files, the same on every build.
+		env = append(env, llb.AddEnv("SOURCE_DATE_EPOCH", strconv.FormatInt(opt.SourceDateEpoch, 10)))
+	}
+	dir := path.Join("/", r.Dir)
+	if r.Pip != "" {
+		args := []string{"python3", "-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location",
+			"--root-user-action=ignore", "--break-system-packages", "--requirement", r.Pip}
+		return run.Run(append(env,
+			llb.Args(args),
+			llb.AddMount("/pei-deps", context, llb.SourcePath(dir), llb.Readonly),
+			llb.Dir("/pei-deps"),
+			llb.AddMount("/root/.cache/pip", llb.Scratch(), llb.AsPersistentCacheDir(CacheID(opt.CacheNamespace, "/root/.cache/pip"), llb.CacheMountLocked)),
+			llb.WithCustomName(fmt.Sprintf("%s: pip install -r %s", label, path.Join(r.Dir, r.Pip))))...).Root()
+	}
+	files := run
+	for _, name := range []string{"package.json", "package-lock.jso[n]", "npm-shrinkwrap.jso[n]"} {
+		// The lockfiles are patterns, so a missing one copies nothing.
+		files = files.File(llb.Copy(context, path.Join(dir, name), r.Target+"/", &llb.CopyInfo{
+			CreateDestPath: true, AllowWildcard: true, AllowEmptyWildcard: true}),
+			llb.WithCustomName(fmt.Sprintf("%s: copy %s", label, path.Join(r.Dir, strings.ReplaceAll(name, "[n]", "n")))))
+	}
+	const script = `if [ -e package-lock.json ] || [ -e npm-shrinkwrap.json ]; then exec npm ci --omit=dev --no-audit --no-fund; fi
+exec npm install --omit=dev --no-audit --no-fund`
+	return files.Run(append(env,
+		llb.Args([]string{"/bin/sh", "-c", script}),
+		llb.Dir(r.Target),
+		llb.AddMount("/root/.npm", llb.Scratch(), llb.AsPersistentCacheDir(CacheID(opt.CacheNamespace, "/root/.npm"), llb.CacheMountLocked)),
+		llb.WithCustomName(fmt.Sprintf("%s: npm install %s in %s", label, path.Join(r.Dir, r.Npm), r.Target)))...).Root()
+}
+
+// builtOn reports whether upper was built on lower: its layers begin with
+// lower's. A base that moved on since (a new point release) fails this,
+// and a diff between the two would carry the base's changes too. Configs
+// without layer ids are not judged.
+func builtOn(upper, lower ocispecs.Image) bool {
+	u, l := upper.RootFS.DiffIDs, lower.RootFS.DiffIDs
+	if len(u) == 0 || len(l) == 0 {
+		return true
+	}
+	return len(l) <= len(u) && slices.Equal(u[:len(l)], l)
+}
+
 // composeInput is one platform's composed image before its shared files
 // are merged.
 type composeInput struct {
 	name string
+	// noCache re-runs the steps (the runners' installs, the cache
+	// rebuild); the images are content-addressed and read as they are.
+	noCache bool
 	// base is the runtime base (the first layer, when it is a whole
 	// image); nil when the image starts with a diff.
 	base   *llb.State
@@ -307,10 +398,14 @@ func (in composeInput) finish(ctx context.Context, solve solver, rep *composeRep
 			steps["update-alternatives"] = true
 		}
 		// The link groups are arguments, never script text.
-		st = st.Run(llb.Args(append([]string{"/bin/sh", "-c", script, "sh"}, groups...)),
+		opts := []llb.RunOption{llb.Args(append([]string{"/bin/sh", "-c", script, "sh"}, groups...))}
+		if in.noCache {
+			opts = append(opts, llb.IgnoreCache)
+		}
+		st = st.Run(append(opts,
 			llb.AddEnv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
 			llb.Network(llb.NetModeNone),
-			llb.WithCustomName(fmt.Sprintf("[%s] rebuild caches: %s", in.name, strings.Join(sortedSteps(steps), ", ")))).Root()
+			llb.WithCustomName(fmt.Sprintf("[%s] rebuild caches: %s", in.name, strings.Join(sortedSteps(steps), ", "))))...).Root()
 	}
 	return st, nil
 }

@@ -12,8 +12,11 @@ import (
 
 	"github.com/moby/buildkit/client/llb"
 	gateway "github.com/moby/buildkit/frontend/gateway/client"
+	digest "github.com/opencontainers/go-digest"
+	ocispecs "github.com/opencontainers/image-spec/specs-go/v1"
 	fstypes "github.com/tonistiigi/fsutil/types"
 
+	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/sysmerge"
 )
 
@@ -242,5 +245,83 @@ func TestFinalScript(t *testing.T) {
 	if !strings.HasPrefix(s, "set -e\n") || !strings.Contains(s, "ldconfig; fi\nrm -f /var/cache/ldconfig/aux-cache\n") ||
 		strings.Index(s, "ldconfig") > strings.Index(s, "fc-cache") || strings.Contains(s, "gtk") || strings.Contains(s, "update-ca") {
 		t.Errorf("script:\n%s\nwant ldconfig (then its aux-cache removed), then fc-cache, and no step pei does not run", s)
+	}
+}
+
+func TestBuiltOn(t *testing.T) {
+	img := func(ids ...string) ocispecs.Image {
+		var c ocispecs.Image
+		for _, id := range ids {
+			c.RootFS.DiffIDs = append(c.RootFS.DiffIDs, digest.FromString(id))
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name         string
+		upper, lower ocispecs.Image
+		want         bool
+	}{
+		{"built on it", img("a", "b", "c"), img("a", "b"), true},
+		{"the same image", img("a", "b"), img("a", "b"), true},
+		{"a moved base", img("a", "b", "c"), img("a", "x"), false},
+		{"the lower is bigger", img("a"), img("a", "b"), false},
+		{"unrelated", img("x", "y"), img("a"), false},
+		{"no layer ids", img(), img("a"), true},
+	} {
+		if got := builtOn(tc.upper, tc.lower); got != tc.want {
+			t.Errorf("%s: builtOn = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A runner's install takes the config's values as arguments and working
+// directories, never as shell text, with the package manager's cache a
+// mount of the tenant's own.
+func TestRunnerInstall(t *testing.T) {
+	run := llb.Image("docker.io/library/runner:1")
+	hostile := `x.txt; touch /pwned $(id)`
+	for _, tc := range []struct {
+		name   string
+		r      config.Runner
+		args   []string
+		cache  string
+		script bool
+	}{
+		{"pip", config.Runner{Dir: "deps", Pip: hostile},
+			[]string{"python3", "-m", "pip", "install", "--disable-pip-version-check", "--no-warn-script-location",
+				"--root-user-action=ignore", "--break-system-packages", "--requirement", hostile}, "/root/.cache/pip", false},
+		{"npm", config.Runner{Dir: ".", Npm: "package.json", Target: "/srv/$(id)"}, nil, "/root/.npm", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := runnerInstall(run, tc.r, Context("t", nil), Options{CacheNamespace: "alice", SourceDateEpoch: 5, TrustedCAs: []byte("PEM")}, "[x]")
+			es := execs(t, st)
+			if len(es) != 1 {
+				t.Fatalf("%d execs, want 1", len(es))
+			}
+			e := es[0]
+			if tc.script {
+				if len(e.args) != 3 || e.args[0] != "/bin/sh" || strings.Contains(e.args[2], "$(id)") || !strings.Contains(e.args[2], "npm ci --omit=dev") {
+					t.Errorf("npm args %q: want a constant script", e.args)
+				}
+			} else if !slices.Equal(e.args, tc.args) {
+				t.Errorf("args %q, want %q", e.args, tc.args)
+			}
+			var cache string
+			for _, m := range e.mounts {
+				if m.CacheOpt != nil && m.Dest == tc.cache {
+					cache = m.CacheOpt.ID
+				}
+			}
+			var ca bool
+			for _, m := range e.mounts {
+				ca = ca || (m.Dest == "/pei-ca" && m.Readonly)
+			}
+			if !ca {
+				t.Errorf("no read-only mount of the trusted certificates at /pei-ca")
+			}
+			if cache != CacheID("alice", tc.cache) || cache == CacheID("bob", tc.cache) {
+				t.Errorf("cache mount %q at %s, want alice's own %q", cache, tc.cache, CacheID("alice", tc.cache))
+			}
+		})
 	}
 }

@@ -122,12 +122,59 @@ compose:
     output: 'y:1'
     layers: [{diff: {lower: a:1, upper: b:1}}]
 `, `user_config.yml:6:5: compose.runtime.output: give the composed image a name:tag, e.g. my-runtime:latest
-user_config.yml:7:9: compose.runtime.layers[0]: give either image or diff, not both
+user_config.yml:7:9: compose.runtime.layers[0]: give one of image, diff, catalog or runner
 user_config.yml:8:15: compose.runtime.layers[1].diff: a diff needs lower and upper images
 user_config.yml:9:19: compose.runtime.layers[1].exclude[0]: "build": give a clean absolute path below /
 user_config.yml:10:10: compose.empty.layers: list the images to layer, e.g. [{image: runtime-base:latest}, {diff: {lower: dev-base:latest, upper: dev-lang:latest}}]
 user_config.yml:12:5: compose.no whole: name "no whole" must use letters, digits, '_', '.' or '-'
 user_config.yml:13:13: compose.no whole.layers: take at least one image whole (image: REF): it gives the composed image its config`},
+		{"catalog mistakes", `
+stage_1:
+  image: {base: debian:bookworm}
+catalog:
+  python: {lower: dev:base, upper: dev:python, exclude: [pei-init]}
+  half: {upper: 'dev:x'}
+  "bad name": {lower: a:1, upper: 'b:1'}
+compose:
+  runtime:
+    output: rt:1
+    layers:
+      - image: debian:bookworm
+      - catalog: pyhton
+      - {catalog: python, image: x:1}
+`, `user_config.yml:5:58: catalog.python.exclude[0]: "pei-init": give a clean absolute path below /
+user_config.yml:6:9: catalog.half: a catalog item needs lower (the image it was built on) and upper (that image with it built in)
+user_config.yml:7:15: catalog.bad name: name "bad name" must use letters, digits, '_', '.' or '-'
+user_config.yml:13:18: compose.runtime.layers[1].catalog: no catalog item "pyhton" (the catalog has: python, half, bad name)
+user_config.yml:14:9: compose.runtime.layers[2]: give one of image, diff, catalog or runner`},
+		{"runner mistakes", `
+stage_1:
+  image: {base: debian:bookworm}
+compose:
+  runtime:
+    output: rt:1
+    layers:
+      - image: debian:bookworm
+      - runner: {image: 'r:1', pip: requirements.txt, npm: package.json}
+      - runner: {pip: reqs/requirements.txt}
+      - runner: {image: 'r:1', npm: deps.json}
+      - runner: {image: 'r:1', dir: ../outside, pip: requirements.txt}
+      - runner: {image: 'r:1', npm: package.json, target: app}
+`, `user_config.yml:9:17: compose.runtime.layers[1].runner: give one of pip (a requirements file) or npm (a package.json)
+user_config.yml:10:17: compose.runtime.layers[2].runner.image: give the runner image: the language with its package manager and no compilers (e.g. a pei project's debian:bookworm + python3-pip)
+user_config.yml:10:23: compose.runtime.layers[2].runner.pip: "reqs/requirements.txt": give a file name in dir (.); set dir to the directory that holds it
+user_config.yml:11:37: compose.runtime.layers[3].runner.npm: "deps.json": name the package.json (npm installs what it lists)
+user_config.yml:12:37: compose.runtime.layers[4].runner.dir: "../outside/requirements.txt" leaves the project directory; keep it inside the project
+user_config.yml:13:37: compose.runtime.layers[5].runner.npm: package.json does not exist in the project (dir is relative to the project directory)
+user_config.yml:13:59: compose.runtime.layers[5].runner.target: "app": give a clean absolute path below / for package.json and node_modules, e.g. /app`},
+		{"catalog without a catalog", `
+stage_1:
+  image: {base: debian:bookworm}
+compose:
+  runtime:
+    output: rt:1
+    layers: [{image: debian:bookworm}, {catalog: python}]
+`, `user_config.yml:7:50: compose.runtime.layers[1].catalog: no catalog item "python": the config has no catalog; declare it under catalog: (python: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT})`},
 		{"proxy without a port", `
 stage_1:
   image: {base: debian:bookworm}
@@ -238,7 +285,7 @@ user_config.yml:4:29: stage_1.environment[1]: "1BAD" is not a valid environment 
 base: &b {base: debian:bookworm}
 stage_1:
   image: {<<: *b}
-`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, source_date_epoch, secrets, compose
+`, `user_config.yml:2:1: base: unknown key "base"; known keys: stage_1, stage_2, source_date_epoch, secrets, compose, catalog
 user_config.yml:4:11: stage_1.image: YAML merge keys (<<) are not supported; write the keys out`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

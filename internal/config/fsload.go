@@ -120,3 +120,14 @@ func (v *validator) layoutIndexExists(full, rel string) bool {
 	_, err := os.Stat(filepath.Join(full, "index.json"))
 	return err == nil
 }
+
+// projectFileExists reports whether the project holds a regular file at
+// rel (full on disk, when the project is a directory).
+func (v *validator) projectFileExists(full, rel string) bool {
+	if v.fsys != nil {
+		fi, err := fs.Stat(v.fsys, path.Clean(rel))
+		return err == nil && fi.Mode().IsRegular()
+	}
+	fi, err := os.Stat(full)
+	return err == nil && fi.Mode().IsRegular()
+}

@@ -20,6 +20,7 @@ type Config struct {
 	SourceDateEpoch *int          `yaml:"source_date_epoch" doc:"Seconds since 1970 that pei build clamps file times to, for reproducible digests (default: SOURCE_DATE_EPOCH from the environment, else the project's last git commit)."`
 	Secrets         []BuildSecret `yaml:"secrets" key:"id" doc:"Build secrets by id, visible to every on_build script at /run/secrets/ID and never stored in the image."`
 	Compose         []Composed    `yaml:"compose" key:"name" doc:"Images composed from other images with BuildKit's merge and diff (pei build only), keyed by a name for pei build --stage NAME."`
+	Catalog         []CatalogItem `yaml:"catalog" key:"name" doc:"Prebuilt diffs by name (a language built on a dev base), for compose layers to take with catalog: NAME."`
 
 	// File is the config's path as shown in messages.
 	File string `yaml:"-"`
@@ -191,9 +192,34 @@ type Composed struct {
 
 // Layer is one part of a composed image.
 type Layer struct {
-	Image   ImageRef `yaml:"image" doc:"An image taken whole: a name the engine, pei's base store or a registry has, or oci-layout://DIR."`
-	Diff    *Diff    `yaml:"diff" doc:"What one image adds to another."`
+	Image ImageRef `yaml:"image" doc:"An image taken whole: a name the engine, pei's base store or a registry has, or oci-layout://DIR."`
+	Diff  *Diff    `yaml:"diff" doc:"What one image adds to another."`
+	// Catalog names a catalog item; validation sets Diff (and adds the
+	// item's excludes) from it.
+	Catalog string   `yaml:"catalog" doc:"A diff from the catalog, by name: the same as writing its lower, upper and exclude here."`
+	Runner  *Runner  `yaml:"runner" doc:"The project's dependencies installed by a language's package manager in a runner image; only what the install added is layered."`
 	Exclude []string `yaml:"exclude" doc:"Absolute paths left out of this layer (with what is under them)."`
+}
+
+// Runner installs a project's dependency files with a language's package
+// manager in a runner image (the language and its package manager, no
+// compilers): the layer is diff(runner, runner + dependencies), so the
+// image gets the dependencies but no package manager, cache or build tool.
+type Runner struct {
+	Image  ImageRef `yaml:"image" doc:"The runner image: the language with its package manager (python3 + pip, nodejs + npm)."`
+	Dir    string   `yaml:"dir" default:"." doc:"Project directory holding the dependency files and what they name (wheels, local packages)."`
+	Pip    string   `yaml:"pip" doc:"A requirements file in dir: pip install -r it (with dir as the working directory) into the runner's Python, under /usr/local."`
+	Npm    string   `yaml:"npm" doc:"package.json in dir: it and its lockfile (package-lock.json or npm-shrinkwrap.json) go to target, where npm ci installs node_modules (npm install without a lockfile); devDependencies are left out."`
+	Target string   `yaml:"target" default:"/app" doc:"npm: where package.json and node_modules go in the image."`
+}
+
+// CatalogItem is a prebuilt diff: a language (or anything) built on a dev
+// base, each an ordinary image built once per base.
+type CatalogItem struct {
+	Name    string   `yaml:"-"`
+	Lower   ImageRef `yaml:"lower" doc:"The image the item was built on (the dev base), e.g. pei/dev-base:bookworm."`
+	Upper   ImageRef `yaml:"upper" doc:"That image with the item built in, e.g. pei/lang-python:3.11-bookworm."`
+	Exclude []string `yaml:"exclude" doc:"Absolute paths every layer taking this item leaves out (build trees, the project's scripts in /pei-init)."`
 }
 
 // Diff names the two images of a diff.

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -111,6 +112,9 @@ func (v *validator) run() {
 		}
 	}
 
+	for i := range v.c.Catalog {
+		v.catalogItem("catalog."+v.c.Catalog[i].Name, &v.c.Catalog[i])
+	}
 	for i := range v.c.Compose {
 		v.composed("compose."+v.c.Compose[i].Name, &v.c.Compose[i])
 	}
@@ -162,10 +166,20 @@ func (v *validator) composed(p string, c *Composed) {
 	for i := range c.Layers {
 		l := &c.Layers[i]
 		at := fmt.Sprintf("%s.layers[%d]", p, i)
+		given := 0
+		for _, set := range []bool{l.Image.Raw != "", l.Diff != nil, l.Catalog != "", l.Runner != nil} {
+			if set {
+				given++
+			}
+		}
 		switch {
-		case l.Image.Raw != "" && l.Diff != nil:
+		case given > 1:
 			whole = true // one error is enough
-			v.errorf(at, "give either image or diff, not both")
+			v.errorf(at, "give one of image, diff, catalog or runner")
+		case l.Catalog != "":
+			v.catalogLayer(at, l)
+		case l.Runner != nil:
+			v.runner(at+".runner", l.Runner)
 		case l.Image.Raw != "":
 			whole = true
 			v.composedRef(at+".image", &l.Image)
@@ -182,15 +196,107 @@ func (v *validator) composed(p string, c *Composed) {
 		default:
 			v.errorf(at, "give image: REF or diff: {lower: REF, upper: REF}")
 		}
-		for j, e := range l.Exclude {
-			if !strings.HasPrefix(e, "/") || path.Clean(e) != e || e == "/" {
-				v.errorf(fmt.Sprintf("%s.exclude[%d]", at, j), "%q: give a clean absolute path below /", e)
-			}
-		}
+		v.excludes(at, l.Exclude)
 	}
 	if len(c.Layers) > 0 && !whole {
 		v.errorf(p+".layers", "take at least one image whole (image: REF): it gives the composed image its config")
 	}
+}
+
+func (v *validator) excludes(at string, exclude []string) {
+	for j, e := range exclude {
+		if !strings.HasPrefix(e, "/") || path.Clean(e) != e || e == "/" {
+			v.errorf(fmt.Sprintf("%s.exclude[%d]", at, j), "%q: give a clean absolute path below /", e)
+		}
+	}
+}
+
+// runner checks a runner layer.
+func (v *validator) runner(p string, r *Runner) {
+	if r.Image.Raw == "" {
+		v.errorf(p+".image", "give the runner image: the language with its package manager and no compilers (e.g. a pei project's debian:bookworm + python3-pip)")
+	} else {
+		v.composedRef(p+".image", &r.Image)
+	}
+	if r.Dir == "" {
+		r.Dir = "."
+	}
+	if (r.Pip == "") == (r.Npm == "") {
+		v.errorf(p, "give one of pip (a requirements file) or npm (a package.json)")
+		return
+	}
+	field, file := p+".pip", r.Pip
+	if r.Npm != "" {
+		field, file = p+".npm", r.Npm
+		if r.Target == "" {
+			r.Target = "/app"
+		}
+		if !strings.HasPrefix(r.Target, "/") || path.Clean(r.Target) != r.Target || r.Target == "/" {
+			v.errorf(p+".target", "%q: give a clean absolute path below / for package.json and node_modules, e.g. /app", r.Target)
+		}
+		if path.Base(file) != "package.json" {
+			v.errorf(field, "%q: name the package.json (npm installs what it lists)", file)
+			return
+		}
+	}
+	if strings.Contains(file, "/") || file == "." || file == ".." {
+		v.errorf(field, "%q: give a file name in dir (%s); set dir to the directory that holds it", file, r.Dir)
+		return
+	}
+	rel := path.Join(r.Dir, file)
+	full, err := ResolveProjectPath(v.projectDir, rel)
+	if err != nil {
+		v.errorf(p+".dir", "%v", err)
+		return
+	}
+	if v.projectDir == "" && v.fsys == nil {
+		return
+	}
+	if !v.projectFileExists(full, rel) {
+		v.errorf(field, "%s does not exist in the project (dir is relative to the project directory)", rel)
+	}
+}
+
+// catalogItem checks a catalog item.
+func (v *validator) catalogItem(p string, it *CatalogItem) {
+	if !validName(it.Name) {
+		v.errorf(p, "name %q must use letters, digits, '_', '.' or '-'", it.Name)
+	}
+	if it.Lower.Raw == "" || it.Upper.Raw == "" {
+		v.errorf(p, "a catalog item needs lower (the image it was built on) and upper (that image with it built in)")
+	}
+	if it.Lower.Raw != "" {
+		v.composedRef(p+".lower", &it.Lower)
+	}
+	if it.Upper.Raw != "" {
+		v.composedRef(p+".upper", &it.Upper)
+	}
+	v.excludes(p, it.Exclude)
+}
+
+// catalogLayer makes a layer that names a catalog item the item's diff,
+// with the item's excludes before its own.
+func (v *validator) catalogLayer(at string, l *Layer) {
+	var names []string
+	for _, it := range v.c.Catalog {
+		if it.Name == l.Catalog {
+			l.Diff = &Diff{Lower: it.Lower, Upper: it.Upper}
+			ex := slices.Clone(it.Exclude)
+			for _, e := range l.Exclude {
+				if !slices.Contains(ex, e) {
+					ex = append(ex, e)
+				}
+			}
+			l.Exclude = ex
+			return
+		}
+		names = append(names, it.Name)
+	}
+	if len(names) == 0 {
+		v.errorf(at+".catalog", "no catalog item %q: the config has no catalog; declare it under catalog: (%s: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT})", l.Catalog, l.Catalog)
+		return
+	}
+	v.errorf(at+".catalog", "no catalog item %q (the catalog has: %s)", l.Catalog, strings.Join(names, ", "))
 }
 
 // composedRef checks an input of a composed image: an image name, or an

@@ -224,14 +224,20 @@ func (m *keyedMerge) conflictError(path string) error {
 // mergeKeyedFile merges a file whose entries keep base's order, new ones
 // appended in layer order.
 func mergeKeyedFile(path string, base []byte, touched []Change, f keyedFormat) (Result, error) {
-	m, err := mergeKeyed(path, base, touched, f)
+	m, err := mergeChecked(path, base, touched, f)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := m.conflictError(path); err != nil {
-		return Result{}, err
-	}
 	return m.result(), nil
+}
+
+// mergeChecked is mergeKeyed with the conflicts as its error.
+func mergeChecked(path string, base []byte, touched []Change, f keyedFormat) (*keyedMerge, error) {
+	m, err := mergeKeyed(path, base, touched, f)
+	if err != nil {
+		return nil, err
+	}
+	return m, m.conflictError(path)
 }
 
 func (m *keyedMerge) result() Result {

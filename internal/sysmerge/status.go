@@ -109,11 +109,8 @@ var statusFormat = keyedFormat{what: "package", idField: -1, parse: parseStatus,
 // mergeStatus merges dpkg's status by package stanza, writes it in dpkg's
 // order and reports the dependencies the merge left unsatisfied.
 func mergeStatus(path string, base []byte, touched []Change) (Result, error) {
-	m, err := mergeKeyed(path, base, touched, statusFormat)
+	m, err := mergeChecked(path, base, touched, statusFormat)
 	if err != nil {
-		return Result{}, err
-	}
-	if err := m.conflictError(path); err != nil {
 		return Result{}, err
 	}
 	if m.missing {
@@ -175,11 +172,8 @@ var paragraphFormat = keyedFormat{what: "entry", idField: -1,
 // and appending new paragraphs in layer order, each ended by a blank line
 // as apt and debconf write them.
 func mergeParagraphs(path string, base []byte, touched []Change) (Result, error) {
-	m, err := mergeKeyed(path, base, touched, paragraphFormat)
+	m, err := mergeChecked(path, base, touched, paragraphFormat)
 	if err != nil {
-		return Result{}, err
-	}
-	if err := m.conflictError(path); err != nil {
 		return Result{}, err
 	}
 	if m.missing {

@@ -310,10 +310,17 @@ func (j *job) build(ctx context.Context) (string, error) {
 		if perr != nil {
 			return "", perr
 		}
+		// The runner installs of a composed image trust what this
+		// machine trusts (a site's TLS proxy): public certificates, the
+		// worker's, not the tenant's.
+		cas, cerr := build.HostCAs(os.Getenv)
+		if cerr != nil {
+			return "", cerr
+		}
 		_, err = build.Build(ctx, build.Options{
 			Dir: dir, Target: build.ParseTarget(b.Stage), Output: build.OCIOutput(out), Platforms: plats,
 			Secrets: build.Secrets{Files: secrets}, Auth: auth, CacheImports: cacheFrom, CacheExports: cacheTo,
-			Daemon: daemon, CacheNamespace: ns, Progress: "plain", Stderr: j.logs,
+			Daemon: daemon, CacheNamespace: ns, Progress: "plain", Stderr: j.logs, TrustedCAs: cas,
 			// Nothing of this worker's (environment, files, git) reaches
 			// the tenant's config.
 			Recipe: true,
