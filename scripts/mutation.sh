@@ -2,7 +2,9 @@
 # Mutation testing of the packages where a wrong line is a security or data
 # bug: internal/service (auth, revocation, builds, workers, webhook
 # addresses), internal/store (tokens, queue, leases), internal/recipe
-# (archive checks and unpacking) and internal/config (validation). Two
+# (archive checks and unpacking), internal/config (validation),
+# internal/sysmerge (what a composed image's package databases and users
+# become) and internal/buildkit's compose (which files it writes). Two
 # parts, see docs/testing.md:
 #
 #  1. gremlins (pinned in tools/mutation/go.mod, built and cached under
@@ -44,7 +46,7 @@ export CI=true
 export PEI_RECIPE_SEED=${PEI_RECIPE_SEED:-1}
 log() { printf '\n== mutation: %s\n' "$*" >&2; }
 
-packages=(internal/service internal/store internal/recipe internal/config)
+packages=(internal/service internal/store internal/recipe internal/config internal/sysmerge internal/buildkit)
 # The files gremlins mutates: the ones holding the checks. Decoding, error
 # formatting, the registry plumbing and the UI are left out to keep a run
 # bounded (docs/testing.md says why).
@@ -53,6 +55,8 @@ declare -A keep=(
 	[internal/store]="builds.go store.go referrers.go"
 	[internal/recipe]="recipe.go walk.go unpack.go unpack_linux.go"
 	[internal/config]="validate.go load.go fsload.go layout.go"
+	[internal/sysmerge]="merge.go keyed.go status.go passwd.go alternatives.go triggers.go depends.go version.go kind.go"
+	[internal/buildkit]="compose.go"
 )
 # Test flags for gremlins' runs: -short leaves out the PostgreSQL halves of
 # the store and service tests (each starts a server: ~5 s a test). The SQL
@@ -62,6 +66,8 @@ declare -A gremlins_flags=(
 	[internal/store]="-short"
 	[internal/recipe]=""
 	[internal/config]=""
+	[internal/sysmerge]=""
+	[internal/buildkit]=""
 )
 
 mode=all
