@@ -261,6 +261,8 @@ func TestMergeAlternatives(t *testing.T) {
 			conflict: true, errs: []string{"alternative /usr/bin/vim.basic changed differently by layers a", "and b"}},
 		{name: "slaves differ", base: f(nano), diffs: []Change{ch("a", f(nano), f(nano, vim)), ch("b", f(nano), f(nano, vimNoMan))},
 			conflict: true, errs: []string{"alternative /usr/bin/vim.basic", "layers a", "and b"}},
+		{name: "mode set by one layer", base: f(nano), diffs: []Change{ch("a", f(nano), []byte(strings.Replace(string(f(nano)), "auto", "manual", 1)))},
+			want: []byte(strings.Replace(string(f(nano)), "auto", "manual", 1))},
 		{name: "bad mode", base: f(nano), diffs: []Change{ch("a", f(nano), []byte("sometimes\n/usr/bin/editor\n\n"))},
 			errs: []string{"layer a (upper), line 1", `auto or manual, not "sometimes"`}},
 		{name: "truncated", base: f(nano), diffs: []Change{ch("a", f(nano), []byte(head+"/bin/nano\n"))},
@@ -273,6 +275,32 @@ func TestMergeAlternatives(t *testing.T) {
 				t.Errorf("got missing=%v\n%q\nwant missing=%v\n%q", res.Missing, res.Data, tc.missing, tc.want)
 			}
 		})
+	}
+}
+
+// A link group merged from several layers asks for update-alternatives
+// --auto, so its link points at the best choice; one layer's does not.
+func TestAlternativesRebuild(t *testing.T) {
+	head := "auto\n/usr/bin/editor\neditor.1.gz\n/usr/share/man/man1/editor.1.gz\n\n"
+	nano := "/bin/nano\n40\n/usr/share/man/man1/nano.1.gz\n"
+	vim := "/usr/bin/vim.basic\n30\n/usr/share/man/man1/vim.1.gz\n"
+	ed := "/bin/ed\n-100\n/usr/share/man/man1/ed.1.gz\n"
+	f := func(choices ...string) []byte { return []byte(head + strings.Join(choices, "") + "\n") }
+	const path = "/var/lib/dpkg/alternatives/editor"
+	one, err := Merge(path, f(nano), []Change{ch("vim", f(nano), f(nano, vim))})
+	if err != nil || len(one.Findings) != 0 {
+		t.Errorf("one layer: %+v, %v; want no finding", one.Findings, err)
+	}
+	two, err := Merge(path, f(nano), []Change{ch("vim", f(nano), f(nano, vim)), ch("ed", f(nano), f(nano, ed))})
+	if err != nil || len(two.Findings) != 1 || two.Findings[0].Kind != Rebuild || two.Findings[0].Step != "update-alternatives --auto editor" ||
+		two.Findings[0].Entry != "editor" {
+		t.Errorf("two layers: %+v, %v; want one rebuild finding: update-alternatives --auto editor", two.Findings, err)
+	}
+	manual := []byte(strings.Replace(string(f(nano)), "auto", "manual", 1))
+	m, err := Merge(path, manual, []Change{ch("vim", manual, []byte(strings.Replace(string(f(nano, vim)), "auto", "manual", 1))),
+		ch("ed", manual, []byte(strings.Replace(string(f(nano, ed)), "auto", "manual", 1)))})
+	if err != nil || len(m.Findings) != 0 {
+		t.Errorf("a manual group: %+v, %v; want no finding (the admin's choice stands)", m.Findings, err)
 	}
 }
 

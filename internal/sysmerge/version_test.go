@@ -79,6 +79,8 @@ func TestCheckDepends(t *testing.T) {
 		{name: "version tilde", pkgs: []string{pkg("a", "1", "Depends: b (>= 2.0~)"), pkg("b", "2.0~rc1")}},
 		{name: "strict relations", pkgs: []string{pkg("a", "1", "Depends: b (<< 2), c (>> 1), d (= 1:1.0-1), e (<= 3)"),
 			pkg("b", "1.9"), pkg("c", "1.0+b1"), pkg("d", "1:1.0-1"), pkg("e", "3")}},
+		{name: "equal versions", pkgs: []string{pkg("a", "1", "Depends: b (>= 2), c (>> 2)"), pkg("b", "2"), pkg("c", "2")},
+			want: []string{"depends on c (>> 2)"}},
 		{name: "alternatives", pkgs: []string{pkg("a", "1", "Depends: x | y (>= 1) | b"), pkg("b", "1")}},
 		{name: "no alternative", pkgs: []string{pkg("a", "1", "Depends: x | y")}, want: []string{"depends on x | y"}},
 		{name: "provides", pkgs: []string{pkg("a", "1", "Depends: mail-transport-agent"), pkg("exim", "4", "Provides: mail-transport-agent")}},
