@@ -62,10 +62,16 @@ func (e *edit) describe(f keyedFormat) string {
 		return "removed"
 	case e.members != nil:
 		return "added members " + strings.Join(e.members, ",")
-	case f.summary != nil:
-		return f.summary(e.text)
 	}
-	return fmt.Sprintf("%q", e.text)
+	return f.text(e.text)
+}
+
+// text shows an entry's text in messages: its summary, else quoted.
+func (f keyedFormat) text(t string) string {
+	if f.summary != nil {
+		return f.summary(t)
+	}
+	return fmt.Sprintf("%q", t)
 }
 
 // keyedMerge is the outcome before serialization.

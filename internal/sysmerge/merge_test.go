@@ -235,6 +235,40 @@ func TestMergePasswd(t *testing.T) {
 	}
 }
 
+// A password hash is a secret: no message shows one (messages reach build
+// logs), while the markers for no password and a locked one stay.
+func TestNoPasswordInMessages(t *testing.T) {
+	const hash = "$6$salt$c2VjcmV0aGFzaA"
+	for _, tc := range []struct {
+		name, path, base string
+		diffs            []Change
+	}{
+		{"two layers, one user", "/etc/shadow", "root:*:19700:0:99999:7:::\n", []Change{
+			ch("a", []byte("root:*:19700:0:99999:7:::\n"), []byte("root:*:19700:0:99999:7:::\nsvc:"+hash+":19701::::::\n")),
+			ch("b", []byte("root:*:19700:0:99999:7:::\n"), []byte("root:*:19700:0:99999:7:::\nsvc:!:19701::::::\n"))}},
+		{"a user the runtime base has", "/etc/shadow", "svc:" + hash + "x:19700::::::\n", []Change{
+			{Layer: "a", LowerMissing: true, Upper: []byte("svc:" + hash + ":19701::::::\n")}}},
+		{"a malformed line", "/etc/shadow", "", []Change{
+			{Layer: "a", LowerMissing: true, Upper: []byte("svc:" + hash + ":19701\n")}}},
+		{"gshadow", "/etc/gshadow", "", []Change{
+			{Layer: "a", LowerMissing: true, Upper: []byte("g:" + hash + "::\n")},
+			{Layer: "b", LowerMissing: true, Upper: []byte("g:!::\n")}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Merge(tc.path, []byte(tc.base), tc.diffs)
+			if err == nil {
+				t.Fatal("no conflict")
+			}
+			if strings.Contains(err.Error(), "c2VjcmV0aGFzaA") || !strings.Contains(err.Error(), "<password hidden>") {
+				t.Errorf("message %q: want the hash hidden", err)
+			}
+			if strings.Contains(tc.name, "layers") && !strings.Contains(err.Error(), `"svc:!:19701::::::"`) {
+				t.Errorf("message %q: want the locked marker shown", err)
+			}
+		})
+	}
+}
+
 func TestMergeAlternatives(t *testing.T) {
 	head := "auto\n/usr/bin/editor\neditor.1.gz\n/usr/share/man/man1/editor.1.gz\n\n"
 	nano := "/bin/nano\n40\n/usr/share/man/man1/nano.1.gz\n"

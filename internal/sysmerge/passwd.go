@@ -20,7 +20,9 @@ func passwdFormat(f Format) keyedFormat {
 		kf.what, kf.idField, kf.idName = "group", 2, "gid"
 	case GShadow:
 		kf.what = "group"
+		kf.summary = hidePassword
 	case Shadow:
+		kf.summary = hidePassword
 		// Field 3 is the day the password last changed: images built on
 		// different days add the same system user with different days.
 		kf.equiv = func(a, b string) bool {
@@ -47,14 +49,29 @@ func passwdFormat(f Format) keyedFormat {
 			}
 			fields := strings.Split(l, ":")
 			if len(fields) != n || fields[0] == "" {
-				return nil, parseError(path, from, i+1, "a %s entry has %d colon-separated fields starting with a name, this one %d: %q",
-					f, n, len(fields), l)
+				return nil, parseError(path, from, i+1, "a %s entry has %d colon-separated fields starting with a name, this one %d: %s",
+					f, n, len(fields), kf.text(l))
 			}
 			es = append(es, entry{key: fields[0], text: l, line: i + 1})
 		}
 		return es, nil
 	}
 	return kf
+}
+
+// hidePassword shows a shadow or gshadow entry without its password field
+// (a hash is a secret: messages reach build logs), keeping the markers
+// that say there is none or that it is locked.
+func hidePassword(text string) string {
+	f := strings.Split(text, ":")
+	if len(f) > 1 {
+		switch f[1] {
+		case "", "*", "!", "!!", "!*", "x":
+		default:
+			f[1] = "<password hidden>"
+		}
+	}
+	return fmt.Sprintf("%q", strings.Join(f, ":"))
 }
 
 // onlyAddedMembers returns the members upper added to lower's group entry
@@ -120,8 +137,8 @@ func (m *keyedMerge) checkClaims(path string, f keyedFormat, base []entry) {
 		}
 		m.conflicts = append(m.conflicts, Finding{Kind: Conflict, Path: path, Entry: k,
 			Layers: []string{e.layers[0], RuntimeBase},
-			Msg: fmt.Sprintf("%s %s added by layer %s (%q) differs from the %s's (%q); make them agree or rename one",
-				f.what, k, e.layers[0], e.text, RuntimeBase, bt)})
+			Msg: fmt.Sprintf("%s %s added by layer %s (%s) differs from the %s's (%s); make them agree or rename one",
+				f.what, k, e.layers[0], f.text(e.text), RuntimeBase, f.text(bt))})
 	}
 	if f.idField < 0 {
 		return
