@@ -218,7 +218,7 @@ func TestMergePasswd(t *testing.T) {
 			want: "root:*:19700:0:99999:7:::\nnode:!:19701::::::\npy:!:19701::::::\n"},
 		{name: "NIS entries and comments claim no id", path: "/etc/passwd", base: root + "\n+::::::\n",
 			diffs: []Change{ch("a", []byte(dev), []byte(dev+"+@admins::::::\n-guest::::::\n#x:x:0:0::/:/bin/sh\n"))},
-			want: root + "\n+::::::\n+@admins::::::\n-guest::::::\n#x:x:0:0::/:/bin/sh\n"},
+			want:  root + "\n+::::::\n+@admins::::::\n-guest::::::\n#x:x:0:0::/:/bin/sh\n"},
 		{name: "shadow passwords differ", path: "/etc/shadow", base: "",
 			diffs: []Change{
 				ch("a", []byte(""), []byte("svc:!:19701::::::\n")),
