@@ -97,6 +97,9 @@ type Lease struct {
 	// the recipe against, which the worker unpacks it with.
 	RecipeMaxBytes int64 `json:"recipe_max_bytes,omitempty"`
 	RecipeMaxFiles int   `json:"recipe_max_files,omitempty"`
+	// Catalog is the items of pei serve's catalog the build takes, pinned
+	// by digest when it was queued.
+	Catalog []CatalogItem `json:"catalog,omitempty"`
 }
 
 // Heartbeat is the answer to a heartbeat.

@@ -74,6 +74,11 @@ type Options struct {
 	// site's TLS proxy in front of npm or PyPI works). Certificates are
 	// public; none reaches an image.
 	TrustedCAs []byte
+	// Catalog is pei serve's catalog items the build may take (a
+	// recipe's compose layers name them with catalog: NAME), as the
+	// server resolved them at submission: registry references pinned
+	// by digest.
+	Catalog []config.CatalogItem
 }
 
 // DefaultCAFile is where Debian keeps the machine's trusted certificates.
@@ -150,7 +155,7 @@ func RegistryOutput(ref string, insecure bool) buildkit.Output {
 // Build configures the project (writing its generated files, which the
 // build reads) and builds its images with BuildKit.
 func Build(ctx context.Context, opts Options) ([]buildkit.Result, error) {
-	copts := project.ConfigureOptions{Policy: project.Local, Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup}
+	copts := project.ConfigureOptions{Policy: project.Local, Dir: opts.Dir, ConfigFile: opts.ConfigFile, Lookup: opts.Lookup, Catalog: opts.Catalog}
 	if opts.Recipe {
 		copts.Policy, copts.Lookup = project.Recipe, nil
 	}

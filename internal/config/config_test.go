@@ -145,7 +145,7 @@ compose:
 `, `user_config.yml:5:58: catalog.python.exclude[0]: "pei-init": give a clean absolute path below /
 user_config.yml:6:9: catalog.half: a catalog item needs lower (the image it was built on) and upper (that image with it built in)
 user_config.yml:7:15: catalog.bad name: name "bad name" must use letters, digits, '_', '.' or '-'
-user_config.yml:13:18: compose.runtime.layers[1].catalog: no catalog item "pyhton" (the catalog has: python, half, bad name)
+user_config.yml:13:18: compose.runtime.layers[1].catalog: no catalog item "pyhton" (the project's catalog has: python, half, bad name)
 user_config.yml:14:9: compose.runtime.layers[2]: give one of image, diff, catalog or runner`},
 		{"runner mistakes", `
 stage_1:
@@ -174,7 +174,7 @@ compose:
   runtime:
     output: rt:1
     layers: [{image: debian:bookworm}, {catalog: python}]
-`, `user_config.yml:7:50: compose.runtime.layers[1].catalog: no catalog item "python": the config has no catalog; declare it under catalog: (python: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT})`},
+`, `user_config.yml:7:50: compose.runtime.layers[1].catalog: no catalog item "python": the config has no catalog; declare it under catalog: (python: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT}), or put it in pei serve's catalog for a build there`},
 		{"proxy without a port", `
 stage_1:
   image: {base: debian:bookworm}

@@ -44,7 +44,7 @@ func loadFS(opts LoadOptions) (Config, error) {
 	if err != nil {
 		return fail(err.Error())
 	}
-	return parseSource(data, name, source{fsys: opts.FS}, opts.Lookup)
+	return parseSource(data, name, source{fsys: opts.FS, catalog: opts.Catalog}, opts.Lookup)
 }
 
 // readFSFile reads a regular file of at most limit bytes from fsys.

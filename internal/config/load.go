@@ -35,6 +35,11 @@ type LoadOptions struct {
 	File string
 	// Lookup expands ${VAR}; nil means no variables are set.
 	Lookup LookupFunc
+	// Catalog is pei serve's catalog for the build's namespace (its own
+	// items, then the shared catalog's): a compose layer's catalog: NAME
+	// takes an item from it when the project's own catalog has no NAME.
+	// Its images are registry references.
+	Catalog []CatalogItem
 }
 
 // Load reads, decodes and validates a config. A config with problems gives
@@ -71,7 +76,7 @@ func Load(opts LoadOptions) (Config, error) {
 	if len(data) > MaxFileSize {
 		return Config{}, Errors{{File: display, Msg: fmt.Sprintf("the file is larger than %d bytes", MaxFileSize)}}
 	}
-	return Parse(data, display, opts.ProjectDir, opts.Lookup)
+	return parseSource(data, display, source{dir: opts.ProjectDir, catalog: opts.Catalog}, opts.Lookup)
 }
 
 // displayPath shows path relative to the working directory when it is
@@ -91,10 +96,12 @@ func Parse(data []byte, file, projectDir string, lookup LookupFunc) (Config, err
 	return parseSource(data, file, source{dir: projectDir}, lookup)
 }
 
-// source is where a config's files are: a directory, or an fs.FS.
+// source is where a config's files are (a directory, or an fs.FS) and
+// the server's catalog it may take items from.
 type source struct {
-	dir  string
-	fsys fs.FS
+	dir     string
+	fsys    fs.FS
+	catalog []CatalogItem
 }
 
 func parseSource(data []byte, file string, src source, lookup LookupFunc) (Config, error) {
@@ -126,7 +133,7 @@ func parseSource(data []byte, file string, src source, lookup LookupFunc) (Confi
 	c.File = file
 	c.Positions = d.pos
 	if !d.halted {
-		v := &validator{c: &c, projectDir: src.dir, fsys: src.fsys, failed: d.failed, lookup: lookup}
+		v := &validator{c: &c, projectDir: src.dir, fsys: src.fsys, served: src.catalog, failed: d.failed, lookup: lookup}
 		v.run()
 		d.errs = append(d.errs, v.errs...)
 	}

@@ -31,7 +31,8 @@ const InstallDir = "installation"
 type validator struct {
 	c          *Config
 	projectDir string
-	fsys       fs.FS // the project, when read through an fs.FS (LoadOptions.FS)
+	fsys       fs.FS         // the project, when read through an fs.FS (LoadOptions.FS)
+	served     []CatalogItem // pei serve's catalog (LoadOptions.Catalog)
 	errs       Errors
 	failed     map[string]bool // paths that failed to decode
 	// lookup is the environment of a local project: HOME, for ~ in key
@@ -275,28 +276,51 @@ func (v *validator) catalogItem(p string, it *CatalogItem) {
 }
 
 // catalogLayer makes a layer that names a catalog item the item's diff,
-// with the item's excludes before its own.
+// with the item's excludes before its own: the project's item of that
+// name, else pei serve's.
 func (v *validator) catalogLayer(at string, l *Layer) {
-	var names []string
+	var names, served []string
+	take := func(it CatalogItem) {
+		l.Diff = &Diff{Lower: it.Lower, Upper: it.Upper}
+		ex := slices.Clone(it.Exclude)
+		for _, e := range l.Exclude {
+			if !slices.Contains(ex, e) {
+				ex = append(ex, e)
+			}
+		}
+		l.Exclude = ex
+	}
 	for _, it := range v.c.Catalog {
 		if it.Name == l.Catalog {
-			l.Diff = &Diff{Lower: it.Lower, Upper: it.Upper}
-			ex := slices.Clone(it.Exclude)
-			for _, e := range l.Exclude {
-				if !slices.Contains(ex, e) {
-					ex = append(ex, e)
-				}
-			}
-			l.Exclude = ex
+			take(it)
 			return
 		}
 		names = append(names, it.Name)
 	}
-	if len(names) == 0 {
-		v.errorf(at+".catalog", "no catalog item %q: the config has no catalog; declare it under catalog: (%s: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT})", l.Catalog, l.Catalog)
+	for _, it := range v.served {
+		if it.Name == l.Catalog {
+			// The server checked the item when it was written; a
+			// reference it cannot parse is still said here, not in the
+			// build.
+			v.imageName(at+".catalog", it.Lower.Raw)
+			v.imageName(at+".catalog", it.Upper.Raw)
+			take(it)
+			return
+		}
+		served = append(served, it.Name)
+	}
+	var has []string
+	if len(names) > 0 {
+		has = append(has, "the project's catalog has: "+strings.Join(names, ", "))
+	}
+	if len(served) > 0 {
+		has = append(has, "pei serve's catalog has: "+strings.Join(served, ", "))
+	}
+	if len(has) == 0 {
+		v.errorf(at+".catalog", "no catalog item %q: the config has no catalog; declare it under catalog: (%s: {lower: DEV-BASE, upper: DEV-BASE-WITH-IT}), or put it in pei serve's catalog for a build there", l.Catalog, l.Catalog)
 		return
 	}
-	v.errorf(at+".catalog", "no catalog item %q (the catalog has: %s)", l.Catalog, strings.Join(names, ", "))
+	v.errorf(at+".catalog", "no catalog item %q (%s)", l.Catalog, strings.Join(has, "; "))
 }
 
 // composedRef checks an input of a composed image: an image name, or an

@@ -24,6 +24,8 @@ type ConfigureOptions struct {
 	// Lookup expands ${VAR} in a Local project's config; nil means no
 	// variables are set.
 	Lookup config.LookupFunc
+	// Catalog is pei serve's catalog for the build (LoadOptions).
+	Catalog []config.CatalogItem
 }
 
 // ConfigureResult says what Configure wrote.
@@ -37,7 +39,7 @@ type ConfigureResult struct {
 // Configure loads a project (see Load) and writes its build files. On a
 // config error it returns config.Errors and writes nothing.
 func Configure(opts ConfigureOptions) (ConfigureResult, error) {
-	pr, err := Load(LoadOptions{Policy: opts.Policy, Dir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup})
+	pr, err := Load(LoadOptions{Policy: opts.Policy, Dir: opts.Dir, File: opts.ConfigFile, Lookup: opts.Lookup, Catalog: opts.Catalog})
 	if err != nil {
 		return ConfigureResult{}, err
 	}

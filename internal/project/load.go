@@ -51,6 +51,8 @@ type LoadOptions struct {
 	// Name is the project's name in the plan; "" means plan.ProjectName
 	// of Dir, or "recipe" when there is no Dir.
 	Name string
+	// Catalog is pei serve's catalog for the build (config.LoadOptions).
+	Catalog []config.CatalogItem
 }
 
 // Project is a loaded project: its validated config and its plan.
@@ -92,7 +94,7 @@ func Load(opts LoadOptions) (Project, error) {
 func loadConfig(opts LoadOptions) (config.Config, error) {
 	switch opts.Policy {
 	case Local:
-		return config.Load(config.LoadOptions{ProjectDir: opts.Dir, File: opts.File, Lookup: opts.Lookup})
+		return config.Load(config.LoadOptions{ProjectDir: opts.Dir, File: opts.File, Lookup: opts.Lookup, Catalog: opts.Catalog})
 	case Recipe:
 		fsys := opts.FS
 		if fsys == nil {
@@ -104,7 +106,7 @@ func loadConfig(opts LoadOptions) (config.Config, error) {
 			defer root.Close()
 			fsys = root.FS()
 		}
-		return config.Load(config.LoadOptions{FS: fsys, File: opts.File})
+		return config.Load(config.LoadOptions{FS: fsys, File: opts.File, Catalog: opts.Catalog})
 	}
 	return config.Config{}, fmt.Errorf("project: unknown policy %d", opts.Policy)
 }

@@ -195,6 +195,9 @@ func inNamespaces(namespaces []string, ns string) bool {
 }
 
 // grant returns the actions a token (nil: anonymous) gets on a repository.
+// In the shared catalog's namespace every token with a namespace may pull
+// and only its admin tokens may do more: what a tenant's runtime takes
+// from there is the admins' alone.
 func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	var have []string
 	ns := api.Namespace(repo)
@@ -203,16 +206,20 @@ func (s *Server) grant(t *store.Token, repo string, want []string) []string {
 	if inNamespaces(s.cfg.AnonymousPull, ns) {
 		have = []string{"pull"}
 	}
+	shared := s.shared(ns)
+	if t != nil && shared && len(t.Namespaces) > 0 {
+		have = append(have, "pull")
+	}
 	if t != nil && inNamespaces(t.Namespaces, ns) {
 		for _, sc := range t.Scopes {
-			switch sc {
-			case api.ScopePull:
+			switch {
+			case sc == api.ScopePull:
 				have = append(have, "pull")
-			case api.ScopePush:
+			case sc == api.ScopePush && !shared:
 				have = append(have, "pull", "push")
-			case api.ScopeBuild:
+			case sc == api.ScopeBuild && !shared:
 				have = append(have, "pull", "build")
-			case api.ScopeAdmin:
+			case sc == api.ScopeAdmin:
 				have = append(have, "pull", "push", "build", "delete", "*")
 			}
 		}
@@ -235,11 +242,11 @@ func (s *Server) pushesImages(c *claims, repo string) bool {
 }
 
 // grantJob returns the actions a build's credentials get: pull in the
-// submitter's namespace (bases, caches) and anonymous ones, push to the
-// build's repository and its build cache only.
+// submitter's namespace (bases, caches), anonymous ones and the shared
+// catalog's, push to the build's repository and its build cache only.
 func (s *Server) grantJob(b store.Build, repo string, want []string) []string {
 	var have []string
-	if api.Namespace(repo) == b.Namespace || inNamespaces(s.cfg.AnonymousPull, api.Namespace(repo)) {
+	if ns := api.Namespace(repo); ns == b.Namespace || inNamespaces(s.cfg.AnonymousPull, ns) || s.shared(ns) {
 		have = append(have, "pull")
 	}
 	if repo == b.Repo || repo == api.CacheRepo(b.Repo) {

@@ -202,13 +202,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, repo string) {
 	}
 	capRead(r, time.Time{})
 	holdWrite(w, r, s.cfg.Limits.UploadTimeout)
-	if herr := s.checkRecipe(r.Context(), path, req); herr != nil {
+	catalog, herr := s.checkRecipe(r.Context(), path, req)
+	if herr != nil {
 		herr.write(w)
 		return
 	}
 	b, err := s.store.CreateBuild(r.Context(), store.Build{Repo: repo, Namespace: api.Namespace(repo), Tag: req.tag, Platform: req.platform,
 		Kind: req.kind, Stage: kindStage(req), Recipe: dgst, RecipeSize: size, Secrets: req.secrets, Webhook: req.webhook,
-		WebhookSecret: req.webhookSecret, Submitter: c.Subject, Timeout: req.timeout})
+		WebhookSecret: req.webhookSecret, Submitter: c.Subject, Timeout: req.timeout, Catalog: catalog})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
 		return
@@ -285,10 +286,10 @@ func (s *Server) recipeLimits() recipe.Limits {
 }
 
 // checkRecipe checks a stored recipe (see checkRecipeReader).
-func (s *Server) checkRecipe(ctx context.Context, path string, req buildRequest) *httpError {
+func (s *Server) checkRecipe(ctx context.Context, path string, req buildRequest) ([]api.CatalogItem, *httpError) {
 	f, err := os.Open(path)
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+		return nil, &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	defer f.Close()
 	return s.checkRecipeReader(ctx, f, req)
@@ -300,46 +301,52 @@ func (s *Server) checkRecipe(ctx context.Context, path string, req buildRequest)
 // project a valid user_config.yml, read with every file it names through
 // an os.Root of the recipe unpacked, with ${VAR} expanding from nothing.
 // No error carries a byte from outside the recipe, as nothing outside it
-// is read. Recipes are checked a few at a time (Limits.MaxUnpacks).
-func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRequest) *httpError {
+// is read. Compose layers may take items of the namespace's catalog and
+// the shared one; those it takes are returned pinned to their digests,
+// for the build. Recipes are checked a few at a time (Limits.MaxUnpacks).
+func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRequest) ([]api.CatalogItem, *httpError) {
 	release, herr := s.unpackTurn(ctx, req.repo)
 	if herr != nil {
-		return herr
+		return nil, herr
 	}
 	defer release()
 	if req.kind == "dockerfile" {
 		// BuildKit reads the context itself: a stream check is enough.
 		es, err := recipe.Scan(r, s.recipeLimits())
 		if err != nil {
-			return recipeError(err)
+			return nil, recipeError(err)
 		}
-		return regularEntry(es, req.dockerfile, "dockerfile "+req.dockerfile,
+		return nil, regularEntry(es, req.dockerfile, "dockerfile "+req.dockerfile,
 			fmt.Sprintf("recipe has no file %s: put the Dockerfile at the top of the context or name it with dockerfile=PATH", req.dockerfile))
 	}
 	dir, err := os.MkdirTemp("", "pei-recipe-*")
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+		return nil, &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	defer os.RemoveAll(dir)
 	es, err := recipe.Unpack(r, dir, s.recipeLimits())
 	if err != nil {
-		return recipeError(err)
+		return nil, recipeError(err)
 	}
 	if herr := regularEntry(es, config.DefaultFile, config.DefaultFile,
 		"recipe has no user_config.yml at its top: a pei project needs one (or submit a Dockerfile with kind=dockerfile)"); herr != nil {
-		return herr
+		return nil, herr
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+		return nil, &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
 	}
 	defer root.Close()
 	// Scratch paths never reach an error (the project is read through
 	// the fs.FS); stripping dir is a second guard that they do not.
 	strip := func(err error) string { return strings.ReplaceAll(err.Error(), dir, ".") }
-	pr, err := project.Load(project.LoadOptions{Policy: project.Recipe, FS: root.FS()})
+	served, catalog, err := s.servedCatalog(ctx, api.Namespace(req.repo))
 	if err != nil {
-		return badRecipe("%s", strip(err))
+		return nil, &httpError{http.StatusInternalServerError, "UNKNOWN", err.Error()}
+	}
+	pr, err := project.Load(project.LoadOptions{Policy: project.Recipe, FS: root.FS(), Catalog: catalog})
+	if err != nil {
+		return nil, badRecipe("%s", strip(err))
 	}
 	p := pr.Plan
 	if st := req.stage; st != "" && st != "1" && st != "2" && st != "all" {
@@ -348,7 +355,7 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 			found = found || ci.Name == st
 		}
 		if !found {
-			return badRequest("stage %q: the recipe's user_config.yml has no %s image", st, st)
+			return nil, badRequest("stage %q: the recipe's user_config.yml has no %s image", st, st)
 		}
 	}
 	// A config secret from an environment variable or an absolute path is
@@ -356,10 +363,10 @@ func (s *Server) checkRecipeReader(ctx context.Context, r io.Reader, req buildRe
 	// (build.Options.Recipe), so the submission must ask for it.
 	for _, sec := range pr.Config.Secrets {
 		if (sec.Env != "" || filepath.IsAbs(sec.File)) && !slices.Contains(req.secrets, sec.Name) {
-			return badRecipe("user_config.yml: secrets.%s is read from the submitter's environment or files, which pei serve's workers never read: submit with --secret %s, and a worker holding %s serves it", sec.Name, sec.Name, sec.Name)
+			return nil, badRecipe("user_config.yml: secrets.%s is read from the submitter's environment or files, which pei serve's workers never read: submit with --secret %s, and a worker holding %s serves it", sec.Name, sec.Name, sec.Name)
 		}
 	}
-	return nil
+	return s.pinCatalog(ctx, served, pr.Config)
 }
 
 // unpackTurn waits, up to Limits.UnpackWait, for a place to check a recipe
@@ -511,7 +518,7 @@ func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifes
 	if err != nil {
 		return nil, &httpError{http.StatusBadRequest, "BLOB_UNKNOWN", fmt.Sprintf("recipe layer %s: push it before the manifest: %v", layer.Digest, err)}
 	}
-	herr = s.checkRecipeReader(r.Context(), rc, req)
+	catalog, herr := s.checkRecipeReader(r.Context(), rc, req)
 	rc.Close()
 	if herr != nil {
 		return nil, herr
@@ -519,7 +526,7 @@ func (s *Server) recipeArtifact(r *http.Request, repo string, m ocispecs.Manifes
 	return func(manifest string) (string, error) {
 		b, err := s.store.CreateBuild(context.WithoutCancel(r.Context()), store.Build{Repo: repo, Namespace: api.Namespace(repo), Tag: req.tag,
 			Platform: req.platform, Kind: req.kind, Stage: kindStage(req), Recipe: layer.Digest.String(), RecipeSize: layer.Size,
-			Subject: manifest, Secrets: req.secrets, Submitter: c.Subject, Timeout: req.timeout})
+			Subject: manifest, Secrets: req.secrets, Submitter: c.Subject, Timeout: req.timeout, Catalog: catalog})
 		if err != nil {
 			return "", err
 		}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pei-dev/pei/internal/api"
+	"github.com/pei-dev/pei/internal/store"
 )
 
 // Recipe checks read nothing outside the recipe. Each test puts canaries
@@ -170,9 +171,14 @@ func recipeArchive(t testing.TB, top string, entries ...entry) []byte {
 }
 
 // checker is a server with only what checking a recipe needs.
-func checker(limits Limits) *Server {
+func checker(t *testing.T, limits Limits) *Server {
 	fillLimits(&limits)
-	return &Server{cfg: Config{Limits: limits}, unpacks: make(chan struct{}, limits.MaxUnpacks)}
+	st, err := store.Open(t.Context(), filepath.Join(t.TempDir(), "pei.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Server{cfg: Config{Limits: limits}, store: st, unpacks: make(chan struct{}, limits.MaxUnpacks)}
 }
 
 const (
@@ -223,7 +229,7 @@ func TestRecipeCheckReadsNothingOutside(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := newOutside(t)
-			herr := checker(Limits{}).checkRecipeReader(context.Background(), bytes.NewReader(recipeArchive(t, o.top, tc.entries...)), tc.req)
+			_, herr := checker(t, Limits{}).checkRecipeReader(context.Background(), bytes.NewReader(recipeArchive(t, o.top, tc.entries...)), tc.req)
 			msg := ""
 			if herr != nil {
 				msg = herr.msg
@@ -291,7 +297,7 @@ func TestRecipeCheckProperty(t *testing.T) {
 		}
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			o := newOutside(t)
-			herr := checker(Limits{}).checkRecipeReader(context.Background(), bytes.NewReader(recipeArchive(t, o.top, es...)), req)
+			_, herr := checker(t, Limits{}).checkRecipeReader(context.Background(), bytes.NewReader(recipeArchive(t, o.top, es...)), req)
 			msg := ""
 			if herr != nil {
 				msg = herr.msg

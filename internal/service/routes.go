@@ -36,6 +36,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v2/_pei/workers/builds/{id}/recipe", s.recipe)
 	mux.HandleFunc("GET /v2/_pei/builds", s.limited(s.listAll))
 	mux.HandleFunc("GET /v2/_pei/repositories", s.limited(s.repositories))
+	mux.HandleFunc("/v2/_pei/catalogs/{ns}", s.limited(s.catalogRoutes))
+	mux.HandleFunc("/v2/_pei/catalogs/{ns}/{name}", s.limited(s.catalogRoutes))
 	mux.HandleFunc("/v2/", s.v2)
 	mux.HandleFunc("GET /healthz", s.health)
 	mux.HandleFunc("GET /{$}", s.ui)

@@ -49,7 +49,13 @@ type Config struct {
 	// AnonymousPull lists namespaces anyone may pull from; each must pass
 	// api.CheckNamespace.
 	AnonymousPull []string
-	Limits        Limits
+	// SharedNamespace is the namespace of the shared catalog ("" for
+	// none): every tenant's builds may take its items and every token
+	// with a namespace may pull its images, but only admin tokens there
+	// may write its catalog or push, build or delete in it, so no tenant
+	// can change what another tenant's runtime is made of.
+	SharedNamespace string
+	Limits          Limits
 	// Lease is how long a worker holds a build between heartbeats.
 	Lease time.Duration
 	// MaxAttempts is how many times a build whose worker vanished is run.
@@ -85,6 +91,8 @@ type Limits struct {
 	// at once, and with MaxContextBytes the disk they take.
 	MaxUnpacksPerNamespace int
 	UnpackWait             time.Duration
+	// MaxCatalogItems bounds a namespace's catalog.
+	MaxCatalogItems int
 }
 
 // DefaultLimits are the limits when none are configured.
@@ -101,6 +109,7 @@ var DefaultLimits = Limits{
 	MaxUnpacks:             2,
 	MaxUnpacksPerNamespace: 1,
 	UnpackWait:             15 * time.Second,
+	MaxCatalogItems:        256,
 }
 
 // Server is pei serve.
@@ -138,6 +147,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, ns := range cfg.AnonymousPull {
 		if err := api.CheckNamespace(ns); err != nil {
 			return nil, fmt.Errorf("anonymous pull: %w", err)
+		}
+	}
+	if cfg.SharedNamespace != "" {
+		if err := api.CheckNamespace(cfg.SharedNamespace); err != nil || cfg.SharedNamespace == "*" {
+			return nil, fmt.Errorf("shared catalog namespace %q: give one namespace (a repository name's first component)", cfg.SharedNamespace)
 		}
 	}
 	fillLimits(&cfg.Limits)
@@ -231,6 +245,7 @@ func fillLimits(l *Limits) {
 	orDefault(&l.MaxUnpacks, d.MaxUnpacks)
 	orDefault(&l.MaxUnpacksPerNamespace, d.MaxUnpacksPerNamespace)
 	orDefault(&l.UnpackWait, d.UnpackWait)
+	orDefault(&l.MaxCatalogItems, d.MaxCatalogItems)
 }
 
 // orDefault sets *v to d when it is the zero value (not configured).

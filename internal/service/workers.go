@@ -60,10 +60,17 @@ func (s *Server) lease(w http.ResponseWriter, r *http.Request) {
 		b, err := s.store.Lease(r.Context(), name, req.Platforms, req.Secrets, s.cfg.Lease)
 		if err == nil {
 			s.events.notify(b.ID)
+			// Unanswered, the lease runs out and the build is queued
+			// again.
+			catalog, err := s.store.BuildCatalog(r.Context(), b.ID)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+				return
+			}
 			lim := s.recipeLimits()
 			writeJSON(w, http.StatusOK, api.Lease{Build: s.view(b), Registry: s.host(), Username: "pei-job",
 				Password: s.jobSecret(b), LeaseSeconds: int(s.cfg.Lease / time.Second),
-				RecipeMaxBytes: lim.MaxBytes, RecipeMaxFiles: lim.MaxFiles})
+				RecipeMaxBytes: lim.MaxBytes, RecipeMaxFiles: lim.MaxFiles, Catalog: catalog})
 			return
 		}
 		if !errors.Is(err, store.ErrNotFound) {

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -44,6 +45,10 @@ type Build struct {
 	Cancel       bool
 	Digest       string // the pushed image's manifest (or index) digest
 	Error        string
+	// Catalog is the catalog items the build takes from pei serve's
+	// catalog, resolved at submission (written by CreateBuild only; read
+	// with BuildCatalog).
+	Catalog []api.CatalogItem
 }
 
 // Done reports whether the build has ended.
@@ -95,9 +100,26 @@ func (s *Store) CreateBuild(ctx context.Context, b Build) (Build, error) {
 	b.ID = NewID("b-")
 	b.State = api.Queued
 	b.Created = time.Now().UTC().Truncate(time.Millisecond)
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO builds (id, repo, namespace, tag, platform, kind, stage, recipe, recipe_size, subject, secrets, webhook, webhook_secret, submitter, state, created, timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Build{}, fmt.Errorf("queue build: %w", err)
+	}
+	defer tx.Rollback()
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO builds (id, repo, namespace, tag, platform, kind, stage, recipe, recipe_size, subject, secrets, webhook, webhook_secret, submitter, state, created, timeout_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		b.ID, b.Repo, b.Namespace, b.Tag, b.Platform, b.Kind, b.Stage, b.Recipe, b.RecipeSize, b.Subject, strings.Join(b.Secrets, ","), b.Webhook, b.WebhookSecret, b.Submitter, b.State, ms(b.Created), int64(b.Timeout/time.Second))
 	if err != nil {
+		return Build{}, fmt.Errorf("queue build: %w", err)
+	}
+	if len(b.Catalog) > 0 {
+		data, err := json.Marshal(b.Catalog)
+		if err != nil {
+			return Build{}, err
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO build_catalog (build_id, items) VALUES (?, ?)`), b.ID, string(data)); err != nil {
+			return Build{}, fmt.Errorf("queue build: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return Build{}, fmt.Errorf("queue build: %w", err)
 	}
 	return b, nil

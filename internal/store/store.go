@@ -160,6 +160,20 @@ CREATE TABLE IF NOT EXISTS referrers (
 	annotations TEXT NOT NULL DEFAULT '',
 	PRIMARY KEY (repo, subject, digest)
 );
+CREATE TABLE IF NOT EXISTS catalog (
+	namespace TEXT NOT NULL,
+	name TEXT NOT NULL,
+	lower_ref TEXT NOT NULL,
+	upper_ref TEXT NOT NULL,
+	exclude TEXT NOT NULL DEFAULT '[]',
+	updated BIGINT NOT NULL,
+	updated_by TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (namespace, name)
+);
+CREATE TABLE IF NOT EXISTS build_catalog (
+	build_id TEXT PRIMARY KEY,
+	items TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS build_logs (
 	build_id TEXT NOT NULL,
 	seq BIGINT NOT NULL,

@@ -29,6 +29,7 @@ import (
 	"github.com/pei-dev/pei/internal/build"
 	"github.com/pei-dev/pei/internal/buildkitd"
 	"github.com/pei-dev/pei/internal/client"
+	"github.com/pei-dev/pei/internal/config"
 	"github.com/pei-dev/pei/internal/image"
 	"github.com/pei-dev/pei/internal/recipe"
 )
@@ -317,10 +318,15 @@ func (j *job) build(ctx context.Context) (string, error) {
 		if cerr != nil {
 			return "", cerr
 		}
+		catalog := make([]config.CatalogItem, len(j.lease.Catalog))
+		for i, it := range j.lease.Catalog {
+			fmt.Fprintf(j.logs, "catalog %s (%s): %s on %s\n", it.Name, it.Namespace, it.Upper, it.Lower)
+			catalog[i] = config.CatalogItem{Name: it.Name, Lower: config.ImageRef{Raw: it.Lower}, Upper: config.ImageRef{Raw: it.Upper}, Exclude: it.Exclude}
+		}
 		_, err = build.Build(ctx, build.Options{
 			Dir: dir, Target: build.ParseTarget(b.Stage), Output: build.OCIOutput(out), Platforms: plats,
 			Secrets: build.Secrets{Files: secrets}, Auth: auth, CacheImports: cacheFrom, CacheExports: cacheTo,
-			Daemon: daemon, CacheNamespace: ns, Progress: "plain", Stderr: j.logs, TrustedCAs: cas,
+			Daemon: daemon, CacheNamespace: ns, Progress: "plain", Stderr: j.logs, TrustedCAs: cas, Catalog: catalog,
 			// Nothing of this worker's (environment, files, git) reaches
 			// the tenant's config.
 			Recipe: true,
