@@ -144,6 +144,12 @@ func TestJSONFieldNames(t *testing.T) {
 		{WebhookEvent{Build: BuildView{ID: "b-1"}, Event: "build.failed"}, `{"build":{"id":"b-1"`},
 		{Lease{RecipeMaxBytes: 5}, `"build":{`},
 		{Lease{RecipeMaxBytes: 5}, `"registry":"","username":"","password":"","lease_seconds":0,"recipe_max_bytes":5}`},
+		{Lease{Catalog: []CatalogItem{{Name: "python"}}}, `"catalog":[{"name":"python",`},
+		{CatalogItem{Name: "python", Lower: "pei/dev:1", Upper: "pei/py:1"}, `{"name":"python","lower":"pei/dev:1","upper":"pei/py:1"}`},
+		{CatalogItem{Name: "python", Exclude: []string{"/pei-init"}, Namespace: "pei", Updated: time.Unix(0, 0).UTC(), UpdatedBy: "admin"},
+			`"exclude":["/pei-init"],"namespace":"pei","updated":"1970-01-01T00:00:00Z","updated_by":"admin"}`},
+		{Catalog{Namespace: "team-a", Items: []CatalogItem{}, SharedNamespace: "pei", Shared: []CatalogItem{{Name: "python"}}},
+			`{"namespace":"team-a","items":[],"shared_namespace":"pei","shared":[{"name":"python",`},
 	} {
 		b, err := json.Marshal(tc.v)
 		if err != nil {

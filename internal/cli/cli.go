@@ -31,7 +31,7 @@ It reads PeiDocker's user_config.yml unchanged.`,
 		Version:       Version,
 	}
 	root.AddCommand(newCreateCmd(), newConfigureCmd(), newBuildCmd(), newBaseCmd(), newBuilderCmd(), newInspectCmd(), newRemoveCmd(), newSchemaCmd(),
-		newServeCmd(), newTokenCmd(), newWorkerCmd(), newSubmitCmd())
+		newServeCmd(), newTokenCmd(), newWorkerCmd(), newSubmitCmd(), newCatalogCmd())
 	return root
 }
 

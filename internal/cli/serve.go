@@ -58,10 +58,13 @@ Every write needs a token (pei token create); tenants are namespaces, the
 first component of a repository name. State lives in --data (signing key,
 recipes, registry blobs) and in SQLite there or PostgreSQL (--database).
 The web page at / lists repositories, tags and builds with live logs.
-API: docs/api.md and docs/openapi.yaml.`,
+Each namespace has a catalog of prebuilt diffs (pei catalog); with
+--shared-catalog NS, NS's catalog serves every tenant and only admins
+write it. API: docs/api.md and docs/openapi.yaml.`,
 		Example: `  pei serve --addr 127.0.0.1:5000 --data /srv/pei
   pei token create --data /srv/pei --name alice --namespace team-a --scope push,build
-  pei serve --database postgres://pei@db/pei --data /srv/pei --public-url https://registry.example.com`,
+  pei serve --database postgres://pei@db/pei --data /srv/pei --public-url https://registry.example.com
+  pei serve --data /srv/pei --shared-catalog pei`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runServe(cmd.Context(), cmd, f)
@@ -74,6 +77,7 @@ API: docs/api.md and docs/openapi.yaml.`,
 	fl.StringVar(&f.cfg.RegistryConfig, "registry-config", "", "distribution config file whose storage section to use (default: filesystem under DATA/registry)")
 	fl.StringVar(&f.cfg.PublicURL, "public-url", "", "URL clients reach the server at (default http://ADDR)")
 	fl.StringSliceVar(&f.anonymous, "anonymous-pull", nil, "namespaces anyone may pull from (repeatable)")
+	fl.StringVar(&f.cfg.SharedNamespace, "shared-catalog", "", "namespace whose catalog every tenant's builds may take items from; only admin tokens write it or push to it")
 	fl.StringArrayVar(&f.hookAllow, "webhook-allow", nil, "let webhooks reach this CIDR range, refused by default as private, loopback, CGNAT, ULA or link-local (repeatable; for receivers on site)")
 	fl.StringVar(&f.maxRecipe, "max-recipe-size", "256MiB", "largest recipe upload")
 	fl.IntVar(&f.cfg.Limits.MaxActive, "max-active", service.DefaultLimits.MaxActive, "queued+running builds per namespace")
@@ -102,6 +106,9 @@ func runServe(ctx context.Context, cmd *cobra.Command, f serveFlags) error {
 		}
 	}
 	f.cfg.AnonymousPull = f.anonymous
+	if ns := f.cfg.SharedNamespace; ns != "" && (ns == "*" || api.CheckNamespace(ns) != nil) {
+		return fmt.Errorf("--shared-catalog %q: give one namespace, a repository name's first component (lower-case letters, digits and separators ., _, -)", ns)
+	}
 	if f.cfg.WebhookAllow, err = service.ParseWebhookAllow(f.hookAllow); err != nil {
 		return err
 	}

@@ -173,6 +173,37 @@ func (c *Client) Cancel(ctx context.Context, repo, id string) (api.BuildView, er
 	return b, err
 }
 
+// Catalog returns namespace ns's catalog: its own items and the shared
+// catalog's items its builds may take.
+func (c *Client) Catalog(ctx context.Context, ns string) (api.Catalog, error) {
+	var cat api.Catalog
+	_, err := c.json(ctx, http.MethodGet, api.CatalogPath(url.PathEscape(ns)), nil, &cat)
+	return cat, err
+}
+
+// CatalogItem returns an item of namespace ns's catalog.
+func (c *Client) CatalogItem(ctx context.Context, ns, name string) (api.CatalogItem, error) {
+	var it api.CatalogItem
+	_, err := c.json(ctx, http.MethodGet, api.CatalogItemPath(url.PathEscape(ns), url.PathEscape(name)), nil, &it)
+	return it, err
+}
+
+// PutCatalogItem creates or replaces item it.Name of namespace ns's
+// catalog and returns it as stored. The fields the server sets
+// (namespace, updated, updated_by) are not sent.
+func (c *Client) PutCatalogItem(ctx context.Context, ns string, it api.CatalogItem) (api.CatalogItem, error) {
+	in := api.CatalogItem{Name: it.Name, Lower: it.Lower, Upper: it.Upper, Exclude: it.Exclude}
+	var out api.CatalogItem
+	_, err := c.json(ctx, http.MethodPut, api.CatalogItemPath(url.PathEscape(ns), url.PathEscape(it.Name)), in, &out)
+	return out, err
+}
+
+// DeleteCatalogItem removes an item of namespace ns's catalog.
+func (c *Client) DeleteCatalogItem(ctx context.Context, ns, name string) error {
+	_, err := c.json(ctx, http.MethodDelete, api.CatalogItemPath(url.PathEscape(ns), url.PathEscape(name)), nil, nil)
+	return err
+}
+
 // Event is one Server-Sent Event of a build log.
 type Event struct {
 	ID    string

@@ -36,18 +36,25 @@ func TestOpenAPIListsEveryEndpoint(t *testing.T) {
 		"GET /v2/_pei/builds", "GET /v2/_pei/repositories", "POST /v2/_pei/workers/lease",
 		"POST /v2/_pei/workers/builds/{id}/heartbeat", "POST /v2/_pei/workers/builds/{id}/logs",
 		"POST /v2/_pei/workers/builds/{id}/finish", "GET /v2/_pei/workers/builds/{id}/recipe",
+		"GET /v2/_pei/catalogs/{ns}", "GET /v2/_pei/catalogs/{ns}/{name}", "PUT /v2/_pei/catalogs/{ns}/{name}",
+		"DELETE /v2/_pei/catalogs/{ns}/{name}",
 	}
 	if strings.Join(sorted(got), "\n") != strings.Join(sorted(want), "\n") {
 		t.Errorf("openapi.yaml operations:\n%s\nwant:\n%s", strings.Join(sorted(got), "\n"), strings.Join(sorted(want), "\n"))
 	}
-	// Each is answered by the server (not the registry's 404).
+	// Each is answered by the server (not the registry's 404; a missing
+	// build or catalog item is pei's own 404).
 	h := newHarness(t, nil)
 	for _, op := range want {
 		method, path, _ := strings.Cut(op, " ")
-		path = strings.NewReplacer("{name}", "team-a/app", "{id}", "b-x", "{digest}", "sha256:"+strings.Repeat("a", 64)).Replace(path)
+		repl := strings.NewReplacer("{name}", "team-a/app", "{id}", "b-x", "{digest}", "sha256:"+strings.Repeat("a", 64))
+		if strings.HasPrefix(path, "/v2/_pei/catalogs/") {
+			repl = strings.NewReplacer("{ns}", "team-a", "{name}", "python")
+		}
+		path = repl.Replace(path)
 		resp := h.req(method, path, "", nil)
 		resp.Body.Close()
-		if resp.StatusCode == 404 && !strings.Contains(path, "b-x") {
+		if resp.StatusCode == 404 && !strings.Contains(path, "b-x") && !strings.HasSuffix(path, "/catalogs/team-a/python") {
 			t.Errorf("%s %s: 404", method, path)
 		}
 		if resp.StatusCode >= 500 {
