@@ -211,7 +211,7 @@ func TestServe(t *testing.T) {
 	testenv.BuildKit(t)
 	testenv.Image(t, baseImage)
 	testenv.Tools(t, "skopeo", "crane")
-	e := startServe(t, nil)
+	e := startServe(t, func(c *service.Config) { c.SharedNamespace = "pei" })
 	pei := peiBinary(t)
 
 	t.Run("pei project", func(t *testing.T) {
@@ -345,6 +345,8 @@ func TestServe(t *testing.T) {
 			t.Errorf("a build read team-b's image: %s %s\n%s", end.State, end.Error, log)
 		}
 	})
+
+	t.Run("shared catalog", func(t *testing.T) { serveCatalog(t, e, pei) })
 
 	t.Run("recipe artifact", func(t *testing.T) {
 		// Pushed to the registry, it builds an image that refers to it.
