@@ -43,6 +43,13 @@ namespace. The token comes from PEI_TOKEN.`,
 		}
 		return client.New(server, os.Getenv("PEI_TOKEN")), nil
 	}
+	// forItem reads an NS/NAME argument and connects.
+	forItem := func(arg string) (c *client.Client, ns, name string, err error) {
+		if ns, name, err = catalogItemArg(arg); err == nil {
+			c, err = connect()
+		}
+		return c, ns, name, err
+	}
 
 	list := &cobra.Command{
 		Use:   "list NS",
@@ -73,11 +80,7 @@ namespace. The token comes from PEI_TOKEN.`,
 		Short: "Create or replace a catalog item",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := catalogItemArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := connect()
+			c, ns, name, err := forItem(args[0])
 			if err != nil {
 				return err
 			}
@@ -101,11 +104,7 @@ namespace. The token comes from PEI_TOKEN.`,
 		Short: "Print a catalog item as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := catalogItemArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := connect()
+			c, ns, name, err := forItem(args[0])
 			if err != nil {
 				return err
 			}
@@ -124,11 +123,7 @@ namespace. The token comes from PEI_TOKEN.`,
 		Short: "Remove a catalog item (queued builds keep what they pinned)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, name, err := catalogItemArg(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := connect()
+			c, ns, name, err := forItem(args[0])
 			if err != nil {
 				return err
 			}

@@ -68,31 +68,31 @@ func (s *Server) catalogRoutes(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "GET a catalog; PUT, GET or DELETE one of its items", nil)
 	case r.Method == http.MethodGet:
 		it, err := s.store.CatalogItem(r.Context(), ns, name)
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "CATALOG_UNKNOWN", fmt.Sprintf("the catalog of %s has no item %q", ns, name), nil)
-			return
-		}
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+		if itemError(w, err, ns, name) {
 			return
 		}
 		writeJSON(w, http.StatusOK, it)
 	case r.Method == http.MethodPut:
 		s.putCatalogItem(w, r, c, ns, name)
 	case r.Method == http.MethodDelete:
-		err := s.store.DeleteCatalogItem(r.Context(), ns, name)
-		if errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "CATALOG_UNKNOWN", fmt.Sprintf("the catalog of %s has no item %q", ns, name), nil)
-			return
-		}
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+		if itemError(w, s.store.DeleteCatalogItem(r.Context(), ns, name), ns, name) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "PUT, GET or DELETE a catalog item", nil)
 	}
+}
+
+// itemError answers a store error about item ns/name, if there is one.
+func itemError(w http.ResponseWriter, err error, ns, name string) bool {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "CATALOG_UNKNOWN", fmt.Sprintf("the catalog of %s has no item %q", ns, name), nil)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "UNKNOWN", err.Error(), nil)
+	}
+	return err != nil
 }
 
 func (s *Server) listCatalog(w http.ResponseWriter, r *http.Request, ns string) {
