@@ -51,8 +51,8 @@ packages=(internal/service internal/store internal/recipe internal/config intern
 # formatting, the registry plumbing and the UI are left out to keep a run
 # bounded (docs/testing.md says why).
 declare -A keep=(
-	[internal/service]="auth.go revocation.go builds.go workers.go hookaddr.go"
-	[internal/store]="builds.go store.go referrers.go"
+	[internal/service]="auth.go revocation.go builds.go workers.go hookaddr.go catalog.go"
+	[internal/store]="builds.go store.go referrers.go catalog.go"
 	[internal/recipe]="recipe.go walk.go unpack.go unpack_linux.go"
 	[internal/config]="validate.go load.go fsload.go layout.go"
 	[internal/sysmerge]="merge.go keyed.go status.go passwd.go alternatives.go triggers.go depends.go version.go kind.go"
