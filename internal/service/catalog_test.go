@@ -156,6 +156,20 @@ func TestCatalogAccess(t *testing.T) {
 				t.Errorf("a tenant reads the shared catalog: %d, want 200", got)
 			}
 		}
+		if _, msg := h.put(h.alice, "pei", "python", shared); !strings.Contains(msg, "may not write the catalog of pei (the shared catalog: admin tokens only)") {
+			t.Errorf("a tenant's refused write says %q", msg)
+		}
+		if _, msg := h.put(h.bob, "team-a", "python", own); !strings.Contains(msg, "may not write the catalog of team-a") {
+			t.Errorf("another tenant's refused write says %q", msg)
+		}
+		if resp := h.req("GET", api.CatalogPath("team-a"), h.bob, nil); !strings.Contains(errorCode(t, resp), "may not read the catalog of team-a") {
+			t.Error("another tenant's refused read does not say what was refused")
+		}
+		// The shared catalog is listed as itself, with nothing "shared"
+		// besides.
+		if c := decode[api.Catalog](t, h.req("GET", api.CatalogPath("pei"), h.alice, nil)); c.SharedNamespace != "" || len(c.Shared) != 0 || len(c.Items) != 1 {
+			t.Errorf("the shared catalog lists as %+v", c)
+		}
 		if got := h.status("GET", api.CatalogPath("pei"), ""); got != http.StatusUnauthorized {
 			t.Errorf("anonymous reads the shared catalog: %d, want 401", got)
 		}
@@ -234,6 +248,38 @@ func TestCatalogAccess(t *testing.T) {
 		it := decode[api.CatalogItem](t, h.req("GET", api.CatalogItemPath("team-a", "python"), h.alice, nil))
 		if it.Lower != "team-a/dev:1" || it.Upper != "team-a/py:1" {
 			t.Errorf("after refused writes the item is %+v", it)
+		}
+	})
+
+	t.Run("methods", func(t *testing.T) {
+		for _, m := range []string{"PUT", "DELETE", "POST"} {
+			resp := h.req(m, api.CatalogPath("team-a"), h.alice, strings.NewReader("{}"))
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Errorf("%s on a whole catalog: %d, want 405", m, resp.StatusCode)
+			}
+			resp.Body.Close()
+		}
+		resp := h.req("POST", api.CatalogItemPath("team-a", "python"), h.alice, strings.NewReader("{}"))
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("POST on an item: %d, want 405", resp.StatusCode)
+		}
+		resp.Body.Close()
+	})
+
+	t.Run("no namespace", func(t *testing.T) {
+		// Not even an admin of every namespace keeps a catalog under a
+		// name no repository can start with, or under "*".
+		for _, ns := range []string{"*", "Team-A", "team-a..b", "-x"} {
+			for _, m := range []string{"GET", "PUT", "DELETE"} {
+				path := api.CatalogItemPath(ns, "python")
+				if m == "GET" {
+					path = api.CatalogPath(ns)
+				}
+				resp := h.req(m, path, h.admin, strings.NewReader(`{"lower": "team-a/dev:1", "upper": "team-a/py:1"}`))
+				if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(errorCode(t, resp), "NAME_INVALID") {
+					t.Errorf("%s %s: %d, want 404 NAME_INVALID", m, path, resp.StatusCode)
+				}
+			}
 		}
 	})
 
@@ -381,6 +427,18 @@ func TestCatalogBuilds(t *testing.T) {
 		}
 		if l := leaseOne(t); len(l.Catalog) != 0 {
 			t.Errorf("lease catalog %+v, want none: the project declares python", l.Catalog)
+		}
+	})
+
+	t.Run("an item two images take, once", func(t *testing.T) {
+		cfg := "stage_1:\n  image: {base: debian:bookworm, output: x:1}\ncompose:\n" +
+			"  rt:\n    output: rt:1\n    layers: [{image: debian:bookworm}, {catalog: python}]\n" +
+			"  rt2:\n    output: rt:2\n    layers: [{image: debian:bookworm}, {catalog: python}]\n"
+		if got, msg := submit(tarGz(t, map[string]string{"user_config.yml": cfg})); got != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", got, msg)
+		}
+		if l := leaseOne(t); len(l.Catalog) != 1 || l.Catalog[0].Name != "python" {
+			t.Errorf("lease catalog %+v, want python once", l.Catalog)
 		}
 	})
 
