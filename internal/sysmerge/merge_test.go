@@ -144,6 +144,21 @@ func TestMergeStatusUpgradeWithoutBase(t *testing.T) {
 	}
 }
 
+// A layer that removes what a package of the runtime base depends on (one no
+// layer changed) leaves a dependency finding for that package.
+func TestMergeStatusBaseDependencyRemoved(t *testing.T) {
+	py := st("python3.11", "3.11.2-6", "Depends: libsqlite3-0 (>= 3.7.15)")
+	sqlite := st("libsqlite3-0", "3.40.1-2")
+	res, err := Merge("/var/lib/dpkg/status", status(sqlite, py), []Change{ch("slim", status(sqlite), status())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Data) != py || len(res.Findings) != 1 || res.Findings[0].Kind != Dependency ||
+		res.Findings[0].Entry != "python3.11:amd64" || !strings.Contains(res.Findings[0].Msg, "depends on libsqlite3-0 (>= 3.7.15)") {
+		t.Errorf("got\n%s\nfindings %+v; want python3.11 alone and its dependency on libsqlite3-0 reported", res.Data, res.Findings)
+	}
+}
+
 func TestMergePasswd(t *testing.T) {
 	const root = "root:x:0:0:root:/root:/bin/bash"
 	const dev = root + "\nbuilder:x:1000:1000::/home/builder:/bin/bash\n"
@@ -201,6 +216,17 @@ func TestMergePasswd(t *testing.T) {
 				ch("a", []byte("users:x:100:\n"), []byte("users:x:100:\napp:x:101:\n")),
 				ch("b", []byte("users:x:100:\n"), []byte("users:x:100:\nweb:x:101:\n"))},
 			conflict: true, errs: []string{"gid 101 is claimed by group app (a) and group web (b)"}},
+		{name: "members added by two layers to a group only the dev base has", path: "/etc/group", base: "root:x:0:\n",
+			diffs: []Change{
+				ch("a", []byte("root:x:0:\nssl-cert:x:101:\n"), []byte("root:x:0:\nssl-cert:x:101:app\n")),
+				ch("b", []byte("root:x:0:\nssl-cert:x:101:\n"), []byte("root:x:0:\nssl-cert:x:101:web\n"))},
+			want: "root:x:0:\nssl-cert:x:101:app,web\n"},
+		{name: "gshadow: admins set and a member added (gpasswd -A, -a)", path: "/etc/gshadow", base: "docker:!::\n",
+			diffs: []Change{ch("a", []byte("docker:!::\n"), []byte("docker:!:app:app\n"))},
+			want:  "docker:!:app:app\n"},
+		{name: "the runtime base's own users sharing a uid (useradd -o)", path: "/etc/passwd", base: root + "\ntoor:x:0:0:root:/root:/bin/sh\n",
+			diffs: []Change{ch("a", []byte(dev), []byte(dev+"app:x:999:999::/srv:/bin/sh\n"))},
+			want:  root + "\ntoor:x:0:0:root:/root:/bin/sh\napp:x:999:999::/srv:/bin/sh\n"},
 		{name: "gshadow members", path: "/etc/gshadow", base: "users:*::\n",
 			diffs: []Change{
 				ch("a", []byte("users:*::\n"), []byte("users:*::app\n")),
@@ -396,8 +422,15 @@ func TestMergeCaches(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(two.Data) != "base" || len(two.Findings) != 1 || strings.Join(two.Findings[0].Layers, ",") != "a,b" {
-				t.Errorf("two layers: %q %+v, want base's bytes and one finding naming a and b", two.Data, two.Findings)
+			if string(two.Data) != "base" || two.Missing || len(two.Findings) != 1 || strings.Join(two.Findings[0].Layers, ",") != "a,b" {
+				t.Errorf("two layers: %q missing=%v %+v, want base's bytes and one finding naming a and b", two.Data, two.Missing, two.Findings)
+			}
+			none, err := Merge(tc.path, nil, []Change{{Layer: "a", LowerMissing: true, Upper: []byte("a")}, {Layer: "b", LowerMissing: true, Upper: []byte("b")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !none.Missing || none.Data != nil || len(none.Findings) != 1 {
+				t.Errorf("two layers, no base: %q missing=%v %+v, want no file (the runtime base has none) and one finding", none.Data, none.Missing, none.Findings)
 			}
 		})
 	}
@@ -425,6 +458,19 @@ func TestMergeTriggers(t *testing.T) {
 	if len(file.Findings) != 1 || !strings.Contains(file.Findings[0].Msg, "file triggers added") ||
 		!strings.Contains(file.Findings[0].Msg, "gdk-pixbuf-2.0/2.10.0/loaders") {
 		t.Errorf("findings %+v", file.Findings)
+	}
+
+	// dpkg removes File when its last interest goes (purging man-db here);
+	// the interest another layer added stays, and so does the file.
+	const man, pixbuf = "/usr/share/man man-db/noawait\n", "/usr/lib/x86_64-linux-gnu/gdk-pixbuf-2.0/2.10.0/loaders libgdk-pixbuf-2.0-0:amd64/noawait\n"
+	emptied, err := Merge("/var/lib/dpkg/triggers/File", nil, []Change{
+		{Layer: "slim", Lower: []byte(man), UpperMissing: true},
+		ch("gtk", []byte(man), []byte(man+pixbuf))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emptied.Missing || string(emptied.Data) != pixbuf {
+		t.Errorf("one layer emptied File, another added to it: %q missing=%v, want %q", emptied.Data, emptied.Missing, pixbuf)
 	}
 }
 
@@ -531,6 +577,7 @@ func TestKind(t *testing.T) {
 		{"/etc/ssl/certs/ca-certificates.crt", Cache},
 		{"/etc/ssl/certs/ISRG_Root_X1.pem", Cache},
 		{"/etc/ssl/certs/4042bcee.0", Cache},
+		{"/etc/ssl/certs/4042bcee.9", Cache},
 		{"/etc/ssl/certs/notahash.0", Unknown},
 		{"/var/cache/fontconfig/CACHEDIR.TAG", Cache},
 		{"/usr/share/icons/hicolor/icon-theme.cache", Cache},
@@ -604,6 +651,10 @@ func TestMergeLog(t *testing.T) {
 		{"a rotated log: the last rewrite wins", []byte("b\n"), []Change{
 			{Layer: "py", Lower: []byte("dev\n"), Upper: []byte("rotated\n")},
 			{Layer: "node", Lower: []byte("dev\n"), Upper: []byte("dev\nnode\n")},
+		}, "rotated\n", false},
+		{"a rotated log a later layer removed: the rewrite stays", []byte("b\n"), []Change{
+			{Layer: "py", Lower: []byte("dev\n"), Upper: []byte("rotated\n")},
+			{Layer: "clean", Lower: []byte("dev\n"), UpperMissing: true},
 		}, "rotated\n", false},
 		{"removed everywhere", nil, []Change{{Layer: "py", Lower: []byte("dev\n"), UpperMissing: true}}, "", true},
 	} {

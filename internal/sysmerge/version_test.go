@@ -46,6 +46,16 @@ func TestCompareVersions(t *testing.T) {
 		{"", "0", 0},
 		{"12.2.0-14", "12.2.0-1~", 1},
 		{"4:12.2.0-3", "12.2.0-14", 1},
+		{"1.9", "1.10", -1},
+		{"1.0-9", "1.0-10", -1},
+		// A non-digit part longer than the other's meets the start of its
+		// digits: that counts as the part's end, whatever the digit.
+		{"1.0+dfsg", "1.0+0.1", 1},
+		{"1.0+dfsg", "1.0+9", 1},
+		// Letters, to the ends of both ranges, before other characters.
+		{"1.0.2z", "1.0.2.1", -1},
+		{"1.0A", "1.0.1", -1},
+		{"1.0Z", "1.0.1", -1},
 	} {
 		if got := CompareVersions(tc.a, tc.b); got != tc.want {
 			t.Errorf("CompareVersions(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
@@ -87,6 +97,8 @@ func TestCheckDepends(t *testing.T) {
 		{name: "unversioned provides, versioned dep", pkgs: []string{pkg("a", "1", "Depends: v (>= 1)"), pkg("p", "4", "Provides: v")},
 			want: []string{"depends on v (>= 1)"}},
 		{name: "versioned provides", pkgs: []string{pkg("a", "1", "Depends: v (>= 1)"), pkg("p", "4", "Provides: v (= 1.5)")}},
+		{name: "versioned provides too old", pkgs: []string{pkg("a", "1", "Depends: v (>= 2)"), pkg("p", "4", "Provides: v (= 1.5)")},
+			want: []string{"depends on v (>= 2)"}},
 		{name: "arch qualifier", pkgs: []string{pkg("a", "1", "Depends: python3:any (>= 3.9), libc6:native"), pkg("python3", "3.11"), pkg("libc6", "2.36")}},
 		{name: "continuation line", pkgs: []string{pkg("a", "1", "Depends: b,\n c"), pkg("b", "1")}, want: []string{"depends on c"}},
 		{name: "config-files only does not satisfy",
