@@ -50,8 +50,10 @@ type edit struct {
 	text    string
 	// members, when non-nil, is all the layers did: add these members.
 	members []string
-	// isNew: absent from the first layer's lower (the layer added it).
-	isNew bool
+	// addedBy is the first layer that added the key (it was absent from
+	// that layer's lower), "" when every layer changed an entry its lower
+	// had: an entry any layer added is whole in that layer's diff.
+	addedBy string
 	// conflicted: already reported; later layers are not compared again.
 	conflicted bool
 }
@@ -126,7 +128,10 @@ func mergeKeyed(path string, base []byte, touched []Change, f keyedFormat) (*key
 			if had && lt == e.text {
 				continue
 			}
-			ed := &edit{key: e.key, layers: []string{d.Layer}, text: e.text, isNew: !had}
+			ed := &edit{key: e.key, layers: []string{d.Layer}, text: e.text}
+			if !had {
+				ed.addedBy = d.Layer
+			}
 			if had && f.added != nil {
 				if ms, ok := f.added(lt, e.text); ok {
 					ed.members = ms
@@ -175,7 +180,9 @@ func (m *keyedMerge) combine(path string, f keyedFormat, n *edit) {
 		// Equivalent but not equal (a shadow entry's change date): keep
 		// the greater so the diffs' order does not matter.
 		e.text = max(e.text, n.text)
-		e.isNew = e.isNew && n.isNew
+		if e.addedBy == "" {
+			e.addedBy = n.addedBy
+		}
 	default:
 		m.conflicts = append(m.conflicts, Finding{Kind: Conflict, Path: path, Entry: n.key,
 			Layers: []string{e.layers[0], n.layers[0]},

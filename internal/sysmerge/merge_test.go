@@ -144,6 +144,25 @@ func TestMergeStatusUpgradeWithoutBase(t *testing.T) {
 	}
 }
 
+// A package one layer upgraded and another installed whole at the same
+// version is in the image with all its files: nothing to report, whichever
+// layer comes first.
+func TestMergeStatusUpgradedAndInstalled(t *testing.T) {
+	old, cur := st("libssl3", "3.0.11-1"), st("libssl3", "3.0.13-1")
+	base := status(st("libc6", "2.36"))
+	upgraded := ch("up", status(old), status(cur))
+	installed := ch("fresh", status(), status(cur))
+	for _, order := range [][]Change{{upgraded, installed}, {installed, upgraded}} {
+		res, err := Merge("/var/lib/dpkg/status", base, order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Findings) != 0 || !strings.Contains(string(res.Data), "Version: 3.0.13-1") {
+			t.Errorf("layers %s, %s: findings %+v\n%s\nwant libssl3 3.0.13-1 and nothing reported", order[0].Layer, order[1].Layer, res.Findings, res.Data)
+		}
+	}
+}
+
 // A layer that removes what a package of the runtime base depends on (one no
 // layer changed) leaves a dependency finding for that package.
 func TestMergeStatusBaseDependencyRemoved(t *testing.T) {
@@ -195,6 +214,14 @@ func TestMergePasswd(t *testing.T) {
 		{name: "name of the runtime base", path: "/etc/passwd", base: root + "\napp:x:500:500::/:/bin/false\n",
 			diffs:    []Change{ch("a", []byte(dev), []byte(dev+"app:x:999:999::/srv:/bin/sh\n"))},
 			conflict: true, errs: []string{"user app added by layer a", "differs from the runtime base's"}},
+		// One layer adds the user, another had it and changed it to the
+		// same line: still an addition the runtime base contradicts, said
+		// of the layer that added it.
+		{name: "name of the runtime base, added by the second layer", path: "/etc/passwd", base: root + "\napp:x:500:500::/:/bin/false\n",
+			diffs: []Change{
+				ch("a", []byte(dev+"app:x:400:400::/:/bin/false\n"), []byte(dev+"app:x:999:999::/srv:/bin/sh\n")),
+				ch("b", []byte(dev), []byte(dev+"app:x:999:999::/srv:/bin/sh\n"))},
+			conflict: true, errs: []string{"user app added by layer b", "differs from the runtime base's"}},
 		{name: "removed user", path: "/etc/passwd", base: root + "\nold:x:5:5::/:/bin/false\n",
 			diffs: []Change{ch("a", []byte(root+"\nold:x:5:5::/:/bin/false\n"), []byte(root+"\n"))},
 			want:  root + "\n"},

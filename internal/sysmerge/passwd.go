@@ -132,13 +132,13 @@ func (m *keyedMerge) checkClaims(path string, f keyedFormat, base []entry) {
 	for _, k := range m.order {
 		e := m.edits[k]
 		bt, inBase := baseText[k]
-		if e.conflicted || e.removed || e.members != nil || !e.isNew || !inBase || f.same(bt, e.text) {
+		if e.conflicted || e.removed || e.members != nil || e.addedBy == "" || !inBase || f.same(bt, e.text) {
 			continue
 		}
 		m.conflicts = append(m.conflicts, Finding{Kind: Conflict, Path: path, Entry: k,
-			Layers: []string{e.layers[0], RuntimeBase},
+			Layers: []string{e.addedBy, RuntimeBase},
 			Msg: fmt.Sprintf("%s %s added by layer %s (%s) differs from the %s's (%s); make them agree or rename one",
-				f.what, k, e.layers[0], f.text(e.text), RuntimeBase, f.text(bt))})
+				f.what, k, e.addedBy, f.text(e.text), RuntimeBase, f.text(bt))})
 	}
 	if f.idField < 0 {
 		return

@@ -127,7 +127,7 @@ func mergeStatus(path string, base []byte, touched []Change) (Result, error) {
 	// A diff carries only the files an upgrade changed: without the package
 	// in the runtime base, the rest of its files are missing.
 	for _, k := range m.order {
-		if e := m.edits[k]; !e.removed && !e.isNew && !m.inBase[k] {
+		if e := m.edits[k]; !e.removed && e.addedBy == "" && !m.inBase[k] {
 			res.Findings = append(res.Findings, Finding{Kind: Dependency, Path: path, Layers: slices.Clone(e.layers), Entry: k,
 				Msg: fmt.Sprintf("package %s was upgraded by layer %s, whose diff holds only the files the upgrade changed, and the %s lacks it: install it in the runtime base",
 					k, e.layers[0], RuntimeBase)})
